@@ -1,0 +1,51 @@
+# newsflow — the two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
+
+.PHONY: setup demo test test-fast airflow celery-check bench bench-dedup lock clean db-stop
+
+setup: $(STAMP)
+
+# Pinned install from requirements.lock (our own lock: Airflow's constraint files are
+# not reachable from every network). uv does the install; pip only bootstraps uv.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(BIN)/newsflow demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not airflow and not slow"
+
+airflow: setup
+	$(BIN)/python -m newsflow_airflow.standalone
+
+celery-check: setup
+	$(BIN)/python -m pytest tests/test_celery.py -v
+
+bench: setup
+	$(BIN)/python bench/pipeline_bench.py
+
+bench-dedup: setup
+	$(BIN)/python bench/dedup_eval.py
+	$(BIN)/python bench/dedup_speed.py
+
+# Re-resolve the lock after changing dependencies in pyproject.toml.
+lock: setup
+	$(BIN)/uv pip compile -q --python $(BIN)/python pyproject.toml --extra airflow --extra test -o requirements.lock
+
+db-stop:
+	-$(BIN)/newsflow db stop
+
+clean: db-stop
+	rm -rf $(VENV) .newsflow airflow_home

@@ -1,0 +1,290 @@
+"""The `newsflow` command: the pipeline in-process, without Airflow.
+
+    newsflow db upgrade                 apply migrations (idempotent)
+    newsflow run --feeds FEEDS.yaml     sync feeds, poll all, ingest all pending, summary
+    newsflow demo                       serve the sample world on loopback and run a pass
+    newsflow feeds status|sync|enable|disable
+    newsflow poll / newsflow ingest     one stage at a time
+    newsflow requeue                    re-ingest an entry, a URL or a date range
+    newsflow dedup rebuild [--since D]  re-cluster stories
+    newsflow maintenance                health report, retention, ANALYZE
+    newsflow config                     every setting, its env var and value
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from . import db
+from .config import Settings, describe
+from .registry import FeedsFileError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, via pgserver
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pgserver", "httpx", "trafilatura", "htmldate", "courlan"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings) or 0
+    except (FeedsFileError, db.DatabaseError, ValueError) as exc:
+        print(f"newsflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("newsflow: interrupted; pending work stays queued", file=sys.stderr)
+        return 130
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _url(settings: Settings) -> str:
+    url = db.resolve_url(settings)
+    db.upgrade(url)
+    return url
+
+
+# --- commands ---------------------------------------------------------------------------
+
+def cmd_db(args, settings: Settings) -> int:
+    if args.action == "upgrade":
+        url = db.resolve_url(settings)
+        applied = db.upgrade(url)
+        print(f"database {db.redact(url)}: " +
+              (f"applied {', '.join(applied)}" if applied else "up to date") +
+              f" (schema version {db.current_version(url)})")
+    elif args.action == "url":
+        print(db.resolve_url(settings))
+    elif args.action == "stop":
+        stopped = db.stop_embedded(settings.data_dir)
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    return 0
+
+
+def cmd_run(args, settings: Settings) -> int:
+    from .pipeline import format_report, run_once
+
+    report = run_once(settings, args.feeds, force=not args.due_only, echo=_echo)
+    print(format_report(report))
+    return 0
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from .pipeline import format_report, run_once
+    from .sampleworld import SAMPLE_DIR, SampleServer
+
+    # The sample world is served on loopback; politeness toward our own test server is
+    # lifted explicitly (and said so), never by default.
+    settings = settings.replace(allow_private_networks=True, per_host_delay=0.0,
+                                per_host_concurrency=max(settings.per_host_concurrency, 4))
+    _echo("demo: serving the sample news world on loopback "
+          "(private networks allowed, per-host delay 0 for this server only)")
+    try:
+        server = SampleServer(port=settings.demo_port)
+    except OSError as exc:
+        raise ValueError(f"cannot serve the sample world on 127.0.0.1:{settings.demo_port} ({exc}); "
+                         "set NEWSFLOW_DEMO_PORT to a free port") from None
+    with server:
+        feeds_file = server.render_feeds_file(SAMPLE_DIR / "feeds.yaml",
+                                              Path(settings.data_dir) / "demo-feeds.yaml")
+        _echo(f"demo: sample world at {server.base}; feeds file {feeds_file}")
+        report = run_once(settings, feeds_file, force=True, echo=_echo)
+    print(format_report(report))
+    print("\nRun `make demo` again: nothing is duplicated (feeds answer 304, entries are known).")
+    return 0
+
+
+def cmd_feeds(args, settings: Settings) -> int:
+    from .pipeline import sync_feeds
+    from .registry import load_feeds_file
+    from .storage import feeds as feed_store
+
+    url = _url(settings)
+    if args.action == "sync":
+        result = sync_feeds(url, load_feeds_file(args.file))
+        print(f"{result['inserted']} feeds added, {result['updated']} updated")
+        return 0
+    if args.action in ("enable", "disable"):
+        with db.transaction(url) as conn:
+            n = feed_store.set_enabled(conn, args.feed, args.action == "enable")
+        print(f"{n} feed(s) {args.action}d" if n else f"no feed matches {args.feed!r}")
+        return 0 if n else 1
+    with db.connect(url) as conn:
+        rows = feed_store.status(conn)
+    if not rows:
+        print("no feeds; add some with `newsflow feeds sync FEEDS.yaml`")
+        return 0
+    print(f"{'id':>4} {'health':8} {'status':>6} {'errs':>4} {'entries':>7} {'pending':>7} "
+          f"{'next poll (UTC)':19}  publisher / url / last error")
+    for r in rows:
+        next_poll = r["next_poll_at"].strftime("%Y-%m-%d %H:%M:%S") if r["enabled"] else "-"
+        print(f"{r['id']:>4} {r['health']:8} {r['last_status'] or '-':>6} {r['consecutive_errors']:>4} "
+              f"{r['entries']:>7} {r['pending']:>7} {next_poll:19}  {r['publisher']}  {r['url']}")
+        reason = r["disabled_reason"] or r["last_error"]
+        if reason:
+            print(f"{'':>62}  ! {reason}")
+    return 0
+
+
+def cmd_poll(args, settings: Settings) -> int:
+    from .poll import poll_feeds, select_feeds
+
+    url = _url(settings)
+    with db.connect(url) as conn:
+        feeds = select_feeds(conn, feed_ids=args.feed, force=args.all)
+    outcomes = poll_feeds(url, settings, feeds)
+    for o in outcomes:
+        print(f"[{o.status or '---'}] {o.url}: " +
+              (f"error: {o.error}" if o.error else f"{o.new_entries} new"))
+    print(f"{len(outcomes)} feeds polled, {sum(o.new_entries for o in outcomes)} new entries")
+    return 0
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    from .ingest import ingest_pending
+
+    url = _url(settings)
+    result = ingest_pending(url, settings, max_batches=args.max_batches,
+                            progress=lambda b: _echo(f"batch: {b.claimed} claimed, {b.loaded} loaded"))
+    print(f"{result.claimed} entries processed: {result.loaded} new articles, "
+          f"{result.exact_duplicates} exact duplicates, {result.fallbacks} from feed text, "
+          f"{result.retry} to retry, {result.failed} failed")
+    return 0
+
+
+def cmd_requeue(args, settings: Settings) -> int:
+    from .storage import entries as entry_store
+
+    url = _url(settings)
+    with db.transaction(url) as conn:
+        n = entry_store.requeue(conn, entry_ids=args.entry or [], url=args.url, since=args.since,
+                                until=args.until, include_loaded=args.include_loaded)
+    print(f"{n} entries queued again")
+    return 0
+
+
+def cmd_dedup(args, settings: Settings) -> int:
+    from .recluster import rebuild
+
+    url = _url(settings)
+    result = rebuild(url, settings, since=args.since,
+                     progress=lambda i, n: _echo(f"  re-clustered {i}/{n} articles"))
+    print(f"{result['articles']} articles re-clustered into {result['stories']} stories "
+          f"({result['old_stories_removed']} old stories removed)")
+    return 0
+
+
+def cmd_maintenance(args, settings: Settings) -> int:
+    from .maintenance import analyze, health_report, retention
+
+    url = _url(settings)
+    report = health_report(url)
+    for health in ("failing", "stale", "disabled"):
+        for row in report.get(health, []):
+            print(f"{health:8} feed {row['id']} {row['url']}: "
+                  f"{row['disabled_reason'] or row['last_error'] or 'no new entries for 7 days'}")
+    print(", ".join(f"{len(v)} {k}" for k, v in sorted(report.items())) or "no feeds")
+    print("retention:", retention(url, settings))
+    print("analyzed:", len(analyze(url)), "tables")
+    return 0
+
+
+def cmd_config(args, settings: Settings) -> int:
+    for env, kind, default in describe():
+        value = getattr(settings, env.removeprefix("NEWSFLOW_").lower())
+        shown = "***" if "url" in env.lower() and "://" in str(value) and "@" in str(value) else value
+        marker = "" if value == default else "   (set)"
+        print(f"{env:36} {kind:6} {shown!r}{marker}")
+    return 0
+
+
+def _date(value: str) -> datetime:
+    from .normalize import to_utc
+
+    parsed = to_utc(value)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"not a date: {value!r}")
+    return parsed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="newsflow", description="News ingestion into PostgreSQL.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    s = sub.add_parser("db", help="database: upgrade (migrations), url, stop (embedded server)")
+    s.add_argument("action", choices=["upgrade", "url", "stop"])
+    s.set_defaults(func=cmd_db)
+
+    s = sub.add_parser("run", help="one full pass: sync feeds, poll, ingest, summary")
+    s.add_argument("--feeds", required=True, help="FEEDS.yaml")
+    s.add_argument("--due-only", action="store_true", help="poll only feeds that are due")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="run a pass over the bundled sample news world")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("feeds", help="feeds: status (default), sync FILE, enable/disable ID|URL")
+    s.add_argument("action", nargs="?", default="status", choices=["status", "sync", "enable", "disable"])
+    s.add_argument("target", nargs="?", help="FEEDS.yaml for sync; feed id or URL for enable/disable")
+    s.set_defaults(func=lambda a, st: cmd_feeds(_feeds_args(a, s), st))
+
+    s = sub.add_parser("poll", help="poll due feeds (or --feed ID ..., or --all)")
+    s.add_argument("--feed", type=int, action="append", help="feed id (repeatable)")
+    s.add_argument("--all", action="store_true", help="every enabled feed, due or not")
+    s.set_defaults(func=cmd_poll)
+
+    s = sub.add_parser("ingest", help="fetch, extract, dedup and load pending entries")
+    s.add_argument("--max-batches", type=int)
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("requeue", help="queue entries again: --entry ID, --url URL, --since/--until")
+    s.add_argument("--entry", type=int, action="append")
+    s.add_argument("--url")
+    s.add_argument("--since", type=_date)
+    s.add_argument("--until", type=_date)
+    s.add_argument("--include-loaded", action="store_true", help="also entries already loaded")
+    s.set_defaults(func=cmd_requeue)
+
+    s = sub.add_parser("dedup", help="dedup rebuild [--since DATE]: re-cluster stories")
+    s.add_argument("action", choices=["rebuild"])
+    s.add_argument("--since", type=_date)
+    s.set_defaults(func=cmd_dedup)
+
+    s = sub.add_parser("maintenance", help="feed health report, retention, ANALYZE")
+    s.set_defaults(func=cmd_maintenance)
+
+    s = sub.add_parser("config", help="list settings (NEWSFLOW_* env vars) and values")
+    s.set_defaults(func=cmd_config)
+    return p
+
+
+def _feeds_args(args, parser):
+    if args.action == "sync":
+        if not args.target:
+            parser.error("feeds sync needs a FEEDS.yaml path")
+        args.file = args.target
+    elif args.action in ("enable", "disable"):
+        if not args.target:
+            parser.error(f"feeds {args.action} needs a feed id or URL")
+        args.feed = args.target
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())

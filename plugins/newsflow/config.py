@@ -1,0 +1,133 @@
+"""Settings: every limit of the pipeline in one place.
+
+Each field is read from an environment variable ``NEWSFLOW_<FIELD NAME IN CAPS>``
+(for example ``NEWSFLOW_FETCH_TIMEOUT=20``).  Airflow users set the same names as
+environment variables of the workers, or as Airflow Variables with the same name
+(see ``dags/newsflow_common.py``).  Defaults are the production-safe ones: benchmarks
+may lift politeness explicitly, production never does so silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+ENV_PREFIX = "NEWSFLOW_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- database -------------------------------------------------------------
+    database_url: str = ""  # libpq URL; empty = embedded PostgreSQL under data_dir
+    data_dir: str = ".newsflow"  # embedded PostgreSQL data and other local state
+
+    # --- HTTP (feeds and pages) ------------------------------------------------
+    user_agent: str = "newsflow/0.1 (+{contact_url})"
+    contact_url: str = "https://github.com/newsflow/newsflow"
+    connect_timeout: float = 10.0  # seconds to establish a TCP/TLS connection
+    read_timeout: float = 20.0  # seconds between two received chunks
+    total_timeout: float = 60.0  # seconds for one whole response (slowloris guard)
+    max_feed_bytes: int = 10 * 1024 * 1024  # decoded size cap for a feed document
+    max_page_bytes: int = 5 * 1024 * 1024  # decoded size cap for an article page
+    max_redirects: int = 5
+    allow_private_networks: bool = False  # loopback/private targets refused unless set
+
+    # --- polling ---------------------------------------------------------------
+    poll_concurrency: int = 8  # feeds polled at once
+    default_poll_interval: int = 900  # seconds, when a feed does not say
+    min_poll_interval: int = 300  # never poll one feed more often than this
+    max_poll_interval: int = 86400  # adaptive interval ceiling
+    full_fetch_interval: int = 12 * 3600  # unconditional GET at least this often
+    max_feed_errors: int = 10  # consecutive failures before a feed is disabled
+    error_backoff_base: int = 300  # seconds; doubled per consecutive error
+    retry_after_cap: int = 24 * 3600  # cap on a server's Retry-After
+
+    # --- article fetching --------------------------------------------------------
+    fetch_concurrency: int = 8  # article fetches in flight overall
+    per_host_concurrency: int = 2  # article fetches in flight per host
+    per_host_delay: float = 1.0  # seconds between two requests to one host
+    obey_robots: bool = True
+    max_attempts: int = 5  # article fetch attempts before an entry is marked failed
+    retry_backoff_base: int = 300  # seconds; doubled per failed attempt
+    batch_size: int = 32  # entries claimed per batch
+
+    # --- extraction ----------------------------------------------------------------
+    extract_workers: int = 0  # process pool size; 0 = number of CPU cores
+    extract_timeout: float = 30.0  # seconds per page before the worker is killed
+    max_extract_bytes: int = 2 * 1024 * 1024  # HTML larger than this is truncated
+    min_body_chars: int = 200  # shorter extracted text counts as "no text"
+
+    # --- dedup ---------------------------------------------------------------------
+    dedup_window_days: int = 7
+    dedup_shingle_size: int = 5
+    dedup_num_perm: int = 128
+    dedup_bands: int = 42
+    dedup_rows: int = 3
+    dedup_containment: float = 0.5  # same story when containment >= this ...
+    dedup_jaccard: float = 0.3  # ... or Jaccard >= this
+    dedup_min_shingles: int = 20  # texts shorter than this only match exactly
+
+    # --- demo ------------------------------------------------------------------------
+    demo_port: int = 8765  # loopback port of the sample world (fixed: feed URLs must not change)
+
+    # --- maintenance -------------------------------------------------------------
+    retention_days: int = 90  # raw data (fetch log, failed entries) kept this long
+
+    @classmethod
+    def from_env(cls, overrides: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> "Settings":
+        """Defaults, then ``NEWSFLOW_*`` environment variables, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f, raw)
+        for key, value in (overrides or {}).items():
+            f = _field(cls, key)
+            values[f.name] = _coerce(f, value) if isinstance(value, str) else value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def http_user_agent(self) -> str:
+        return self.user_agent.format(contact_url=self.contact_url)
+
+    def extract_pool_size(self) -> int:
+        return self.extract_workers or (os.cpu_count() or 1)
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    for f in fields(cls):
+        if f.name == name.lower().removeprefix(ENV_PREFIX.lower()):
+            return f
+    raise KeyError(f"unknown newsflow setting: {name}")
+
+
+def _coerce(f: dataclasses.Field, raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return raw
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind}") from None
+
+
+def describe() -> list[tuple[str, str, Any]]:
+    """(env var, type, default) for every setting; used by `newsflow config`."""
+    return [(ENV_PREFIX + f.name.upper(), str(f.type), f.default) for f in fields(Settings)]

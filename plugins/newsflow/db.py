@@ -1,0 +1,132 @@
+"""Database connections, the embedded PostgreSQL, and migrations.
+
+``NEWSFLOW_DATABASE_URL`` (a libpq URL) selects a server.  When it is unset the
+package starts an embedded PostgreSQL 16 (the ``pgserver`` wheel) whose data lives
+in ``<data_dir>/pgdata`` and which keeps running between commands, so the second
+command of a session connects in milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = Path(os.environ.get("NEWSFLOW_SQL_DIR", REPO_ROOT / "sql"))
+_MIGRATION_RE = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
+
+
+class DatabaseError(RuntimeError):
+    """A database could not be reached or set up; the message says what to do."""
+
+
+def embedded_url(data_dir: str | os.PathLike) -> str:
+    """Start (or reuse) the embedded server and return its URL."""
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - pgserver is a pinned dependency
+        raise DatabaseError(
+            "NEWSFLOW_DATABASE_URL is unset and the embedded PostgreSQL (pgserver) "
+            "is not installed; run `make demo` or set NEWSFLOW_DATABASE_URL") from exc
+    pgdata = Path(data_dir).resolve() / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: leave the server running when this process exits; the next
+    # command reuses it (`newsflow db stop` stops it).
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return server.get_uri()
+
+
+def stop_embedded(data_dir: str | os.PathLike) -> bool:
+    pgdata = Path(data_dir).resolve() / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    pgserver.get_server(pgdata, cleanup_mode="stop").cleanup()
+    return True
+
+
+def resolve_url(settings: Settings) -> str:
+    return settings.database_url or embedded_url(settings.data_dir)
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row,
+                               application_name="newsflow")
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[psycopg.Connection]:
+    """A connection in one transaction: committed on success, rolled back on error."""
+    with connect(url) as conn:
+        with conn.transaction():
+            yield conn
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+# --- migrations ---------------------------------------------------------------------
+
+def migration_files(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _MIGRATION_RE.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    versions = [v for v, _ in found]
+    if len(versions) != len(set(versions)):
+        raise DatabaseError(f"two migrations share a number in {sql_dir}")
+    return found
+
+
+def upgrade(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply the migrations not yet recorded; returns the names applied.
+
+    An advisory lock serialises concurrent upgrades (several workers starting at once).
+    """
+    applied: list[str] = []
+    with connect(url) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsflow.migrations'))")
+            conn.execute("CREATE SCHEMA IF NOT EXISTS news")
+            conn.execute("""
+                CREATE TABLE IF NOT EXISTS news.schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())""")
+            done = {r["version"] for r in conn.execute("SELECT version FROM news.schema_migrations")}
+            for version, path in migration_files(sql_dir):
+                if version in done:
+                    continue
+                log.info("applying migration %s", path.name)
+                conn.execute(path.read_text())
+                conn.execute("INSERT INTO news.schema_migrations (version, name) VALUES (%s, %s)",
+                             (version, path.name))
+                applied.append(path.name)
+    return applied
+
+
+def current_version(url: str) -> int | None:
+    with connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('news.schema_migrations') AS t").fetchone()
+        if row["t"] is None:
+            return None
+        row = conn.execute("SELECT max(version) AS v FROM news.schema_migrations").fetchone()
+        return row["v"]

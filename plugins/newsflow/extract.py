@@ -1,0 +1,84 @@
+"""Extraction: article HTML → main text and metadata, with trafilatura.
+
+Pages run in a process pool (pebble) so extraction uses every core and a page that
+makes lxml spin or crash costs one worker, not the batch: each page has a time limit
+after which its worker is killed and replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Iterable
+
+from .config import Settings
+from .models import Extracted
+
+log = logging.getLogger(__name__)
+
+_HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.I)
+
+
+def extract_page(html: bytes, url: str, max_bytes: int) -> Extracted:
+    """Run trafilatura on one page. Pure function: safe to call in a worker process."""
+    import trafilatura  # heavy import, paid once per worker
+
+    if len(html) > max_bytes:
+        html = html[:max_bytes]  # bounded input: lxml time grows with document size
+    try:
+        doc = trafilatura.bare_extraction(
+            html, url=url, with_metadata=True, include_comments=False,
+            include_tables=False, favor_precision=False, deduplicate=False,
+            date_extraction_params={"extensive_search": True, "original_date": True,
+                                    "outputformat": "%Y-%m-%dT%H:%M:%S%z"})
+    except Exception as exc:  # trafilatura/lxml on hostile markup: record, never raise
+        return Extracted(error=f"extraction failed: {type(exc).__name__}: {exc}")
+    language = None
+    match = _HTML_LANG.search(html[:4096])
+    if match:
+        language = match.group(1).decode("ascii").lower()
+    if doc is None:
+        return Extracted(error="no main text found", language=language)
+    return Extracted(
+        text=doc.text, title=doc.title, author=doc.author, date=doc.date,
+        site_name=doc.sitename, language=doc.language or language,
+        canonical_url=doc.url, image=doc.image,
+    )
+
+
+class Extractor:
+    """A pool of extraction workers; use as a context manager."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._pool = None
+
+    def __enter__(self) -> "Extractor":
+        from pebble import ProcessPool
+
+        # max_tasks recycles workers now and then: lxml's caches only grow.
+        self._pool = ProcessPool(max_workers=self.settings.extract_pool_size(), max_tasks=2000)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.stop() if exc[0] else self._pool.close()
+            self._pool.join()
+
+    def extract_many(self, pages: Iterable[tuple[bytes, str]]) -> list[Extracted]:
+        """Extract pages in parallel; results in input order, failures as Extracted.error."""
+        assert self._pool is not None, "use Extractor as a context manager"
+        futures = [self._pool.schedule(extract_page, args=(html, url, self.settings.max_extract_bytes),
+                                       timeout=self.settings.extract_timeout)
+                   for html, url in pages]
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except FutureTimeout:
+                results.append(Extracted(error=f"extraction exceeded {self.settings.extract_timeout:.0f}s; "
+                                               "worker killed"))
+            except Exception as exc:  # ProcessExpired (worker crashed) and friends
+                results.append(Extracted(error=f"extraction worker failed: {type(exc).__name__}: {exc}"))
+        return results

@@ -1,0 +1,289 @@
+"""Safe HTTP GET for URLs that strangers put into feeds.
+
+One function, :meth:`SafeClient.get`, used for feeds and article pages alike:
+
+* only http/https; redirects followed by hand so every hop is checked and a
+  permanent redirect (301/308) can be told apart from a temporary one;
+* the address guard runs inside the connection layer, *after* DNS resolution and on
+  every hop, and the socket connects to the very address that was checked (no DNS
+  rebinding window);
+* bodies are streamed and decompressed by us with a bounded output size, so a gzip
+  bomb or an endless chunked body stops at the cap; a total deadline stops servers
+  that trickle bytes (httpx's timeouts are per read, not per response).
+
+Nothing here raises for a bad server: every outcome is a :class:`FetchResult`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import socket
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from .config import Settings
+
+REDIRECT_CODES = {301, 302, 303, 307, 308}
+PERMANENT_REDIRECTS = {301, 308}
+
+
+class BlockedAddress(httpcore.ConnectError):
+    """The target resolved to an address we refuse to connect to."""
+
+
+def address_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        # ::ffff:127.0.0.1 and friends are IPv4 addresses in disguise
+        if ip.ipv4_mapped is not None:
+            return address_is_public(ip.ipv4_mapped)
+        if ip.sixtofour is not None and not address_is_public(ip.sixtofour):
+            return False
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                or ip.is_reserved or ip.is_unspecified or not ip.is_global)
+
+
+# Resolver hook: tests point host names at 127.0.0.x without touching /etc/hosts.
+Resolver = Callable[[str, int], list[str]]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """Resolves, checks every address, then connects to a checked address."""
+
+    def __init__(self, allow_private: bool, resolver: Resolver = system_resolver):
+        self.allow_private = allow_private
+        self.resolver = resolver
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            addresses = self.resolver(host, port)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"DNS lookup failed for {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"DNS lookup for {host} returned no address")
+        last_error: Exception | None = None
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if not self.allow_private and not address_is_public(ip):
+                last_error = BlockedAddress(
+                    f"refused: {host} resolves to non-public address {ip} "
+                    "(set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1 to allow)")
+                continue
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+
+@dataclass
+class FetchResult:
+    url: str                                  # the URL asked for
+    final_url: str                            # after redirects
+    status: int | None = None                 # None: no HTTP response at all
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None                  # set when the fetch did not succeed
+    error_kind: str | None = None             # timeout, too_large, blocked, redirect, network, http, ...
+    permanent_redirect: str | None = None     # new URL when every hop was 301/308
+    elapsed: float = 0.0
+    retry_after: float | None = None          # seconds, from a 429/503
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class FetchAborted(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class SafeClient:
+    def __init__(self, settings: Settings, resolver: Resolver = system_resolver,
+                 max_connections: int = 32):
+        self.settings = settings
+        transport = httpx.HTTPTransport(
+            trust_env=False,  # a proxy would bypass the address guard
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+        )
+        # httpx does not expose httpcore's network backend; the pool owns it.
+        transport._pool._network_backend = GuardedBackend(settings.allow_private_networks, resolver)
+        self._client = httpx.Client(
+            transport=transport,
+            follow_redirects=False,
+            timeout=httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
+                                  write=settings.read_timeout, pool=settings.total_timeout),
+            headers={"User-Agent": settings.http_user_agent,
+                     "Accept-Encoding": "gzip, deflate"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "SafeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get(self, url: str, *, max_bytes: int, headers: Mapping[str, str] | None = None,
+            accept: str | None = None) -> FetchResult:
+        started = time.monotonic()
+        deadline = started + self.settings.total_timeout
+        result = FetchResult(url=url, final_url=url)
+        request_headers = dict(headers or {})
+        if accept:
+            request_headers["Accept"] = accept
+        current = url
+        seen: set[str] = set()
+        all_permanent = True
+        try:
+            for _hop in range(self.settings.max_redirects + 1):
+                check_scheme(current)
+                if current in seen:
+                    raise FetchAborted("redirect", f"redirect loop at {current}")
+                seen.add(current)
+                status, resp_headers, body = self._one(current, request_headers, max_bytes, deadline)
+                result.status, result.headers, result.final_url = status, resp_headers, current
+                if status in REDIRECT_CODES and "location" in resp_headers:
+                    all_permanent = all_permanent and status in PERMANENT_REDIRECTS
+                    current = urljoin(current, resp_headers["location"].strip())
+                    continue
+                result.body = body
+                if all_permanent and current != url:
+                    result.permanent_redirect = current
+                if status in (429, 503):
+                    result.retry_after = parse_retry_after(resp_headers.get("retry-after"))
+                if status >= 400:
+                    result.error_kind = "http"
+                    result.error = f"HTTP {status}"
+                return result
+            raise FetchAborted("redirect", f"more than {self.settings.max_redirects} redirects")
+        except FetchAborted as exc:
+            result.error_kind, result.error = exc.kind, str(exc)
+        except BlockedAddress as exc:
+            result.error_kind, result.error = "blocked", str(exc)
+        except httpx.TimeoutException as exc:
+            result.error_kind, result.error = "timeout", f"timeout: {exc or type(exc).__name__}"
+        except httpx.ConnectError as exc:
+            kind = "blocked" if "refused: " in str(exc) else "network"
+            result.error_kind, result.error = kind, f"connect failed: {exc}"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            result.error_kind, result.error = "network", f"{type(exc).__name__}: {exc}"
+        finally:
+            result.elapsed = time.monotonic() - started
+        result.body = b""
+        return result
+
+    def _one(self, url: str, headers: Mapping[str, str], max_bytes: int,
+             deadline: float) -> tuple[int, dict[str, str], bytes]:
+        with self._client.stream("GET", url, headers=headers) as response:
+            resp_headers = {k.lower(): v for k, v in response.headers.items()}
+            if response.status_code in REDIRECT_CODES or response.status_code == 304:
+                return response.status_code, resp_headers, b""
+            declared = resp_headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes * 4:
+                # compressed bodies may legitimately be smaller than decoded; 4x slack
+                raise FetchAborted("too_large", f"Content-Length {declared} exceeds cap {max_bytes}")
+            decoder = _Decoder(resp_headers.get("content-encoding", ""), max_bytes)
+            for chunk in response.iter_raw():
+                decoder.feed(chunk)
+                if time.monotonic() > deadline:
+                    raise FetchAborted("timeout", f"response not complete after "
+                                                  f"{self.settings.total_timeout:.0f}s (trickling server)")
+            return response.status_code, resp_headers, decoder.finish()
+
+
+class _Decoder:
+    """gzip/deflate decoding with a hard cap on the decoded size."""
+
+    def __init__(self, encoding: str, max_bytes: int):
+        encoding = encoding.strip().lower()
+        self.max_bytes = max_bytes
+        self.parts: list[bytes] = []
+        self.size = 0
+        if encoding in ("gzip", "x-gzip"):
+            self.zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self.zlib = zlib.decompressobj()  # zlib-wrapped; raw deflate retried below
+            self._deflate = True
+        elif encoding in ("", "identity"):
+            self.zlib = None
+        else:
+            raise FetchAborted("encoding", f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, data: bytes) -> None:
+        if self.zlib is None:
+            self._add(data)
+            return
+        try:
+            while data:
+                room = self.max_bytes - self.size + 1
+                out = self.zlib.decompress(data, room)
+                self._add(out)
+                data = self.zlib.unconsumed_tail
+        except zlib.error as exc:
+            if getattr(self, "_deflate", False) and self.size == 0:
+                self.zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._deflate = False
+                self.feed(data)
+                return
+            raise FetchAborted("encoding", f"corrupt compressed body: {exc}") from exc
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise FetchAborted("too_large", f"body exceeds cap of {self.max_bytes} bytes")
+        if data:
+            self.parts.append(data)
+
+    def finish(self) -> bytes:
+        if self.zlib is not None:
+            self._add(self.zlib.flush())
+        return b"".join(self.parts)
+
+
+def check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchAborted("scheme", f"refused scheme {scheme or '(none)'!r}: only http and https")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

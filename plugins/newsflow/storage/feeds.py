@@ -1,0 +1,141 @@
+"""SQL for news.feeds: registry sync, due feeds, polling state, health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import psycopg
+
+from ..models import Feed, FeedSpec
+
+_FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_interval,
+                   effective_interval, consecutive_errors, last_full_fetch_at, guid_mode"""
+
+
+def sync(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> dict[str, int]:
+    """Insert new feeds and update declared fields of known ones (matched by URL).
+
+    Polling state is left alone, and feeds missing from the file are not deleted
+    (their entries and articles stay): they are only reported.
+    """
+    inserted = updated = 0
+    for spec in specs:
+        row = conn.execute("""
+            INSERT INTO news.feeds (url, publisher, name, enabled, poll_interval, tags, language)
+            VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (url) DO UPDATE SET
+                publisher = EXCLUDED.publisher, name = EXCLUDED.name,
+                poll_interval = EXCLUDED.poll_interval, tags = EXCLUDED.tags,
+                language = EXCLUDED.language,
+                -- a feed disabled by the file is disabled; one disabled for errors stays so
+                enabled = CASE WHEN NOT EXCLUDED.enabled THEN false ELSE news.feeds.enabled END,
+                updated_at = now()
+            RETURNING (xmax = 0) AS inserted""",
+            (spec.url, spec.publisher, spec.name, spec.enabled, spec.poll_interval,
+             list(spec.tags), spec.language)).fetchone()
+        if row["inserted"]:
+            inserted += 1
+        else:
+            updated += 1
+    return {"inserted": inserted, "updated": updated}
+
+
+def _feed(row: dict) -> Feed:
+    return Feed(**{k: row[k] for k in Feed.__dataclass_fields__})
+
+
+def due(conn: psycopg.Connection, limit: int = 1000, now: datetime | None = None) -> list[Feed]:
+    rows = conn.execute(f"""
+        SELECT {_FEED_COLUMNS} FROM news.feeds
+        WHERE enabled AND next_poll_at <= coalesce(%s, now())
+        ORDER BY next_poll_at, id LIMIT %s""", (now, limit)).fetchall()
+    return [_feed(r) for r in rows]
+
+
+def by_ids(conn: psycopg.Connection, ids: Sequence[int]) -> list[Feed]:
+    rows = conn.execute(f"SELECT {_FEED_COLUMNS} FROM news.feeds WHERE id = ANY(%s) ORDER BY id",
+                        (list(ids),)).fetchall()
+    return [_feed(r) for r in rows]
+
+
+def enabled(conn: psycopg.Connection) -> list[Feed]:
+    rows = conn.execute(f"SELECT {_FEED_COLUMNS} FROM news.feeds WHERE enabled ORDER BY id").fetchall()
+    return [_feed(r) for r in rows]
+
+
+def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag: str | None,
+                   last_modified: str | None, body_hash: str | None, full_fetch: bool,
+                   interval: int, guid_mode: str | None = None, warning: str | None = None) -> None:
+    conn.execute("""
+        UPDATE news.feeds SET
+            etag = coalesce(%(etag)s, etag), last_modified = coalesce(%(lm)s, last_modified),
+            body_hash = coalesce(%(hash)s, body_hash), last_status = %(status)s,
+            last_polled_at = now(),
+            last_full_fetch_at = CASE WHEN %(full)s THEN now() ELSE last_full_fetch_at END,
+            effective_interval = %(interval)s,
+            next_poll_at = now() + make_interval(secs => %(interval)s),
+            consecutive_errors = 0, last_error = %(warning)s,
+            guid_mode = coalesce(%(mode)s, guid_mode), updated_at = now()
+        WHERE id = %(id)s""",
+        {"etag": etag, "lm": last_modified, "hash": body_hash, "status": status,
+         "full": full_fetch, "interval": interval, "mode": guid_mode, "warning": warning,
+         "id": feed_id})
+
+
+def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None, error: str,
+                   retry_in: float, disable_reason: str | None) -> None:
+    conn.execute("""
+        UPDATE news.feeds SET
+            last_status = %(status)s, last_polled_at = now(),
+            consecutive_errors = consecutive_errors + 1, last_error = %(error)s,
+            next_poll_at = now() + make_interval(secs => %(retry)s),
+            enabled = CASE WHEN %(disable)s::text IS NULL THEN enabled ELSE false END,
+            disabled_reason = coalesce(%(disable)s, disabled_reason), updated_at = now()
+        WHERE id = %(id)s""",
+        {"status": status, "error": error[:2000], "retry": retry_in, "disable": disable_reason,
+         "id": feed_id})
+
+
+def move(conn: psycopg.Connection, feed_id: int, new_url: str) -> bool:
+    """Follow a permanent redirect; refused when another feed already has that URL."""
+    row = conn.execute("""
+        UPDATE news.feeds SET url = %s, updated_at = now()
+        WHERE id = %s AND NOT EXISTS (SELECT 1 FROM news.feeds WHERE url = %s)
+        RETURNING id""", (new_url, feed_id, new_url)).fetchone()
+    return row is not None
+
+
+def set_enabled(conn: psycopg.Connection, feed_ref: str, enabled: bool) -> int:
+    """Enable/disable by id or URL; enabling clears the error state and polls soon."""
+    key = int(feed_ref) if feed_ref.isdigit() else None
+    rows = conn.execute("""
+        UPDATE news.feeds SET enabled = %(on)s,
+            disabled_reason = CASE WHEN %(on)s THEN NULL ELSE 'disabled by operator' END,
+            consecutive_errors = CASE WHEN %(on)s THEN 0 ELSE consecutive_errors END,
+            next_poll_at = CASE WHEN %(on)s THEN now() ELSE next_poll_at END,
+            updated_at = now()
+        WHERE id = %(id)s OR url = %(url)s RETURNING id""",
+        {"on": enabled, "id": key, "url": feed_ref}).fetchall()
+    return len(rows)
+
+
+def status(conn: psycopg.Connection) -> list[dict]:
+    """One row per feed: health, last error, next poll, entry counts."""
+    return conn.execute("""
+        SELECT f.id, f.publisher, f.name, f.url, f.enabled, f.disabled_reason, f.last_status,
+               f.consecutive_errors, f.last_error, f.last_polled_at, f.next_poll_at,
+               f.effective_interval, f.guid_mode,
+               count(e.id) AS entries,
+               count(e.id) FILTER (WHERE e.status = 'pending') AS pending,
+               count(e.id) FILTER (WHERE e.status = 'failed') AS failed,
+               max(e.first_seen_at) AS last_new_entry_at,
+               CASE WHEN NOT f.enabled THEN 'disabled'
+                    WHEN f.consecutive_errors > 0 THEN 'failing'
+                    WHEN f.last_polled_at IS NULL THEN 'new'
+                    WHEN max(e.first_seen_at) < now() - interval '7 days'
+                         OR (max(e.first_seen_at) IS NULL AND f.created_at < now() - interval '7 days')
+                         THEN 'stale'
+                    ELSE 'ok' END AS health
+        FROM news.feeds f LEFT JOIN news.entries e ON e.feed_id = f.id
+        GROUP BY f.id ORDER BY f.id""").fetchall()
