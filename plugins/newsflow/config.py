@@ -51,7 +51,8 @@ class Settings:
     obey_robots: bool = True
     max_attempts: int = 5  # article fetch attempts before an entry is marked failed
     retry_backoff_base: int = 300  # seconds; doubled per failed attempt
-    batch_size: int = 32  # entries claimed per batch
+    batch_size: int = 32  # entries claimed per batch (one transaction)
+    ingest_concurrency: int = 2  # batches in flight per process: one loads while one extracts
 
     # --- extraction ----------------------------------------------------------------
     extract_workers: int = 0  # process pool size; 0 = number of CPU cores
@@ -63,11 +64,11 @@ class Settings:
     dedup_window_days: int = 7
     dedup_shingle_size: int = 5
     dedup_num_perm: int = 128
-    dedup_bands: int = 42
-    dedup_rows: int = 3
+    dedup_bands: int = 64  # LSH: 64 bands x 2 rows (evidence in docs/dedup.md)
+    dedup_rows: int = 2
     dedup_containment: float = 0.5  # same story when containment >= this ...
     dedup_jaccard: float = 0.3  # ... or Jaccard >= this
-    dedup_min_shingles: int = 20  # texts shorter than this only match exactly
+    dedup_min_shingles: int = 20  # texts shorter than this match only at Jaccard >= 0.9
 
     # --- demo ------------------------------------------------------------------------
     demo_port: int = 8765  # loopback port of the sample world (fixed: feed URLs must not change)

@@ -91,7 +91,8 @@ class StoryIndex(Protocol):
         ...
 
     def representative(self, story_id: int) -> Member:
-        """The story's first member."""
+        """The story's first member; raises LookupError (e.g. KeyError) when it is no
+        longer available, and the story is then not joined."""
         ...
 
 
@@ -257,7 +258,9 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
 
     Every story with a candidate member is verified against its *representative*
     (no chaining through other members).  Among passing stories the best is the one
-    with the highest containment, then Jaccard, then the smallest story id.
+    with the highest containment, then Jaccard, then the smallest story id.  The
+    returned scores and ``matched_article_id`` are those of that representative; a new
+    story gets relation 'original' and scores 0.0.
     """
     new_set = set(fp.shingles)
     if not new_set:
@@ -265,7 +268,10 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
     story_ids = sorted({m.story_id for m in index.candidates(fp.bands)})
     best: tuple[tuple[float, float, int], Member, float, float] | None = None
     for story_id in story_ids:
-        rep = index.representative(story_id)
+        try:
+            rep = index.representative(story_id)
+        except LookupError:  # representative no longer available (left the window)
+            continue
         rep_set = set(rep.shingles)
         jaccard, containment = similarity(new_set, rep_set)
         if not _decide(jaccard, containment, min(len(new_set), len(rep_set)), settings):
@@ -358,6 +364,7 @@ _AGENCY_NAMES: dict[str, str] = {
     "lusa": "Lusa", "pap": "PAP", "ritzau": "Ritzau", "ntb": "NTB", "tt": "TT",
 }
 
+
 def _agency_pattern() -> re.Pattern[str]:
     # short names (acronyms) must be written as agencies write them ("AP", "dpa"), so
     # that ordinary words ("pa", "tt") never count; longer names match in any case
@@ -374,16 +381,21 @@ _KNOWN_AGENCY_RE = _agency_pattern()
 _DASH = r"(?:-{1,2}|[\u2010-\u2015])"
 # "BAGHDAD, Nov 20 (Reuters) -", "(AP) —", "Berlin (dpa/lno) -"
 _DATELINE_RE = re.compile(rf"\(\s*([^()\n]{{1,40}}?)\s*\)\s*{_DASH}(?=\s)")
+# what may stand before an unknown acronym: "", "WASHINGTON", "NEW YORK, Nov 20"
+_DATELINE_PLACE_RE = re.compile(r"\s*(?:[A-Z][A-Z.'/\- ]{1,30}(?:,[^\n()]{1,25})?\s*)?")
 # "Via Reuters, NBC News & Sunday Times", "Source: AFP", "Quelle: dpa" (a short line)
 _VIA_RE = re.compile(r"^[ \t]*(?:via\b[ \t]*:?|(?:sources?|quellen?)[ \t]*:)[ \t]*(\S[^\n]*)$",
                      re.I | re.M)
 _NAME_SPLIT_RE = re.compile(r"\s*(?:,|;|&|\+|/|\band\b|\bund\b|\bet\b)\s*", re.I)
 # phrases that credit an agency only when they name a known one
+_CONTRIBUTED_RE = re.compile(r"\s+contributed\s+(?:to\s+)?(?:this|the)\s+"
+                             r"(?:report|story|article)", re.I)
 _PHRASE_RES = [
-    re.compile(r"([^\n.]{1,80}?)\s+contributed\s+(?:to\s+)?(?:this|the)\s+(?:report|story|article)", re.I),
     re.compile(r"(?:additional\s+|with\s+)?reporting\s+(?:by|from)\s+([^\n;)]{1,60})", re.I),
     re.compile(r"(?:\u00a9|\(c\)|copyright)\s*(?:\d{4}\s*)?([^\n.]{1,40})", re.I),
     re.compile(r"mit\s+material\s+(?:von|der|des)\s+([^\n.]{1,40})", re.I),
+    re.compile(r"(?:(?:first|originally)\s+published\s+by|republished\s+(?:from|with\s+"
+               r"permission\s+(?:of|from)))\s+([^\n.]{1,40})", re.I),
 ]
 
 
@@ -405,7 +417,8 @@ def wire_credit(text: str) -> str | None:
     (known agencies, or an upper-case acronym such as CNN); a short credit line
     "Via Reuters, NBC News & Sunday Times" / "Source: AFP" (first name, as written when
     not a known agency); "Reuters contributed to this report", "Additional reporting by
-    AFP", "Copyright 2024 The Associated Press", "Mit Material von dpa" (known agencies).
+    AFP", "Copyright 2024 The Associated Press", "Mit Material von dpa", "first published
+    by AFP" (known agencies only: these phrases also name people and outlets).
     """
     found: list[tuple[int, str]] = []
     for match in _DATELINE_RE.finditer(text):
@@ -418,8 +431,7 @@ def wire_credit(text: str) -> str | None:
             # an unknown acronym counts only in a dateline: at most a place and a date
             # before it on its line, e.g. "WASHINGTON (CNN) —"
             line_start = text.rfind("\n", 0, match.start()) + 1
-            before = text[line_start:match.start()]
-            if len(before) <= 60 and (not before.strip() or before.lstrip()[0].isupper()):
+            if _DATELINE_PLACE_RE.fullmatch(text[line_start:match.start()]):
                 name = first
         if name is not None:
             found.append((match.start(), name))
@@ -431,6 +443,14 @@ def wire_credit(text: str) -> str | None:
         parts = [p for p in _NAME_SPLIT_RE.split(body) if p.strip(" .")]
         if parts and (parts[0].strip()[:1].isupper() or parts[0].strip()[:1].isdigit()):
             found.append((match.start(), normalise_agency(parts[0])))
+            break
+    for match in _CONTRIBUTED_RE.finditer(text):  # "<who> contributed to this report"
+        window = max(0, match.start() - 80)  # the sentence before, at most 80 chars
+        cut = max(text.rfind("\n", window, match.start()), text.rfind(".", window, match.start()))
+        start = cut + 1 if cut >= 0 else window
+        name = _known(text[start:match.start()])
+        if name is not None:
+            found.append((start, name))
             break
     for pattern in _PHRASE_RES:
         for match in pattern.finditer(text):

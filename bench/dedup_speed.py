@@ -1,0 +1,61 @@
+"""Micro-benchmark of the dedup hot path (no corpus needed).
+
+    PYTHONPATH=plugins .venv/bin/python bench/dedup_speed.py
+
+Synthetic texts (seeded pseudo-words) of typical article lengths; prints the time of
+each step of ``fingerprint`` and of one exact verification (``similarity``).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
+
+from newsflow import dedup  # noqa: E402
+from newsflow.config import Settings  # noqa: E402
+
+
+def text_of(words: int, rng: random.Random) -> str:
+    syllables = ["ka", "lo", "mi", "ner", "tu", "sa", "vel", "dor", "pi", "an", "reth", "ul"]
+    vocab = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(5000)]
+    return " ".join(rng.choice(vocab) for _ in range(words))
+
+
+def per_call(fn, repeat: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat * 1e3
+
+
+def main() -> None:
+    settings = Settings()
+    rng = random.Random(1)
+    print(f"num_perm={settings.dedup_num_perm} bands={settings.dedup_bands}x{settings.dedup_rows}")
+    print("| words | shingle hashing ms | minhash ms | bands ms | fingerprint ms | "
+          "similarity ms | fingerprints/s |")
+    print("|---|---|---|---|---|---|---|")
+    for words in (300, 700, 2000, 8000):
+        text = text_of(words, rng)
+        other = text_of(words, rng)
+        sh = dedup.shingle_hashes(text, settings.dedup_shingle_size)
+        sh2 = dedup.shingle_hashes(other, settings.dedup_shingle_size)
+        mh = dedup.minhash(sh, settings.dedup_num_perm)
+        repeat = max(20, 20000 // words)
+        t_sh = per_call(lambda: dedup.shingle_hashes(text, settings.dedup_shingle_size), repeat)
+        t_mh = per_call(lambda: dedup.minhash(sh, settings.dedup_num_perm), repeat)
+        t_b = per_call(lambda: dedup.band_hashes(mh, settings.dedup_bands, settings.dedup_rows),
+                       repeat)
+        t_fp = per_call(lambda: dedup.fingerprint(text, settings), repeat)
+        t_sim = per_call(lambda: dedup.similarity(sh, sh2), repeat)
+        print(f"| {words} | {t_sh:.2f} | {t_mh:.2f} | {t_b:.3f} | {t_fp:.2f} | {t_sim:.3f} | "
+              f"{1e3 / t_fp:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
