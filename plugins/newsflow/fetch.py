@@ -2,7 +2,11 @@
 
 Per host: at most ``per_host_concurrency`` requests in flight and ``per_host_delay``
 seconds between request starts; robots.txt obeyed (cached per host for the life of the
-fetcher). Concurrency across hosts comes from a thread pool.
+fetcher); a 429/503 from a host defers every further request to that host for the
+Retry-After it gave (capped; ``HOST_BACKOFF_DEFAULT`` when it gave none) — those pages
+come back as ``error_kind="deferred"`` results, which ingestion retries later.
+Pages whose Content-Type is neither HTML, XML nor text are not handed to extraction
+(``error_kind="content_type"``). Concurrency across hosts comes from a thread pool.
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ from .httpclient import FetchResult, SafeClient
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 ROBOTS_MAX_BYTES = 512 * 1024
+HOST_BACKOFF_DEFAULT = 60.0  # seconds a host is left alone after a 429/503 without Retry-After
+
+
+def host_key(url: str) -> str:
+    """The politeness unit: host[:port] without user info, lower case."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
+
+
+def is_page_type(content_type: str) -> bool:
+    """Could this Content-Type be an article page? Missing types are sniffed by extraction."""
+    ct = (content_type or "").strip().lower()
+    return (not ct or ct.startswith("text/") or ct in ("application/xhtml+xml", "application/xml")
+            or ct.endswith("+xml"))
 
 
 @dataclass
@@ -38,6 +55,19 @@ class HostGate:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = {}
         self._next_start: dict[str, float] = {}
+        self._blocked_until: dict[str, tuple[float, str]] = {}
+
+    def block(self, host: str, seconds: float, reason: str) -> None:
+        """Leave ``host`` alone for ``seconds`` (it answered 429/503)."""
+        with self._lock:
+            until = time.monotonic() + seconds
+            if until > self._blocked_until.get(host, (0.0, ""))[0]:
+                self._blocked_until[host] = (until, reason)
+
+    def blocked(self, host: str) -> str | None:
+        with self._lock:
+            until, reason = self._blocked_until.get(host, (0.0, ""))
+        return reason if until > time.monotonic() else None
 
     def __call__(self, host: str):
         return _GateSlot(self, host)
@@ -123,9 +153,27 @@ class PageFetcher:
             return list(pool.map(self.fetch_one, urls))
 
     def fetch_one(self, url: str) -> PageFetch:
+        host = host_key(url)
+        if (deferred := self.gate.blocked(host)):
+            return PageFetch(url, result=_deferred(url, deferred))
         denied = self.robots.check(url)
         if denied:
             return PageFetch(url, robots_denied=denied)
         with self.gate(urlsplit(url).netloc):
+            if (deferred := self.gate.blocked(host)):  # set while we waited for a slot
+                return PageFetch(url, result=_deferred(url, deferred))
             result = self.client.get(url, max_bytes=self.settings.max_page_bytes, accept=PAGE_ACCEPT)
+        if result.status in (429, 503):
+            wait = min(result.retry_after if result.retry_after is not None else HOST_BACKOFF_DEFAULT,
+                       self.settings.retry_after_cap)
+            self.gate.block(host, wait, f"host {host} answered HTTP {result.status}; "
+                                        f"deferred for {wait:.0f}s (Retry-After)")
+        elif result.ok and not is_page_type(result.content_type):
+            result.error_kind = "content_type"
+            result.error = f"not a web page: Content-Type {result.content_type}"
+            result.body = b""
         return PageFetch(url, result=result)
+
+
+def _deferred(url: str, reason: str) -> FetchResult:
+    return FetchResult(url=url, final_url=url, error=f"deferred: {reason}", error_kind="deferred")

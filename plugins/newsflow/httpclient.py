@@ -19,11 +19,13 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import socket
+import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -59,30 +61,87 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [info[4][0] for info in infos]
 
 
+# The total deadline of the request running in this thread (SafeClient.get sets it).
+# httpx's timeouts apply to each socket operation; a server that trickles its headers
+# or body one byte at a time never trips them, so every socket operation below is also
+# bounded by what is left of the whole response's time budget.
+_deadline = threading.local()
+
+
+def _remaining(timeout: float | None, what: str, exc: type[Exception]) -> float | None:
+    deadline = getattr(_deadline, "value", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise exc(f"total deadline exceeded during {what} (trickling or stalled server)")
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose every read, write and TLS handshake ends by the deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _remaining(timeout, "read", httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _remaining(timeout, "write", httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        timeout = _remaining(timeout, "TLS handshake", httpcore.ConnectTimeout)
+        return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.SyncBackend):
     """Resolves, checks every address, then connects to a checked address."""
 
-    def __init__(self, allow_private: bool, resolver: Resolver = system_resolver):
+    def __init__(self, allow_private: bool, resolver: Resolver = system_resolver,
+                 exempt_networks: Iterable[str] = ()):
         self.allow_private = allow_private
         self.resolver = resolver
+        # Networks allowed even when private networks are refused (an intranet feed
+        # server; the tests' "allowed" loopback host).
+        self.exempt = [ipaddress.ip_network(n, strict=False) for n in exempt_networks]
+
+    def allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        if self.allow_private or address_is_public(ip):
+            return True
+        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+        return any(plain.version == n.version and plain in n for n in self.exempt)
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         try:
             addresses = self.resolver(host, port)
-        except (socket.gaierror, UnicodeError) as exc:
+        except (socket.gaierror, socket.herror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"DNS lookup failed for {host}: {exc}") from exc
         if not addresses:
-            raise httpcore.ConnectError(f"DNS lookup for {host} returned no address")
+            raise httpcore.ConnectError(f"DNS lookup failed for {host}: no address")
         last_error: Exception | None = None
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%")[0])
-            if not self.allow_private and not address_is_public(ip):
+            try:
+                ip = ipaddress.ip_address(address.split("%")[0])
+            except ValueError:
+                last_error = httpcore.ConnectError(f"DNS lookup failed for {host}: bad address {address!r}")
+                continue
+            if not self.allowed(ip):
                 last_error = BlockedAddress(
                     f"refused: {host} resolves to non-public address {ip} "
                     "(set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1 to allow)")
                 continue
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(
+                    str(ip), port, _remaining(timeout, "connect", httpcore.ConnectTimeout),
+                    local_address, socket_options)
+                return DeadlineStream(stream)
             except httpcore.ConnectError as exc:
                 last_error = exc
         assert last_error is not None
@@ -123,15 +182,18 @@ class FetchAborted(Exception):
 
 class SafeClient:
     def __init__(self, settings: Settings, resolver: Resolver = system_resolver,
-                 max_connections: int = 32):
+                 max_connections: int = 32, exempt_networks: Iterable[str] = (),
+                 verify: ssl.SSLContext | bool = True):
         self.settings = settings
         transport = httpx.HTTPTransport(
+            verify=verify,
             trust_env=False,  # a proxy would bypass the address guard
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
         )
         # httpx does not expose httpcore's network backend; the pool owns it.
-        transport._pool._network_backend = GuardedBackend(settings.allow_private_networks, resolver)
+        transport._pool._network_backend = GuardedBackend(
+            settings.allow_private_networks, resolver, exempt_networks)
         self._client = httpx.Client(
             transport=transport,
             follow_redirects=False,
@@ -161,6 +223,7 @@ class SafeClient:
         current = url
         seen: set[str] = set()
         all_permanent = True
+        _deadline.value = deadline
         try:
             for _hop in range(self.settings.max_redirects + 1):
                 check_scheme(current)
@@ -188,13 +251,32 @@ class SafeClient:
         except BlockedAddress as exc:
             result.error_kind, result.error = "blocked", str(exc)
         except httpx.TimeoutException as exc:
-            result.error_kind, result.error = "timeout", f"timeout: {exc or type(exc).__name__}"
+            what = {httpx.ConnectTimeout: "connect timeout", httpx.ReadTimeout: "read timeout",
+                    httpx.WriteTimeout: "write timeout", httpx.PoolTimeout: "pool timeout"}.get(
+                        type(exc), "timeout")
+            if time.monotonic() >= deadline - 0.05:
+                what = (f"total timeout: response not complete after {self.settings.total_timeout:g}s "
+                        f"(trickling or stalled server); {what}")
+            result.error_kind, result.error = "timeout", f"{what}: {exc or type(exc).__name__}"
         except httpx.ConnectError as exc:
-            kind = "blocked" if "refused: " in str(exc) else "network"
-            result.error_kind, result.error = kind, f"connect failed: {exc}"
+            message = str(exc)
+            if "refused: " in message:
+                kind = "blocked"
+            elif "DNS lookup failed" in message:
+                kind = "dns"
+            elif _caused_by(exc, ssl.SSLError):
+                kind = "tls"
+            else:
+                kind = "network"
+            result.error_kind = kind
+            result.error = message if kind in ("blocked", "dns") else f"{kind} error: {message}"
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            result.error_kind, result.error = "network", f"{type(exc).__name__}: {exc}"
+            kind = "tls" if _caused_by(exc, ssl.SSLError) else "network"
+            reset = _caused_by(exc, ConnectionResetError) or "reset" in str(exc).lower()
+            detail = "connection reset by peer" if reset else f"{type(exc).__name__}: {exc}"
+            result.error_kind, result.error = kind, f"{kind} error: {detail}"
         finally:
+            _deadline.value = None
             result.elapsed = time.monotonic() - started
         result.body = b""
         return result
@@ -267,6 +349,16 @@ class _Decoder:
         return b"".join(self.parts)
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 def check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
@@ -280,6 +372,11 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    try:
+        seconds = float(value)
+        return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else None
+    except ValueError:
+        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -19,9 +19,19 @@ from .models import ParsedEntry, ParsedFeed
 from .normalize import clean_text, html_to_text
 
 # An internal DTD subset is the vehicle of "billion laughs" and external-entity attacks;
-# news feeds have no use for one, so it is removed before any XML parser sees it.
-_DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.S | re.I)
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.I)
+# news feeds need at most a few character entities (&nbsp; style) from one. A subset
+# whose every declaration is such a short literal is kept; any other subset (nested
+# references, parameter entities, SYSTEM/PUBLIC entities, long values) is removed
+# before any XML parser sees it. Only the prolog (before the root element) is searched.
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.I)
+_ROOT = re.compile(rb"<[A-Za-z_]")
+_PROLOG_NOISE = re.compile(rb"<!--.*?-->|<\?.*?\?>", re.S)
+_DTD_TOKEN = re.compile(rb"\"[^\"]*\"|'[^']*'|<!--.*?-->|[\[\]>]", re.S)
+_SAFE_DECL = re.compile(rb"""<!ENTITY\s+[\w.:-]+\s+("(?:&\#x?[0-9a-fA-F]+;|[^&%"<]{0,32})"|'(?:&\#x?[0-9a-fA-F]+;|[^&%'<]{0,32})')\s*>""")
+_ANY_DECL = re.compile(rb"<!--.*?-->|<![A-Z]+[^>]*>|<\?.*?\?>", re.S)
+MAX_DOCTYPE_PASSES = 4
+# feedparser's complaints about the HTTP labels, not the document
+_BENIGN_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 # feedparser would otherwise fetch a URL if handed one; we only ever give it bytes.
@@ -35,10 +45,9 @@ def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
     warning = None
     if not body or not body.strip():
         return ParsedFeed(entries=[], error="empty response body")
-    head = body[:65536]
-    if _ENTITY_DECL.search(head):
-        body = _DOCTYPE_SUBSET.sub(b"", body, count=1)
-        warning = "document type declaration with entities removed"
+    body, removed = strip_unsafe_doctype(body)
+    if removed:
+        warning = f"document type declaration removed: {removed}"
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -49,12 +58,18 @@ def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
     if parsed.get("bozo") and not parsed.entries:
         version = parsed.get("version") or ""
         reason = parsed.get("bozo_exception")
+        detail = f"{type(reason).__name__}: {reason}" if reason else "unknown format"
         if not version:
-            return ParsedFeed(entries=[], error=f"not a feed: {type(reason).__name__}: {reason}"
-                              if reason else "not a feed")
+            return ParsedFeed(entries=[], error=f"not a feed: {detail}")
+        # a broken document that yields nothing (truncated, garbled): an error, so the
+        # feed's health shows it, rather than a silent "no new entries". A well-formed
+        # feed that merely has an odd Content-Type or charset label is just empty.
+        if not isinstance(reason, _BENIGN_BOZO):
+            return ParsedFeed(entries=[], error=f"malformed {version} feed with no usable items: {detail}")
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
-        warning = f"{type(exc).__name__}: {exc}" if exc else (warning or "malformed feed")
+        bozo = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+        warning = f"{warning}; {bozo}" if warning else bozo
     base = parsed.get("href") or url
     entries = [e for e in (_entry(item, base, guid_mode, now) for item in parsed.entries) if e]
     # Bad GUIDs (shared by different items) would make items vanish: judge the document
@@ -69,6 +84,73 @@ def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
         ttl = int(str(raw_ttl).strip()) * 60  # RSS <ttl> is in minutes
     return ParsedFeed(entries=dedupe_within_feed(entries), title=parsed.feed.get("title"),
                       ttl=ttl, warning=warning, guid_mode=guid_mode)
+
+
+def strip_unsafe_doctype(body: bytes) -> tuple[bytes, str | None]:
+    """Remove an internal DTD subset that could expand or fetch entities; (body, why)."""
+    body = _utf8_if_wide(body)
+    why = None
+    for _ in range(MAX_DOCTYPE_PASSES):
+        match = _DOCTYPE.search(body)
+        if not match:
+            break
+        before = _PROLOG_NOISE.sub(b"", body[:match.start()])
+        if _ROOT.search(before):
+            break  # the text "<!DOCTYPE" inside the document, not a declaration
+        subset_start = end = None
+        depth = 0
+        for token in _DTD_TOKEN.finditer(body, match.end()):
+            t = token.group()
+            if t == b"[":
+                depth += 1
+                subset_start = token.end() if subset_start is None else subset_start
+            elif t == b"]":
+                depth = max(0, depth - 1)
+            elif t == b">" and depth == 0:
+                end = token.end()
+                break
+        if end is None:
+            return body[:match.start()], "unterminated document type declaration"
+        if subset_start is None:
+            if why is None:
+                break  # <!DOCTYPE rss PUBLIC "..." "...">: harmless (and tells RSS 0.91)
+            # a second DOCTYPE after a removed one: drop it as well
+            body = body[:match.start()] + body[end:]
+            continue
+        subset = body[subset_start:body.rindex(b"]", subset_start, end)]
+        leftover = _SAFE_DECL.sub(b"", subset)
+        leftover = _PROLOG_NOISE.sub(b"", leftover).strip()
+        if not leftover:
+            break  # only short literal entities: safe to let the parser expand them
+        why = "entity declarations (possible entity expansion or external entity)"
+        name = body[match.end():subset_start - 1]
+        body = body[:match.start()] + b"<!DOCTYPE" + name.rstrip() + b">" + body[end:]
+    return body, why
+
+
+def _utf8_if_wide(body: bytes) -> bytes:
+    """UTF-16/32 documents with a DOCTYPE are re-encoded as UTF-8 so the guard sees it."""
+    head = body[:4]
+    codec = None
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        codec = "utf-32"
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    elif head == b"\x00\x00\x00<":
+        codec = "utf-32-be"
+    elif head == b"<\x00\x00\x00":
+        codec = "utf-32-le"
+    elif head[:2] == b"\x00<":
+        codec = "utf-16-be"
+    elif head[:2] == b"<\x00":
+        codec = "utf-16-le"
+    if codec is None:
+        return body
+    text = body.decode(codec, errors="replace").lstrip("\ufeff")
+    if not re.search("<!DOCTYPE", text[:65536], re.I):
+        return body
+    text = re.sub(r"""^(<\?xml[^>]*?encoding\s*=\s*["'])[^"']*""", r"\1utf-8", text)
+    return text.encode("utf-8")
 
 
 def _entry(item, base: str, guid_mode: str, now: datetime) -> ParsedEntry | None:

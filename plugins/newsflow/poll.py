@@ -2,6 +2,11 @@
 
 Each feed's outcome is written in its own short transaction as soon as it arrives, so
 a crash loses at most the feeds in flight, and one broken feed never affects another.
+
+Retry-After (429/503) is honoured per host: the feed that got it and every other
+enabled feed on the same host[:port] are pushed back to the time the server asked
+for (capped at ``retry_after_cap``, with up to 20% jitter); feeds of that host still
+queued in the current run are not requested, their outcome says "deferred".
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -16,6 +23,7 @@ from typing import Callable, Sequence
 
 from . import db
 from .config import Settings
+from .fetch import host_key
 from .httpclient import FetchResult, SafeClient
 from .models import Feed, PollOutcome
 from .parse import parse_feed
@@ -29,6 +37,29 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, 
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 # A permanent failure: the feed is gone; polling again will not help.
 GONE = {410}
+# Statuses whose Retry-After applies to the whole host.
+RATE_LIMITED = {429, 503}
+
+
+class HostDeferrals:
+    """Hosts that asked us (429/503 + Retry-After) to come back later, within one run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._until: dict[str, tuple[float, str]] = {}
+
+    def block(self, host: str, seconds: float, reason: str) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            if until > self._until.get(host, (0.0, ""))[0]:
+                self._until[host] = (until, reason)
+
+    def check(self, host: str) -> tuple[float, str] | None:
+        """(seconds left, reason) while ``host`` is deferred."""
+        with self._lock:
+            until, reason = self._until.get(host, (0.0, ""))
+        left = until - time.monotonic()
+        return (left, reason) if left > 0 else None
 
 
 def select_feeds(conn, *, feed_ids: Sequence[int] | None = None, force: bool = False,
@@ -54,9 +85,10 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
     own_client = client is None
     client = client or SafeClient(settings)
     outcomes: list[PollOutcome] = []
+    deferrals = HostDeferrals()
     try:
         with ThreadPoolExecutor(max_workers=max(1, settings.poll_concurrency)) as pool:
-            futures = {pool.submit(_poll_one, url, settings, client, f): f for f in feeds}
+            futures = {pool.submit(_poll_one, url, settings, client, f, deferrals): f for f in feeds}
             for future in as_completed(futures):
                 feed = futures[future]
                 try:
@@ -73,7 +105,14 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
     return sorted(outcomes, key=lambda o: o.feed_id)
 
 
-def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed) -> PollOutcome:
+def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
+              deferrals: HostDeferrals | None = None) -> PollOutcome:
+    deferrals = deferrals or HostDeferrals()
+    if (deferred := deferrals.check(host_key(feed.url))):
+        left, reason = deferred
+        with db.transaction(url) as conn:
+            feed_store.defer(conn, feed.id, left)
+        return PollOutcome(feed.id, feed.url, None, error=f"deferred: {reason}")
     now = datetime.now(timezone.utc)
     full = (feed.last_full_fetch_at is None or
             (now - feed.last_full_fetch_at).total_seconds() >= settings.full_fetch_interval)
@@ -89,11 +128,11 @@ def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed) -> P
     with db.transaction(url) as conn:
         if result.error or result.status is None or result.status >= 400:
             outcome.error = result.error or f"HTTP {result.status}"
-            _record_failure(conn, settings, feed, result, outcome.error)
+            _record_failure(conn, settings, feed, result, outcome.error, deferrals)
         elif result.not_modified:
             outcome.not_modified = True
             feed_store.record_success(conn, feed.id, status=304, etag=None, last_modified=None,
-                                      body_hash=None, full_fetch=False,
+                                      body_hash=None, full_fetch=False, keep_warning=True,
                                       interval=next_interval(settings, feed, result, changed=False))
         else:
             _record_document(conn, settings, feed, result, full, outcome)
@@ -114,7 +153,7 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
         # Same bytes as last time although the server did not say 304.
         outcome.not_modified = True
         feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
-                                  full_fetch=full, **validators,
+                                  full_fetch=full, keep_warning=True, **validators,
                                   interval=next_interval(settings, feed, result, changed=False))
         return
     parsed = parse_feed(result.body, result.final_url, feed.guid_mode, result.content_type)
@@ -135,21 +174,36 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
                                                      ttl=parsed.ttl))
 
 
-def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, error: str) -> None:
+def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, error: str,
+                    deferrals: HostDeferrals | None = None) -> None:
     errors = feed.consecutive_errors + 1
     disable = None
     if result.status in GONE:
         disable = f"HTTP {result.status} Gone: the publisher removed this feed"
-    elif errors >= settings.max_feed_errors:
+    elif errors >= settings.max_feed_errors and result.status != 429:
+        # (429 is about our request rate, not the feed: it never disables a feed)
         disable = f"{errors} consecutive failures; last: {error}"
-    if result.retry_after is not None:
+    if result.retry_after is not None and result.status in RATE_LIMITED:
         # The server told us when to come back: honour it, capped, with jitter so a
-        # fleet of feeds on one host does not return in the same second.
-        retry = min(result.retry_after, settings.retry_after_cap) * random.uniform(1.0, 1.2)
+        # fleet of feeds on one host does not return in the same second. It applies to
+        # the whole host: the other feeds there wait as well.
+        retry = retry_after_delay(settings, result.retry_after)
+        host = host_key(feed.url)
+        error = f"{error}; host {host} asked to retry after {result.retry_after:.0f}s"
+        feed_store.defer_host(conn, host, retry, except_feed=feed.id)
+        if deferrals is not None:
+            deferrals.block(host, retry, f"host {host} answered HTTP {result.status} with "
+                                         f"Retry-After {result.retry_after:.0f}s for feed {feed.id}")
     else:
         retry = min(settings.error_backoff_base * 2 ** (errors - 1), settings.max_poll_interval)
     feed_store.record_failure(conn, feed.id, status=result.status, error=error,
                               retry_in=max(retry, 1.0), disable_reason=disable)
+
+
+def retry_after_delay(settings: Settings, retry_after: float) -> float:
+    """Retry-After capped at ``retry_after_cap``, plus up to 20% jitter (still capped)."""
+    capped = min(max(retry_after, 1.0), settings.retry_after_cap)
+    return min(capped * random.uniform(1.0, 1.2), max(capped, settings.retry_after_cap))
 
 
 def next_interval(settings: Settings, feed: Feed, result: FetchResult, *, changed: bool,

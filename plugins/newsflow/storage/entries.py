@@ -28,9 +28,14 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
         (feed_id, links)).fetchall() if links else []
     known_guids = {r["guid"] for r in known}
     known_items = {(r["link"], r["title"]) for r in known}
+    known_links = {r["link"] for r in known}
     new = rekeyed = 0
     for e in entries:
-        if e.guid not in known_guids and e.link and (e.link, e.title) in known_items:
+        # keyed by link (identity downgraded): an item stored under its old GUID is
+        # the same item even when its title was edited since
+        same_link = (e.guid == e.link and e.raw_guid not in (None, e.guid)
+                     and e.link in known_links)
+        if e.guid not in known_guids and e.link and ((e.link, e.title) in known_items or same_link):
             rekeyed += 1
             continue
         row = conn.execute("""

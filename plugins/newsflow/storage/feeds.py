@@ -66,7 +66,10 @@ def enabled(conn: psycopg.Connection) -> list[Feed]:
 
 def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag: str | None,
                    last_modified: str | None, body_hash: str | None, full_fetch: bool,
-                   interval: int, guid_mode: str | None = None, warning: str | None = None) -> None:
+                   interval: int, guid_mode: str | None = None, warning: str | None = None,
+                   keep_warning: bool = False) -> None:
+    """A successful poll. ``keep_warning``: the document was not re-read (304 or same
+    bytes), so a warning from its last parse (e.g. an identity downgrade) stays shown."""
     conn.execute("""
         UPDATE news.feeds SET
             etag = coalesce(%(etag)s, etag), last_modified = coalesce(%(lm)s, last_modified),
@@ -75,11 +78,14 @@ def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag:
             last_full_fetch_at = CASE WHEN %(full)s THEN now() ELSE last_full_fetch_at END,
             effective_interval = %(interval)s,
             next_poll_at = now() + make_interval(secs => %(interval)s),
-            consecutive_errors = 0, last_error = %(warning)s,
+            last_error = CASE WHEN %(keep)s AND consecutive_errors = 0 THEN last_error
+                              ELSE %(warning)s END,
+            consecutive_errors = 0,
             guid_mode = coalesce(%(mode)s, guid_mode), updated_at = now()
         WHERE id = %(id)s""",
         {"etag": etag, "lm": last_modified, "hash": body_hash, "status": status,
          "full": full_fetch, "interval": interval, "mode": guid_mode, "warning": warning,
+         "keep": keep_warning,
          "id": feed_id})
 
 
@@ -95,6 +101,28 @@ def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None
         WHERE id = %(id)s""",
         {"status": status, "error": error[:2000], "retry": retry_in, "disable": disable_reason,
          "id": feed_id})
+
+
+# host[:port] of a feed URL, as fetch.host_key computes it in Python.
+_HOST_SQL = r"lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]*)'))"
+
+
+def defer(conn: psycopg.Connection, feed_id: int, seconds: float) -> None:
+    """Push one feed's next poll back without counting an error."""
+    conn.execute("""
+        UPDATE news.feeds SET next_poll_at = greatest(next_poll_at, now() + make_interval(secs => %s)),
+               updated_at = now()
+        WHERE id = %s""", (seconds, feed_id))
+
+
+def defer_host(conn: psycopg.Connection, host: str, seconds: float, except_feed: int | None = None) -> int:
+    """Push back every enabled feed on ``host`` (it sent 429/503 with Retry-After)."""
+    cur = conn.execute(f"""
+        UPDATE news.feeds SET next_poll_at = greatest(next_poll_at, now() + make_interval(secs => %s)),
+               updated_at = now()
+        WHERE enabled AND id IS DISTINCT FROM %s AND {_HOST_SQL} = %s""",
+        (seconds, except_feed, host.lower()))
+    return cur.rowcount
 
 
 def move(conn: psycopg.Connection, feed_id: int, new_url: str) -> bool:
