@@ -16,6 +16,8 @@ re-run processes them again from the start and nothing is loaded twice.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 LOAD_LOCK_KEY = 0x6E657773  # "news"
 
 # Fetch failures that retrying will not fix.
-PERMANENT_KINDS = {"blocked", "scheme", "too_large", "redirect", "encoding"}
+# ("deferred": the host asked us to wait; "timeout", "network", "dns", "tls": may pass.)
+PERMANENT_KINDS = {"blocked", "scheme", "too_large", "redirect", "encoding", "content_type"}
 PERMANENT_STATUS = {400, 401, 403, 404, 405, 406, 410, 414, 415, 451}
 
 
@@ -79,25 +82,52 @@ def ingest_batch(url: str, settings: Settings, fetcher: PageFetcher, extractor: 
 def ingest_pending(url: str, settings: Settings, *, max_batches: int | None = None,
                    entry_ids: Sequence[int] | None = None, client: SafeClient | None = None,
                    progress: Callable[[BatchResult], None] | None = None) -> BatchResult:
-    """Process batches until no due pending entry is left (or ``max_batches``)."""
+    """Process batches until no due pending entry is left (or ``max_batches``).
+
+    ``ingest_concurrency`` batches are in flight at once (threads sharing one HTTP
+    client and one extraction pool): while one batch holds the load lock and writes,
+    the next is fetching and extracting, so no core waits on the database.
+    """
     total = BatchResult()
     own_client = client is None
     client = client or SafeClient(settings)
     fetcher = PageFetcher(settings, client)
-    try:
-        with Extractor(settings) as extractor:
-            batches = 0
-            while max_batches is None or batches < max_batches:
+    lock = threading.Lock()
+    started = 0
+    failures: list[BaseException] = []
+
+    def worker(extractor: Extractor) -> None:
+        nonlocal started
+        while not failures:
+            with lock:
+                if max_batches is not None and started >= max_batches:
+                    return
+                started += 1
+            try:
                 batch = ingest_batch(url, settings, fetcher, extractor, entry_ids)
-                if batch.claimed == 0:
-                    break
-                batches += 1
+            except BaseException as exc:  # surfaced in the calling thread below
+                failures.append(exc)
+                return
+            if batch.claimed == 0:
+                return
+            with lock:
                 _add(total, batch)
                 if progress:
                     progress(batch)
+
+    try:
+        with Extractor(settings) as extractor:
+            threads = [threading.Thread(target=worker, args=(extractor,), name=f"ingest-{i}")
+                       for i in range(max(1, settings.ingest_concurrency))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
     finally:
         if own_client:
             client.close()
+    if failures:
+        raise failures[0]
     return total
 
 
@@ -120,11 +150,15 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher,
             extractor: Extractor) -> list[JobResult]:
     fetchable = [j for j in jobs if j.link]
     fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_all([j.link for j in fetchable])))
-    to_extract = [(j, fetched[j.entry_id]) for j in fetchable
+    to_extract = [j for j in fetchable
                   if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
-    extracted = dict(zip((j.entry_id for j, _ in to_extract),
-                         extractor.extract_many([(f.result.body, f.result.final_url) for _, f in to_extract])))
-    return [decide(job, fetched.get(job.entry_id), extracted.get(job.entry_id), settings) for job in jobs]
+    results = {}
+    # decide() runs here while the workers extract the next pages
+    pages = [(fetched[j.entry_id].result.body, fetched[j.entry_id].result.final_url) for j in to_extract]
+    for job, found in zip(to_extract, extractor.extract_iter(pages)):
+        results[job.entry_id] = decide(job, fetched[job.entry_id], found, settings)
+    return [results.get(job.entry_id) or decide(job, fetched.get(job.entry_id), None, settings)
+            for job in jobs]
 
 
 def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settings: Settings) -> JobResult:
@@ -144,17 +178,35 @@ def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settin
         permanent = r.error_kind in PERMANENT_KINDS or (r.status in PERMANENT_STATUS)
         return _fallback_or_fail(result, settings, f"page fetch failed: {r.error or r.status}",
                                  permanent=permanent)
-    if found is None or found.error or not found.text or len(found.text) < settings.min_body_chars:
-        reason = (found.error if found and found.error else
-                  f"page yielded {len(found.text or '') if found else 0} characters of text "
-                  "(paywall or not an article)")
+    thin = thin_page_reason(found, settings)
+    if thin:
         summary = clean_text(job.summary or "")
         page_text = clean_text(found.text or "") if found else ""
-        if len(summary) > len(page_text) or not page_text:
-            return _fallback_or_fail(result, settings, reason, permanent=True, page=r.final_url, meta=found)
+        if len(summary) > len(page_text) or not page_text or PAYWALL.search(page_text):
+            return _fallback_or_fail(result, settings, thin, permanent=True, page=r.final_url, meta=found)
         # a short page text that is still more than the feed gave us: keep it
     result.article = build_article(job, found, r.final_url, body_source="page")
     return result
+
+
+# Phrases of the boxes that replace an article's text for non-subscribers.
+PAYWALL = re.compile(r"subscribe (now )?to (continue|keep) reading|to continue reading,? (please )?"
+                     r"(subscribe|log ?in|sign in)|already a subscriber|subscribers only|"
+                     r"this (article|content) is (only )?(available|reserved) (to|for) subscribers",
+                     re.I)
+PAYWALL_MAX_WORDS = 200  # longer texts with such a phrase are articles that mention one
+
+
+def thin_page_reason(found: Extracted | None, settings: Settings) -> str | None:
+    """Why a page's text cannot stand as the article, or None when it can."""
+    if found is None or found.error:
+        return found.error if found else "page not extracted"
+    text = found.text or ""
+    if PAYWALL.search(text) and word_count(text) < PAYWALL_MAX_WORDS:
+        return "page text is a paywall notice"
+    if len(text) < settings.min_body_chars:
+        return f"page yielded {len(text)} characters of text (not an article?)"
+    return None
 
 
 def _fallback_or_fail(result: JobResult, settings: Settings, reason: str, *, permanent: bool,
@@ -176,6 +228,7 @@ def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None
     found = found or Extracted()
     link = job.link or fetched_url or f"urn:newsflow:entry:{job.entry_id}"
     body = clean_text(found.text or "") if body_source == "page" else clean_text(job.summary or "")
+    body = drop_leading_title(body, [job.title, found.title])
     canonical = canonical_url(_trusted_canonical(found.canonical_url, fetched_url) or fetched_url or link)
     # The feed's date first (readers complain about page-date errors; CC prefers it),
     # then the page's.
@@ -186,8 +239,30 @@ def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None
         published_at=published, language=(found.language or None), authors=split_authors(found.author or job.author),
         image_url=found.image, site_name=found.site_name, content_hash=content_hash(body),
         word_count=word_count(body), body_source=body_source, fallback_reason=fallback_reason,
-        wire_credit=dedup.wire_credit(body),
+        wire_credit=dedup.wire_credit(credit_window(body)),
     )
+
+
+def credit_window(body: str, size: int = 1500) -> str:
+    """The parts of a body where agencies are credited: the dateline at the top, the
+    "Via ..." / "contributed to this report" lines at the bottom. Scanning only these
+    keeps credit detection cheap on long articles."""
+    if len(body) <= 2 * size:
+        return body
+    return body[:size] + "\n" + body[-size:]
+
+
+def drop_leading_title(body: str, titles: list[str | None]) -> str:
+    """Remove a headline that extraction left as the body's first line.
+
+    Copies of one story carry different headlines; keeping them in the body would only
+    add noise to the content hash and the shingles.
+    """
+    first, _, rest = body.partition("\n")
+    wanted = {content_hash(t) for t in titles if t}
+    if rest and content_hash(first) in wanted:
+        return rest.lstrip("\n")
+    return body
 
 
 def _trusted_canonical(declared: str | None, fetched: str | None) -> str | None:

@@ -1,0 +1,196 @@
+"""End-to-end throughput of `newsflow run` against raw trafilatura, in one run.
+
+Serves the real pages of ../shared/corpus/pages through RSS feeds on loopback, runs one
+full pass of the pipeline (poll → fetch → extract → normalise → dedup → load into a
+fresh PostgreSQL database) and compares its pages/s with single-process
+``trafilatura.extract`` over the same pages measured in the same run:
+
+    ratio = pipeline pages/s ÷ (raw pages/s × cores)
+
+Politeness is lifted for the loopback server only (per-host delay 0, per-host
+concurrency raised), and said so in the output. Usage:
+
+    .venv/bin/python bench/pipeline_bench.py [--repeat 3] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+PAGES = REPO.parent / "shared" / "corpus" / "pages"
+FEEDS = 5
+
+
+def load_pages(repeat: int) -> dict[str, bytes]:
+    files = sorted(p for p in PAGES.glob("*.html"))
+    pages = {}
+    for r in range(repeat):
+        for f in files:
+            pages[f"/p{r}/{f.name}"] = f.read_bytes()
+    return pages
+
+
+def make_feeds(pages: dict[str, bytes], base: str) -> dict[str, bytes]:
+    paths = sorted(pages)
+    feeds = {}
+    now = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    for i in range(FEEDS):
+        items = []
+        for j, path in enumerate(paths[i::FEEDS]):
+            when = format_datetime(now - timedelta(minutes=j))
+            items.append(f"<item><title>Page {escape(path)}</title><link>{base}{escape(path)}</link>"
+                         f"<guid>{escape(path)}</guid><pubDate>{when}</pubDate>"
+                         f"<description>Summary of {escape(path)}</description></item>")
+        feeds[f"/feed{i}.xml"] = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Bench {i}</title>'
+                                  f"<link>{base}/</link>{''.join(items)}</channel></rss>").encode()
+    return feeds
+
+
+class Handler(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[bytes, str]] = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body, ctype = self.routes.get(self.path, (None, None))
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def raw_reference(pages: dict[str, bytes]) -> float:
+    import trafilatura
+
+    trafilatura.extract(next(iter(pages.values())))  # warm-up: imports, caches
+    start = time.perf_counter()
+    for path, html in pages.items():
+        trafilatura.extract(html, url="http://127.0.0.1" + path, with_metadata=True)
+    return len(pages) / (time.perf_counter() - start)
+
+
+def database(tmp: Path) -> tuple[str, callable]:
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    server_url = os.environ.get("NEWSFLOW_TEST_DATABASE_URL") or os.environ.get("NEWSFLOW_BENCH_DATABASE_URL")
+    stop = lambda: None  # noqa: E731
+    if not server_url:
+        import pgserver
+
+        server = pgserver.get_server(tmp / "pgdata", cleanup_mode="stop")
+        server_url, stop = server.get_uri(), server.cleanup
+    name = f"nf_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stop()
+    return make_conninfo(server_url, dbname=name), drop
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="serve each corpus page this many times")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--profile", action="store_true",
+                        help="print where the pipeline's main process spends its time (cProfile)")
+    args = parser.parse_args()
+    if not PAGES.is_dir():
+        print(f"{PAGES} not found: the benchmark needs the shared corpus beside the repo", file=sys.stderr)
+        return 2
+
+    from newsflow import db
+    from newsflow.config import Settings
+    from newsflow.pipeline import run_once
+
+    pages = load_pages(args.repeat)
+    cores = os.cpu_count() or 1
+    print(f"{len(pages)} pages ({len(pages) // args.repeat} corpus pages x {args.repeat}), {cores} cores")
+
+    # The server runs in its own process, as a publisher's would: in-process it would
+    # compete with the pipeline for the GIL and make the pipeline look slower than it is.
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    routes = {p: (b, "text/html; charset=utf-8") for p, b in pages.items()}
+    routes.update({p: (b, "application/rss+xml") for p, b in make_feeds(pages, base).items()})
+    Handler.routes = routes
+    server = multiprocessing.get_context("fork").Process(target=httpd.serve_forever, daemon=True)
+    server.start()
+    httpd.server_close()  # the child keeps its copy of the listening socket
+
+    print("reference: raw single-process trafilatura.extract(with_metadata=True) ...", flush=True)
+    raw_pps = raw_reference(pages)
+    print(f"  {raw_pps:.1f} pages/s on one core")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url, drop = database(Path(tmp))
+        try:
+            db.upgrade(url)
+            feeds_file = Path(tmp) / "feeds.yaml"
+            feeds_file.write_text("feeds:\n" + "".join(
+                f"  - url: {base}/feed{i}.xml\n    publisher: Bench {i}\n" for i in range(FEEDS)))
+            settings = Settings.from_env(dict(
+                database_url=url, data_dir=tmp, allow_private_networks=True,
+                per_host_delay=0.0, per_host_concurrency=16, fetch_concurrency=16,
+                batch_size=args.batch_size))
+            print(f"pipeline: newsflow run (politeness lifted for loopback: per-host delay 0, "
+                  f"per-host concurrency 16; batch size {args.batch_size}; "
+                  f"{settings.extract_pool_size()} extraction workers) ...", flush=True)
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            start = time.perf_counter()
+            report = run_once(settings, feeds_file)
+            elapsed = time.perf_counter() - start
+            if profiler:
+                import pstats
+
+                profiler.disable()
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        finally:
+            drop()
+            server.terminate()
+    processed = report.ingest.claimed
+    pps = processed / elapsed
+    ratio = pps / (raw_pps * cores)
+    print(f"  {processed} entries in {elapsed:.1f}s: {report.ingest.loaded} articles loaded, "
+          f"{report.ingest.exact_duplicates} exact duplicates, {report.ingest.fallbacks} from feed text, "
+          f"{report.ingest.failed + report.ingest.retry} failed")
+    print(f"  {pps:.1f} pages/s end to end")
+    print()
+    print(f"ratio = pipeline {pps:.1f} / (raw {raw_pps:.1f} x {cores} cores) = {ratio:.2f}  (target >= 0.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

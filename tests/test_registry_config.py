@@ -1,0 +1,80 @@
+"""FEEDS.yaml validation and settings from the environment."""
+
+import pytest
+
+from newsflow.config import Settings, describe
+from newsflow.registry import FeedsFileError, load_feeds_file, parse_feeds, parse_interval
+
+
+def test_feeds_file_full_and_minimal(tmp_path):
+    path = tmp_path / "feeds.yaml"
+    path.write_text("""
+feeds:
+  - url: https://example.com/rss.xml
+    publisher: Example
+  - url: https://example.org/atom.xml
+    publisher: Other
+    name: Other world
+    enabled: false
+    poll_interval: 15m
+    tags: [world, uk]
+    language: en
+""")
+    a, b = load_feeds_file(path)
+    assert (a.url, a.publisher, a.enabled, a.poll_interval, a.tags) == (
+        "https://example.com/rss.xml", "Example", True, None, ())
+    assert (b.name, b.enabled, b.poll_interval, b.tags, b.language) == (
+        "Other world", False, 900, ("world", "uk"), "en")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({}, "top-level `feeds:` list"),
+    ({"feeds": [{"url": "https://x.com/rss"}]}, "`url` and `publisher` are required"),
+    ({"feeds": [{"url": "ftp://x.com/rss", "publisher": "X"}]}, "not an absolute http(s) URL"),
+    ({"feeds": [{"url": "https://x.com/rss", "publisher": "X", "colour": "red"}]}, "unknown keys"),
+    ({"feeds": [{"url": "https://x.com/rss", "publisher": "X"}] * 2}, "duplicate url"),
+    ({"feeds": [{"url": "https://x.com/rss", "publisher": "X", "poll_interval": "soon"}]}, "poll_interval"),
+])
+def test_feeds_file_errors_name_the_problem(data, message):
+    with pytest.raises(FeedsFileError, match="feeds"):
+        parse_feeds(data)
+    with pytest.raises(FeedsFileError) as exc:
+        parse_feeds(data)
+    assert message in str(exc.value)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(FeedsFileError, match="no such file"):
+        load_feeds_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("feeds: [unclosed")
+    with pytest.raises(FeedsFileError, match="not valid YAML"):
+        load_feeds_file(bad)
+
+
+def test_parse_interval():
+    assert [parse_interval(v) for v in (900, "900", "15m", "1h", "1d")] == [900, 900, 900, 3600, 86400]
+
+
+def test_settings_from_env_and_overrides():
+    env = {"NEWSFLOW_FETCH_TIMEOUT": "ignored-unknown", "NEWSFLOW_READ_TIMEOUT": "3.5",
+           "NEWSFLOW_MAX_ATTEMPTS": "7", "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "yes",
+           "NEWSFLOW_DEDUP_JACCARD": "0.4"}
+    s = Settings.from_env({"max_attempts": "9", "NEWSFLOW_BATCH_SIZE": 5}, environ=env)
+    assert (s.read_timeout, s.max_attempts, s.allow_private_networks, s.dedup_jaccard, s.batch_size) == (
+        3.5, 9, True, 0.4, 5)
+    defaults = Settings.from_env(environ={})
+    assert defaults.allow_private_networks is False and defaults.obey_robots is True
+
+
+def test_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="NEWSFLOW_MAX_ATTEMPTS='many'"):
+        Settings.from_env(environ={"NEWSFLOW_MAX_ATTEMPTS": "many"})
+    with pytest.raises(KeyError):
+        Settings.from_env({"no_such_setting": 1}, environ={})
+
+
+def test_every_setting_is_described():
+    names = [env for env, _, _ in describe()]
+    assert "NEWSFLOW_DATABASE_URL" in names and "NEWSFLOW_DEDUP_WINDOW_DAYS" in names
+    assert len(names) == len(set(names))
