@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from .config import Settings
 from .models import Extracted
@@ -20,8 +20,26 @@ log = logging.getLogger(__name__)
 _HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.I)
 
 
-def extract_page(html: bytes, url: str, max_bytes: int) -> Extracted:
-    """Run trafilatura on one page. Pure function: safe to call in a worker process."""
+def extract_page(html: bytes, url: str, max_bytes: int, settings: Settings | None = None,
+                 titles: Sequence[str | None] = ()) -> Extracted:
+    """Run trafilatura on one page. Pure function: safe to call in a worker process.
+
+    With ``settings``, also does the rest of the CPU work on the text here in the
+    worker: the normalised body (headline line dropped), its content hash and its
+    dedup fingerprint, so the coordinating process only fetches and writes.
+    """
+    found = _extract(html, url, max_bytes)
+    if settings is not None and found.text:
+        from . import dedup
+        from .normalize import clean_text, content_hash, drop_leading_title
+
+        found.body = drop_leading_title(clean_text(found.text), [*titles, found.title])
+        found.content_hash = content_hash(found.body)
+        found.fingerprint = dedup.fingerprint(found.body, settings)
+    return found
+
+
+def _extract(html: bytes, url: str, max_bytes: int) -> Extracted:
     import trafilatura  # heavy import, paid once per worker
 
     if len(html) > max_bytes:
@@ -70,17 +88,25 @@ class Extractor:
             self._pool.stop() if exc[0] else self._pool.close()
             self._pool.join()
 
-    def extract_many(self, pages: Iterable[tuple[bytes, str]]) -> list[Extracted]:
-        """Extract pages in parallel; results in input order, failures as Extracted.error."""
+    def extract_many(self, pages: Iterable[tuple]) -> list[Extracted]:
+        """Extract pages in parallel; results in input order, failures as Extracted.error.
+
+        ``pages`` holds (html, url) or (html, url, titles): with titles, the workers
+        also prepare body, hash and fingerprint (see :func:`extract_page`).
+        """
         return list(self.extract_iter(pages))
 
-    def extract_iter(self, pages: Iterable[tuple[bytes, str]]) -> Iterator[Extracted]:
+    def extract_iter(self, pages: Iterable[tuple]) -> Iterator[Extracted]:
         """Like extract_many, but yields each result (in input order) as soon as it is
         ready, so the caller's own work overlaps with the workers'."""
         assert self._pool is not None, "use Extractor as a context manager"
-        futures = [self._pool.schedule(extract_page, args=(html, url, self.settings.max_extract_bytes),
-                                       timeout=self.settings.extract_timeout)
-                   for html, url in pages]
+        futures = []
+        for html, url, *titles in pages:
+            args = (html, url, self.settings.max_extract_bytes)
+            if titles:
+                args += (self.settings, tuple(titles[0]))
+            futures.append(self._pool.schedule(extract_page, args=args,
+                                               timeout=self.settings.extract_timeout))
         for future in futures:
             try:
                 yield future.result()

@@ -29,7 +29,8 @@ from .extract import Extractor
 from .fetch import PageFetch, PageFetcher
 from .httpclient import SafeClient
 from .models import Article, Extracted, JobResult, PageJob
-from .normalize import canonical_url, clean_text, content_hash, split_authors, to_utc, word_count
+from .normalize import (canonical_url, clean_text, content_hash, drop_leading_title, split_authors,
+                        to_utc, word_count)
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import entries as entry_store
@@ -154,7 +155,8 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher,
                   if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
     results = {}
     # decide() runs here while the workers extract the next pages
-    pages = [(fetched[j.entry_id].result.body, fetched[j.entry_id].result.final_url) for j in to_extract]
+    pages = [(fetched[j.entry_id].result.body, fetched[j.entry_id].result.final_url, (j.title,))
+             for j in to_extract]
     for job, found in zip(to_extract, extractor.extract_iter(pages)):
         results[job.entry_id] = decide(job, fetched[job.entry_id], found, settings)
     return [results.get(job.entry_id) or decide(job, fetched.get(job.entry_id), None, settings)
@@ -227,8 +229,13 @@ def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None
                   body_source: str, fallback_reason: str | None = None) -> Article:
     found = found or Extracted()
     link = job.link or fetched_url or f"urn:newsflow:entry:{job.entry_id}"
-    body = clean_text(found.text or "") if body_source == "page" else clean_text(job.summary or "")
-    body = drop_leading_title(body, [job.title, found.title])
+    fingerprint = None
+    if body_source == "page" and found.body is not None:
+        body, digest, fingerprint = found.body, found.content_hash, found.fingerprint  # from the worker
+    else:
+        text = found.text if body_source == "page" else job.summary
+        body = drop_leading_title(clean_text(text or ""), [job.title, found.title])
+        digest = content_hash(body)
     canonical = canonical_url(_trusted_canonical(found.canonical_url, fetched_url) or fetched_url or link)
     # The feed's date first (readers complain about page-date errors; CC prefers it),
     # then the page's.
@@ -237,9 +244,9 @@ def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None
     return Article(
         url=link, canonical_url=canonical, publisher=job.publisher, title=title, body=body,
         published_at=published, language=(found.language or None), authors=split_authors(found.author or job.author),
-        image_url=found.image, site_name=found.site_name, content_hash=content_hash(body),
+        image_url=found.image, site_name=found.site_name, content_hash=digest,
         word_count=word_count(body), body_source=body_source, fallback_reason=fallback_reason,
-        wire_credit=dedup.wire_credit(credit_window(body)),
+        wire_credit=dedup.wire_credit(credit_window(body)), fingerprint=fingerprint,
     )
 
 
@@ -250,19 +257,6 @@ def credit_window(body: str, size: int = 1500) -> str:
     if len(body) <= 2 * size:
         return body
     return body[:size] + "\n" + body[-size:]
-
-
-def drop_leading_title(body: str, titles: list[str | None]) -> str:
-    """Remove a headline that extraction left as the body's first line.
-
-    Copies of one story carry different headlines; keeping them in the body would only
-    add noise to the content hash and the shingles.
-    """
-    first, _, rest = body.partition("\n")
-    wanted = {content_hash(t) for t in titles if t}
-    if rest and content_hash(first) in wanted:
-        return rest.lstrip("\n")
-    return body
 
 
 def _trusted_canonical(declared: str | None, fetched: str | None) -> str | None:
@@ -317,7 +311,7 @@ def _load_one(conn, settings: Settings, result: JobResult, out: BatchResult) -> 
 def load_article(conn, settings: Settings, article: Article, out: BatchResult | None = None) -> int:
     """Insert a new article into its story (found by near-duplicate search)."""
     when = article.published_at or datetime.now(timezone.utc)
-    fp = dedup.fingerprint(article.body, settings)
+    fp = article.fingerprint or dedup.fingerprint(article.body, settings)
     index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
     assignment = dedup.assign(fp, index, settings)
     story_id = assignment.story_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class Extracted:
     canonical_url: str | None = None
     image: str | None = None
     error: str | None = None
+    # prepared in the extraction worker (see extract.extract_page)
+    body: str | None = None  # normalised text, headline line dropped
+    content_hash: str | None = None
+    fingerprint: Any = None  # dedup.Fingerprint
 
 
 @dataclass
@@ -114,6 +119,7 @@ class Article:
     body_source: str  # 'page' or 'feed'
     fallback_reason: str | None = None
     wire_credit: str | None = None
+    fingerprint: Any = None  # dedup.Fingerprint, when the worker computed it
 
 
 @dataclass

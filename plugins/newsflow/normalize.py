@@ -102,3 +102,16 @@ def split_authors(value: str | None) -> list[str]:
         return []
     parts = re.split(r";|\band\b|\|", value)
     return [clean_text(p).strip(" ,") for p in parts if clean_text(p).strip(" ,")]
+
+
+def drop_leading_title(body: str, titles: list[str | None]) -> str:
+    """Remove a headline that extraction left as the body's first line.
+
+    Copies of one story carry different headlines; keeping them in the body would only
+    add noise to the content hash and the shingles.
+    """
+    first, _, rest = body.partition("\n")
+    wanted = {content_hash(t) for t in titles if t}
+    if rest and content_hash(first) in wanted:
+        return rest.lstrip("\n")
+    return body
