@@ -205,6 +205,13 @@ def cmd_maintenance(args, settings: Settings) -> int:
 
 
 def cmd_config(args, settings: Settings) -> int:
+    if args.markdown:
+        from .config import documentation
+
+        print("| setting | default | meaning |\n|---|---|---|")
+        for env, _, default, meaning in documentation():
+            print(f"| `{env}` | `{default!r}` | {meaning} |")
+        return 0
     for env, kind, default in describe():
         value = getattr(settings, env.removeprefix("NEWSFLOW_").lower())
         shown = "***" if "url" in env.lower() and "://" in str(value) and "@" in str(value) else value
@@ -270,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_maintenance)
 
     s = sub.add_parser("config", help="list settings (NEWSFLOW_* env vars) and values")
+    s.add_argument("--markdown", action="store_true", help="the documented defaults as a Markdown table")
     s.set_defaults(func=cmd_config)
     return p
 

@@ -24,14 +24,14 @@ class Settings:
     data_dir: str = ".newsflow"  # embedded PostgreSQL data and other local state
 
     # --- HTTP (feeds and pages) ------------------------------------------------
-    user_agent: str = "newsflow/0.1 (+{contact_url})"
-    contact_url: str = "https://github.com/newsflow/newsflow"
+    user_agent: str = "newsflow/0.1 (+{contact_url})"  # User-Agent template; keep the product name
+    contact_url: str = "https://github.com/newsflow/newsflow"  # where publishers reach you: set yours
     connect_timeout: float = 10.0  # seconds to establish a TCP/TLS connection
     read_timeout: float = 20.0  # seconds between two received chunks
     total_timeout: float = 60.0  # seconds for one whole response (slowloris guard)
     max_feed_bytes: int = 10 * 1024 * 1024  # decoded size cap for a feed document
     max_page_bytes: int = 5 * 1024 * 1024  # decoded size cap for an article page
-    max_redirects: int = 5
+    max_redirects: int = 5  # redirect hops followed (each hop re-checked by the address guard)
     allow_private_networks: bool = False  # loopback/private targets refused unless set
 
     # --- polling ---------------------------------------------------------------
@@ -48,7 +48,7 @@ class Settings:
     fetch_concurrency: int = 8  # article fetches in flight overall
     per_host_concurrency: int = 2  # article fetches in flight per host
     per_host_delay: float = 1.0  # seconds between two requests to one host
-    obey_robots: bool = True
+    obey_robots: bool = True  # robots.txt obeyed for article pages
     max_attempts: int = 5  # article fetch attempts before an entry is marked failed
     retry_backoff_base: int = 300  # seconds; doubled per failed attempt
     batch_size: int = 32  # entries claimed per batch (one transaction)
@@ -61,11 +61,11 @@ class Settings:
     min_body_chars: int = 200  # shorter extracted text counts as "no text"
 
     # --- dedup ---------------------------------------------------------------------
-    dedup_window_days: int = 7
-    dedup_shingle_size: int = 5
-    dedup_num_perm: int = 128
+    dedup_window_days: int = 7  # near-duplicates are searched within +/- this many days
+    dedup_shingle_size: int = 5  # words per shingle
+    dedup_num_perm: int = 128  # MinHash permutations
     dedup_bands: int = 64  # LSH: 64 bands x 2 rows (evidence in docs/dedup.md)
-    dedup_rows: int = 2
+    dedup_rows: int = 2  # rows per LSH band (bands x rows <= num_perm)
     dedup_containment: float = 0.5  # same story when containment >= this ...
     dedup_jaccard: float = 0.3  # ... or Jaccard >= this
     dedup_min_shingles: int = 20  # texts shorter than this match only at Jaccard >= 0.9
@@ -132,3 +132,23 @@ def _coerce(f: dataclasses.Field, raw: str) -> Any:
 def describe() -> list[tuple[str, str, Any]]:
     """(env var, type, default) for every setting; used by `newsflow config`."""
     return [(ENV_PREFIX + f.name.upper(), str(f.type), f.default) for f in fields(Settings)]
+
+
+def documentation() -> list[tuple[str, str, Any, str]]:
+    """(env var, type, default, meaning) for every setting, the meaning taken from the
+    comment beside the field above: the README's configuration table is generated
+    from it (`newsflow config --markdown`), so the two cannot drift apart."""
+    import inspect
+    import re
+
+    comments: dict[str, str] = {}
+    section = ""
+    for line in inspect.getsource(Settings).splitlines():
+        heading = re.match(r"\s*# --- (.+?) -*$", line)
+        if heading:
+            section = heading.group(1)
+        field = re.match(r"\s*(\w+): [\w| ]+ = .*?(?:#\s*(.*))?$", line)
+        if field:
+            comments[field.group(1)] = (field.group(2) or section).strip()
+    return [(env, kind, default, comments.get(env.removeprefix(ENV_PREFIX).lower(), ""))
+            for env, kind, default in describe()]
