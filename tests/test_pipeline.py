@@ -179,3 +179,37 @@ def test_console_script_runs_a_pass(settings, sample_feeds):
     bad = subprocess.run([sys.executable, "-m", "newsflow", "run", "--feeds", "/nonexistent.yaml"],
                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_identical_copy_from_another_outlet_is_one_article_two_outlets(settings, tmp_path):
+    """A portal republishing the wire text byte for byte: one article row (exact dedup),
+    and news.story_outlets still lists both outlets for the story."""
+    import shutil
+
+    from newsflow.sampleworld import SITE_DIR, SampleServer
+
+    site = tmp_path / "site"
+    shutil.copytree(SITE_DIR / "wire", site / "wire")
+    (site / "portal").mkdir()
+    wire_page = site / "wire" / ISIS_WIRE.split("/wire/", 1)[1]
+    (site / "portal" / "isis.html").write_text(
+        wire_page.read_text().replace('rel="canonical" href="{{BASE}}/wire/', 'rel="canonical" href="{{BASE}}/portal/x/'))
+    (site / "portal" / "rss.xml").write_text("""<?xml version="1.0"?><rss version="2.0"><channel>
+        <title>Portal</title><link>{{BASE}}/portal/</link>
+        <item><title>Fewer than 1,000 IS fighters left, coalition says</title>
+        <link>{{BASE}}/portal/isis.html</link><guid>portal-1</guid>
+        <pubDate>Fri, 20 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>""")
+    feeds = tmp_path / "feeds.yaml"
+    with SampleServer(root=site) as server:
+        feeds.write_text(f"feeds:\n  - url: {server.base}/wire/rss.xml\n    publisher: Reuters Wire\n"
+                         f"  - url: {server.base}/portal/rss.xml\n    publisher: Portal News\n")
+        report = run_once(settings, feeds)
+    assert report.ingest.exact_duplicates == 1
+    url = settings.database_url
+    wire = fetch_all(url, "SELECT id, story_id FROM news.articles WHERE canonical_url LIKE %s",
+                     ("%" + ISIS_WIRE,))[0]
+    outlets = fetch_all(url, "SELECT publisher, relation, article_id FROM news.story_outlets "
+                             "WHERE story_id = %s ORDER BY publisher", (wire["story_id"],))
+    assert [(o["publisher"], o["relation"]) for o in outlets] == [
+        ("Portal News", "identical"), ("Reuters Wire", "original")]
+    assert {o["article_id"] for o in outlets} == {wire["id"]}

@@ -97,15 +97,15 @@ def format_report(report: PassReport, max_stories: int = 20) -> str:
     ]
     for p in report.feeds_failed:
         lines.append(f"  feed error: {p.url}: {p.error}")
-    syndicated = [s for s in report.stories if s["article_count"] > 1]
+    syndicated = [s for s in report.stories if s["outlet_count"] > 1]
     if syndicated:
         lines += ["", "Syndicated stories (one story, several outlets):"]
         for s in syndicated[:max_stories]:
             origin = f"origin {s['origin_publisher']} ({s['origin_basis']})" if s["origin_publisher"] else ""
             lines.append(f"  #{s['id']} {s['title'] or '(untitled)'}")
-            lines.append(f"      {s['article_count']} copies, {origin}")
+            lines.append(f"      {s['outlet_count']} outlets, {s['article_count']} distinct texts, {origin}")
             lines.append(f"      carried by: {', '.join(s['members'])}")
-    singles = [s for s in report.stories if s["article_count"] == 1]
+    singles = [s for s in report.stories if s["outlet_count"] == 1]
     if singles:
         lines += ["", f"Single-outlet stories: {len(singles)}"]
         for s in singles[:max_stories]:

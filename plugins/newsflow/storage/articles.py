@@ -77,15 +77,19 @@ def refresh_story(conn: psycopg.Connection, story_id: int) -> None:
 
 
 def story_overview(conn: psycopg.Connection, since: datetime | None = None) -> list[dict]:
-    """Stories with their publishers, biggest first (the demo's summary)."""
+    """Stories with every outlet that carried them, biggest first (the demo's summary).
+
+    Outlets come from news.story_outlets, so an outlet whose copy was byte-identical to
+    another's (one article row) is listed too, as 'identical'.
+    """
     return conn.execute("""
-        SELECT s.id, s.title, s.article_count, s.origin_publisher, s.origin_basis,
-               s.first_published_at,
-               array_agg(a.publisher || ' (' || a.story_relation || ')'
-                         ORDER BY coalesce(a.published_at, a.fetched_at), a.id) AS members
-        FROM news.stories s JOIN news.articles a ON a.story_id = s.id
+        SELECT s.id, s.title, s.origin_publisher, s.origin_basis, s.first_published_at,
+               count(o.*) AS outlet_count, s.article_count,
+               array_agg(o.publisher || ' (' || o.relation || ')'
+                         ORDER BY o.published_at, o.publisher) AS members
+        FROM news.stories s JOIN news.story_outlets o ON o.story_id = s.id
         WHERE %s::timestamptz IS NULL OR s.updated_at >= %s
-        GROUP BY s.id ORDER BY s.article_count DESC, s.first_published_at, s.id""",
+        GROUP BY s.id ORDER BY count(o.*) DESC, s.first_published_at, s.id""",
         (since, since)).fetchall()
 
 
@@ -135,5 +139,6 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
                (SELECT count(*) FROM news.articles) AS articles,
                (SELECT count(*) FROM news.articles WHERE body_source = 'feed') AS fallbacks,
                (SELECT count(*) FROM news.stories) AS stories,
-               (SELECT count(*) FROM news.stories WHERE article_count > 1) AS syndicated""").fetchone()
+               (SELECT count(*) FROM (SELECT story_id FROM news.story_outlets GROUP BY story_id
+                                      HAVING count(*) > 1) multi) AS syndicated""").fetchone()
     return dict(row)
