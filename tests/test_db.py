@@ -1,0 +1,40 @@
+"""Migrations and the embedded PostgreSQL."""
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO_ROOT, fetch_all
+from newsflow import db
+
+
+def test_upgrade_is_idempotent_and_recorded(database_url):
+    versions = fetch_all(database_url, "SELECT version, name FROM news.schema_migrations ORDER BY version")
+    assert [v["version"] for v in versions] == [v for v, _ in db.migration_files()]
+    assert db.upgrade(database_url) == []  # nothing left to apply
+    assert db.current_version(database_url) == versions[-1]["version"]
+    tables = {r["table_name"] for r in fetch_all(database_url, """
+        SELECT table_name FROM information_schema.tables WHERE table_schema = 'news'""")}
+    assert {"feeds", "entries", "articles", "stories", "fetch_log", "dedup_signatures",
+            "dedup_bands", "story_outlets"} <= tables
+
+
+def test_redact_hides_passwords():
+    assert db.redact("postgresql://news:s3cret@db.example.com/news") == "postgresql://news:***@db.example.com/news"
+
+
+def test_cli_starts_the_embedded_server_when_no_url_is_set(tmp_path):
+    """No NEWSFLOW_DATABASE_URL: `newsflow db upgrade` starts PostgreSQL under the data dir."""
+    env = {k: v for k, v in os.environ.items() if k != "NEWSFLOW_DATABASE_URL"}
+    env["NEWSFLOW_DATA_DIR"] = str(tmp_path / "state")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "newsflow", *args], cwd=REPO_ROOT, env=env,  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    try:
+        first = run("db", "upgrade")
+        assert first.returncode == 0, first.stderr
+        assert "applied 001_init.sql" in first.stdout and (tmp_path / "state" / "pgdata" / "PG_VERSION").exists()
+        again = run("db", "upgrade")
+        assert again.returncode == 0 and "up to date" in again.stdout
+    finally:
+        stopped = run("db", "stop")
+    assert "stopped" in stopped.stdout
