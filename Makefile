@@ -27,11 +27,20 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not airflow and not slow"
 
+# Airflow 3 on this machine: embedded PostgreSQL (news data + metadata database `airflow`),
+# AIRFLOW_HOME=airflow_home/, the sample world on loopback; prints the UI URL and login.
 airflow: setup
-	$(BIN)/python -m newsflow_airflow.standalone
+	$(BIN)/python -m newsflow.airflow_standalone
 
+# The same DAGs under CeleryExecutor: scheduler, api-server, dag-processor, triggerer and one
+# Celery worker against the real Redis and PostgreSQL (127.0.0.1), ingesting the sample world
+# from scratch; then everything stops. Override with CELERY_CHECK_DB / CELERY_CHECK_BROKER.
+CELERY_CHECK_DB     ?= postgresql://postgres@127.0.0.1:5432/postgres
+CELERY_CHECK_BROKER ?= redis://127.0.0.1:6379/5
 celery-check: setup
-	$(BIN)/python -m pytest tests/test_celery.py -v
+	$(BIN)/python -m newsflow.airflow_standalone --executor celery --check --fresh --port 18080 \
+		--home $(CURDIR)/airflow_home/celery-check \
+		--database-url "$(CELERY_CHECK_DB)" --broker "$(CELERY_CHECK_BROKER)"
 
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py

@@ -1,0 +1,103 @@
+"""
+### newsflow: ingest articles
+
+Starts whenever `newsflow_poll_feeds` announces new entries (asset
+`newsflow://news/entries`; no timer). It:
+
+1. **requeue_requested**: only for manual runs with Params (below): puts entries back
+   in the queue. Does nothing on asset-triggered runs.
+2. **ingest_worker** (mapped, `workers` tasks, pool `newsflow_http`): claims due
+   pending entries in batches (`SELECT ... FOR UPDATE SKIP LOCKED`), fetches their
+   pages politely (robots.txt, per-host limits), extracts the text in a process pool,
+   deduplicates (exact, then near-duplicate into stories) and loads, one transaction
+   per batch. Workers, overlapping runs and Celery workers never take the same entry;
+   a worker that dies releases its batch, which the next run processes again.
+3. **announce_new_articles**: emits the asset `newsflow://news/articles` when new
+   articles were loaded (skipped otherwise): downstream DAGs can schedule on it.
+
+Failed pages are retried with backoff by later runs (entry `attempts`,
+`next_attempt_at`); after `NEWSFLOW_MAX_ATTEMPTS` the entry is `failed` (or loaded from
+the feed's own text when it has some).
+
+#### Manual runs (Trigger DAG w/ config)
+
+* `entry_id` or `url`: re-ingest that entry (even when already loaded).
+* `since` / `until` (ISO dates): backfill, requeue the entries of that range
+  (already-loaded ones only with `include_loaded`).
+* `workers`: parallel ingest tasks (default env `NEWSFLOW_INGEST_WORKERS`, 2).
+* `max_batches`: stop each worker after this many batches.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from newsflow_common import ARTICLES, DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, START_DATE, env_int
+
+
+@dag(
+    dag_id="newsflow_ingest_articles",
+    dag_display_name="newsflow: ingest articles",
+    description="Fetch, extract, deduplicate and load pending entries; announce new articles.",
+    doc_md=__doc__ + FAILURES_DOC,
+    schedule=[ENTRIES],
+    start_date=START_DATE,
+    catchup=False,
+    # Overlap is safe (SKIP LOCKED), but more than two runs only compete for the pool.
+    max_active_runs=2,
+    dagrun_timeout=timedelta(hours=2),
+    default_args=DEFAULT_ARGS,
+    tags=["newsflow", "ingestion", "articles"],
+    params={
+        "entry_id": Param(None, type=["null", "integer"], title="Re-ingest entry id"),
+        "url": Param(None, type=["null", "string"], title="Re-ingest entry URL",
+                     description="The entry link as it appeared in the feed."),
+        "since": Param(None, type=["null", "string"], title="Backfill from (ISO date, inclusive)"),
+        "until": Param(None, type=["null", "string"], title="Backfill until (ISO date, exclusive)"),
+        "include_loaded": Param(False, type="boolean", title="Backfill also loaded entries"),
+        "workers": Param(env_int("NEWSFLOW_INGEST_WORKERS", 2), type="integer", minimum=1, maximum=16,
+                         title="Parallel ingest tasks"),
+        "max_batches": Param(None, type=["null", "integer"], minimum=1, title="Batches per worker (limit)"),
+    },
+)
+def newsflow_ingest_articles():
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def requeue_requested(params=None) -> list[int]:
+        from airflow.sdk.exceptions import AirflowFailException
+        from newsflow import tasks
+
+        try:
+            tasks.requeue(entry_id=params.get("entry_id"), url=params.get("url"), since=params.get("since"),
+                          until=params.get("until"), include_loaded=bool(params.get("include_loaded")))
+        except ValueError as exc:  # a wrong Param: retrying will not help
+            raise AirflowFailException(str(exc)) from exc
+        return list(range(int(params.get("workers") or 1)))
+
+    @task(pool=HTTP_POOL, execution_timeout=timedelta(minutes=60),
+          map_index_template="worker {{ worker_label }}")
+    def ingest_worker(worker: int, params=None) -> dict:
+        from newsflow import tasks
+
+        get_current_context()["worker_label"] = str(worker)
+        return tasks.ingest(max_batches=params.get("max_batches"))
+
+    @task(outlets=[ARTICLES], trigger_rule="all_done", retries=0)
+    def announce_new_articles(results, outlet_events=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+        from newsflow import tasks
+
+        total = tasks.summarize([r for r in results if r] if results is not None else [])
+        if not total.get("loaded"):
+            raise AirflowSkipException(f"no new articles ({total or 'nothing pending'})")
+        outlet_events[ARTICLES].extra = {"articles": total["loaded"],
+                                         "first_article_id": total.get("first_article_id"),
+                                         "last_article_id": total.get("last_article_id")}
+        return total
+
+    announce_new_articles(ingest_worker.expand(worker=requeue_requested()))
+
+
+newsflow_ingest_articles()

@@ -1,0 +1,65 @@
+"""
+### newsflow: maintenance
+
+Daily upkeep of the news database:
+
+1. **feed_health**: logs every feed that is *failing* (errors since its last success;
+   polled again after an exponential backoff), *stale* (no new entry for 7 days) or
+   *disabled* (with the reason: HTTP 410 Gone, too many consecutive failures, or an
+   operator), and returns the counts by health. It does not fail for unhealthy feeds:
+   read its log, then fix the feeds file or re-enable a feed with
+   `newsflow feeds enable ID` once the publisher is back.
+2. **retention**: deletes raw data older than `NEWSFLOW_RETENTION_DAYS` (fetch log,
+   failed/skipped entries) and near-duplicate index rows outside the dedup window.
+   Articles and stories are kept.
+3. **analyze**: `ANALYZE` on the news tables, so the planner knows their new sizes.
+
+Runs never overlap (`max_active_runs=1`). Safe to re-run at any time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+
+from newsflow_common import DEFAULT_ARGS, FAILURES_DOC, START_DATE
+
+
+@dag(
+    dag_id="newsflow_maintenance",
+    dag_display_name="newsflow: maintenance",
+    description="Feed health report, retention of raw data, ANALYZE.",
+    doc_md=__doc__ + FAILURES_DOC,
+    schedule="@daily",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    default_args=DEFAULT_ARGS,
+    tags=["newsflow", "maintenance"],
+)
+def newsflow_maintenance():
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def feed_health() -> dict:
+        from newsflow import tasks
+
+        return tasks.health_report()
+
+    @task(execution_timeout=timedelta(minutes=60))
+    def retention() -> dict:
+        from newsflow import tasks
+
+        return tasks.retention()
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def analyze() -> int:
+        from newsflow import tasks
+
+        return tasks.analyze()
+
+    feed_health() >> retention() >> analyze()
+
+
+newsflow_maintenance()

@@ -1,0 +1,124 @@
+"""End to end under Airflow: dag.test() of newsflow_poll_feeds then newsflow_ingest_articles
+against the sample world on loopback and a real PostgreSQL (connection newsflow_db), with a
+throwaway Airflow metadata DB. A second pass loads nothing twice and emits no asset event."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import fetch_all
+
+sys.path.insert(0, str(Path(__file__).parent))
+import airflow_harness as harness  # noqa: E402
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+ENTRIES = "newsflow://news/entries"
+ARTICLES = "newsflow://news/articles"
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow_home")
+    harness.migrate(harness.airflow_env(home))
+    return home
+
+
+@pytest.fixture
+def env(airflow_home, database_url, sample_feeds):
+    return harness.airflow_env(
+        airflow_home, database_url, NEWSFLOW_FEEDS_FILE=str(sample_feeds),
+        NEWSFLOW_ALLOW_PRIVATE_NETWORKS="1", NEWSFLOW_PER_HOST_DELAY="0", NEWSFLOW_PER_HOST_CONCURRENCY="4",
+        NEWSFLOW_EXTRACT_WORKERS="2", NEWSFLOW_CONNECT_TIMEOUT="5", NEWSFLOW_READ_TIMEOUT="5")
+
+
+def _run(env, dag_id, conf=None):
+    result = harness.run(env, "test", dag_id, json.dumps(conf) if conf else "")
+    output = result.pop("_output")
+    assert result["state"].endswith("success"), f"{dag_id}: {json.dumps(result, indent=1)}\n{output[-6000:]}"
+    return result
+
+
+def _events(result, uri):
+    return [e for e in result["asset_events"] if e["uri"] == uri]
+
+
+def test_poll_then_ingest_then_nothing_twice(env, database_url):
+    # 1. poll: feeds synced from the file, due feeds polled in shards, asset event emitted
+    poll = _run(env, "newsflow_poll_feeds")
+    shards = [k for k in poll["tasks"] if k.startswith("poll_shard[")]
+    assert 1 < len(shards) <= 4, "a few shards, never one task per feed"
+    assert all(poll["tasks"][k]["rendered_map_index"].startswith("feeds") for k in shards)
+    assert poll["tasks"]["announce_new_entries[-1]"]["state"].endswith("success")
+    [event] = _events(poll, ENTRIES)
+    assert event["extra"]["new_entries"] == 14
+    rows = fetch_all(database_url, "SELECT status, count(*) AS n FROM news.entries GROUP BY status")
+    assert rows == [{"status": "pending", "n": 14}]
+
+    # 2. ingest (what the asset event starts): everything loaded, stories formed
+    ingest = _run(env, "newsflow_ingest_articles")
+    [event] = _events(ingest, ARTICLES)
+    assert event["extra"]["articles"] == 13
+    entries = fetch_all(database_url, "SELECT status, attempts, article_id FROM news.entries")
+    assert len(entries) == 14
+    assert all(e["status"] == "loaded" and e["attempts"] == 1 and e["article_id"] for e in entries)
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 13
+    isis = fetch_all(database_url, """
+        SELECT s.id, count(DISTINCT a.publisher) AS outlets FROM news.stories s
+        JOIN news.articles a ON a.story_id = s.id
+        WHERE s.title ILIKE '%%islamic state%%' OR s.title ILIKE '%%isis%%'
+        GROUP BY s.id ORDER BY outlets DESC""")
+    assert isis and isis[0]["outlets"] == 4, isis
+    pages = fetch_all(database_url, "SELECT entry_id, count(*) AS n FROM news.fetch_log "
+                                    "WHERE kind = 'page' GROUP BY entry_id")
+    assert all(p["n"] == 1 for p in pages)
+    # XCom carries ids and counts only, never article text
+    assert all(len(json.dumps(x["value"])) < 1000 for x in poll["xcom"] + ingest["xcom"])
+
+    # 3. second pass, every feed forced: 304s, no new entry, no event, nothing loaded twice
+    again = _run(env, "newsflow_poll_feeds", {"force": True})
+    assert again["tasks"]["announce_new_entries[-1]"]["state"].endswith("skipped")
+    assert _events(again, ENTRIES) == []
+    ingest2 = _run(env, "newsflow_ingest_articles")
+    assert ingest2["tasks"]["announce_new_articles[-1]"]["state"].endswith("skipped")
+    assert _events(ingest2, ARTICLES) == []
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 13
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.entries")[0]["n"] == 14
+
+    # 4. manual re-ingest of one entry by id (Param): processed again, still one article
+    entry_id = entries and fetch_all(database_url, "SELECT min(id) AS id FROM news.entries")[0]["id"]
+    redo = _run(env, "newsflow_ingest_articles", {"entry_id": entry_id, "workers": 1})
+    worker = [x["value"] for x in redo["xcom"] if x["task_id"] == "ingest_worker"]
+    assert worker == [{**worker[0], "claimed": 1}] and worker[0]["loaded"] == 0
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 13
+
+
+def test_failure_callback_records_and_notifies(env, database_url):
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook_env = {**env, "NEWSFLOW_FAILURE_WEBHOOK": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+        harness.run(hook_env, "failure", "newsflow_poll_feeds", "poll_shard")
+    finally:
+        server.shutdown()
+    [row] = fetch_all(database_url, "SELECT * FROM news.task_failures")
+    assert (row["dag_id"], row["task_id"], row["map_index"]) == ("newsflow_poll_feeds", "poll_shard", 2)
+    assert "boom" in row["exception"] and row["notified"] is True
+    assert received and "poll_shard failed" in received[0]["text"]
