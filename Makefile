@@ -11,10 +11,12 @@ setup: $(STAMP)
 
 # Pinned install from requirements.lock (our own lock: Airflow's constraint files are
 # not reachable from every network). uv does the install; pip only bootstraps uv.
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (CI does), every process would
+# otherwise compile Airflow and friends from source at each import.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 

@@ -21,14 +21,18 @@ _HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.I)
 
 
 def extract_page(html: bytes, url: str, max_bytes: int, settings: Settings | None = None,
-                 titles: Sequence[str | None] = ()) -> Extracted:
+                 titles: Sequence[str | None] = (), search_date: bool = True) -> Extracted:
     """Run trafilatura on one page. Pure function: safe to call in a worker process.
 
     With ``settings``, also does the rest of the CPU work on the text here in the
     worker: the normalised body (headline line dropped), its content hash and its
     dedup fingerprint, so the coordinating process only fetches and writes.
+
+    ``search_date=False`` skips htmldate's extensive search of the page (about an
+    eighth of the extraction time): used when the feed already dated the entry, since
+    the feed's date is the one stored.
     """
-    found = _extract(html, url, max_bytes)
+    found = _extract(html, url, max_bytes, search_date)
     if settings is not None and found.text:
         from . import dedup
         from .normalize import clean_text, content_hash, drop_leading_title
@@ -39,7 +43,7 @@ def extract_page(html: bytes, url: str, max_bytes: int, settings: Settings | Non
     return found
 
 
-def _extract(html: bytes, url: str, max_bytes: int) -> Extracted:
+def _extract(html: bytes, url: str, max_bytes: int, search_date: bool = True) -> Extracted:
     import trafilatura  # heavy import, paid once per worker
 
     if len(html) > max_bytes:
@@ -48,7 +52,7 @@ def _extract(html: bytes, url: str, max_bytes: int) -> Extracted:
         doc = trafilatura.bare_extraction(
             html, url=url, with_metadata=True, include_comments=False,
             include_tables=False, favor_precision=False, deduplicate=False,
-            date_extraction_params={"extensive_search": True, "original_date": True,
+            date_extraction_params={"extensive_search": search_date, "original_date": True,
                                     "outputformat": "%Y-%m-%dT%H:%M:%S%z"})
     except Exception as exc:  # trafilatura/lxml on hostile markup: record, never raise
         return Extracted(error=f"extraction failed: {type(exc).__name__}: {exc}")
@@ -91,8 +95,8 @@ class Extractor:
     def extract_many(self, pages: Iterable[tuple]) -> list[Extracted]:
         """Extract pages in parallel; results in input order, failures as Extracted.error.
 
-        ``pages`` holds (html, url) or (html, url, titles): with titles, the workers
-        also prepare body, hash and fingerprint (see :func:`extract_page`).
+        ``pages`` holds (html, url) or (html, url, titles, search_date): with titles,
+        the workers also prepare body, hash and fingerprint (see :func:`extract_page`).
         """
         return list(self.extract_iter(pages))
 
@@ -101,10 +105,11 @@ class Extractor:
         ready, so the caller's own work overlaps with the workers'."""
         assert self._pool is not None, "use Extractor as a context manager"
         futures = []
-        for html, url, *titles in pages:
+        for html, url, *prepare in pages:
             args = (html, url, self.settings.max_extract_bytes)
-            if titles:
-                args += (self.settings, tuple(titles[0]))
+            if prepare:
+                titles, search_date = prepare
+                args += (self.settings, tuple(titles), search_date)
             futures.append(self._pool.schedule(extract_page, args=args,
                                                timeout=self.settings.extract_timeout))
         for future in futures:

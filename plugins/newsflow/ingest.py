@@ -155,7 +155,8 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher,
                   if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
     results = {}
     # decide() runs here while the workers extract the next pages
-    pages = [(fetched[j.entry_id].result.body, fetched[j.entry_id].result.final_url, (j.title,))
+    pages = [(fetched[j.entry_id].result.body, fetched[j.entry_id].result.final_url, (j.title,),
+              j.published_at is None)  # the feed's date wins: search the page only without one
              for j in to_extract]
     for job, found in zip(to_extract, extractor.extract_iter(pages)):
         results[job.entry_id] = decide(job, fetched[job.entry_id], found, settings)
