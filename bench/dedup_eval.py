@@ -354,7 +354,6 @@ def host_pieces(rng: random.Random, pages: list[Page]) -> list[tuple[Page, list[
 
 
 def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
-    rng = random.Random(seed)
     usable = [p for p in pages if p.words >= MIN_WORDS]
     pools = [p for p in usable if p.words > POOL_WORDS]
     commentary_pages = [p for p in pools if p.name + ".html" in COMMENTARY_POOLS]

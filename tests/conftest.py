@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pytest
@@ -47,17 +49,26 @@ def pg_server_url(tmp_path_factory) -> str:
     server.cleanup()
 
 
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """Create a migrated database on the server, yield its URL, drop it afterwards."""
+    name = f"nf_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(server_url, dbname=name)
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def database_url(pg_server_url) -> str:
     """A fresh, migrated database for one test; dropped afterwards."""
-    name = f"nf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(pg_server_url, dbname=name)
-    db.upgrade(url)
-    yield url
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from conftest import REPO_ROOT, fetch_all
+from conftest import REPO_ROOT, fetch_all, fresh_database
 from newsflow import db, dedup
 from newsflow.ingest import load_article
 from newsflow.models import Article
@@ -148,14 +147,8 @@ def check_consistent(url: str, settings) -> None:
 
 @pytest.fixture
 def second_database(pg_server_url):
-    name = f"nf_test_{os.urandom(6).hex()}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(pg_server_url, dbname=name)
-    db.upgrade(url)
-    yield url
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url) as url:
+        yield url
 
 
 # ------------------------------------------------------------ the texts themselves

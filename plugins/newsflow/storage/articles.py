@@ -93,15 +93,6 @@ def story_overview(conn: psycopg.Connection, since: datetime | None = None) -> l
         (since, since)).fetchall()
 
 
-def articles_for_rebuild(conn: psycopg.Connection, since: datetime | None) -> list[dict]:
-    """Articles in the order rebuilds cluster them: a total order on content, not on ids."""
-    return conn.execute("""
-        SELECT id, body, wire_credit FROM news.articles
-        WHERE %s::timestamptz IS NULL OR coalesce(published_at, fetched_at) >= %s
-        ORDER BY coalesce(published_at, fetched_at), canonical_url, content_hash""",
-        (since, since)).fetchall()
-
-
 def detach(conn: psycopg.Connection, article_ids: Sequence[int]) -> list[int]:
     """Unlink articles from their stories (before re-clustering); returns the old story ids."""
     rows = conn.execute("""
