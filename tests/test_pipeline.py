@@ -213,3 +213,33 @@ def test_identical_copy_from_another_outlet_is_one_article_two_outlets(settings,
     assert [(o["publisher"], o["relation"]) for o in outlets] == [
         ("Portal News", "identical"), ("Reuters Wire", "original")]
     assert {o["article_id"] for o in outlets} == {wire["id"]}
+
+
+def test_copy_stored_before_its_original_hands_over_the_story(settings, sample_feeds):
+    """Workers finish in any order: when the Sunday Times copy and the NBC copy are
+    loaded before the wire original, the original still ends up as the story's
+    representative ('original'), and the copies' relations are relative to it."""
+    from newsflow import db
+    from newsflow.ingest import ingest_pending
+    from newsflow.pipeline import sync_feeds
+    from newsflow.poll import poll_feeds, select_feeds
+    from newsflow.registry import load_feeds_file
+
+    url = settings.database_url
+    sync_feeds(url, load_feeds_file(sample_feeds))
+    with db.connect(url) as conn:
+        poll_feeds(url, settings, select_feeds(conn, force=True))
+    copies = [r["id"] for r in fetch_all(url, """
+        SELECT id FROM news.entries WHERE link LIKE %s OR link LIKE %s ORDER BY id""",
+        ("%" + TIMES_ISIS + "%", "%/nbc/world/isis-%"))]
+    assert len(copies) == 2
+    ingest_pending(url, settings, entry_ids=copies)
+    ingest_pending(url, settings)  # the rest, the wire original among them
+    rows = fetch_all(url, """
+        SELECT a.publisher, a.story_relation, (s.representative_id = a.id) AS rep
+        FROM news.articles a JOIN news.stories s ON s.id = a.story_id
+        WHERE a.story_id = (SELECT story_id FROM news.articles WHERE canonical_url LIKE %s)
+        ORDER BY a.published_at""", ("%" + ISIS_WIRE,))
+    assert [(r["publisher"], r["story_relation"], r["rep"]) for r in rows] == [
+        ("Reuters Wire", "original", True), ("NBC News", "copy", False),
+        ("The Sunday Times", "copy", False), ("NewsDigest", "excerpt", False)]

@@ -247,6 +247,12 @@ def same_story(a: Sequence[int], b: Sequence[int], settings: Settings) -> tuple[
 # ---------------------------------------------------------------------- assignment
 
 
+def relation(member: Sequence[int], representative: Sequence[int]) -> tuple[str, float, float]:
+    """(relation, jaccard, containment) of a story member to the story's representative."""
+    jaccard, containment = similarity(member, representative)
+    return _relation(jaccard, len(set(member)), len(set(representative))), jaccard, containment
+
+
 def _relation(jaccard: float, new_size: int, rep_size: int) -> str:
     if jaccard >= COPY_JACCARD:
         return "copy"

@@ -326,5 +326,30 @@ def load_article(conn, settings: Settings, article: Article, out: BatchResult | 
     if assignment.story_id is None:
         article_store.set_representative(conn, story_id, article_id)
     dedup_index.add(conn, article_id, fp, when)
+    if assignment.story_id is not None and article.published_at is not None:
+        promote_if_earlier(conn, story_id, article_id, article.published_at, fp.shingles)
     article_store.refresh_story(conn, story_id)
     return article_id
+
+
+def promote_if_earlier(conn, story_id: int, article_id: int, published_at: datetime,
+                       shingles: Sequence[int]) -> bool:
+    """Make a late-arriving original the story's representative.
+
+    Workers finish in any order, so a copy may be stored before the text it copies.
+    The representative should be the original: it anchors the no-chaining check for
+    every later candidate, and members' relations (copy, excerpt, update) are relative
+    to it. When the new member was published before the current representative, it
+    takes that place and the other members' relations are recomputed against it.
+    """
+    members = article_store.members_with_shingles(conn, story_id)
+    rep = next((m for m in members if m["is_representative"]), None)
+    if rep is None or rep["published_at"] is None or published_at >= rep["published_at"]:
+        return False
+    article_store.set_representative(conn, story_id, article_id)
+    article_store.attach(conn, article_id, story_id, "original", None, None)
+    for m in members:
+        if m["id"] != article_id:
+            relation, jaccard, containment = dedup.relation(m["shingles"], shingles)
+            article_store.attach(conn, m["id"], story_id, relation, jaccard, containment)
+    return True

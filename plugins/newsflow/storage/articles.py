@@ -42,6 +42,16 @@ def set_representative(conn: psycopg.Connection, story_id: int, article_id: int)
                  (article_id, story_id))
 
 
+def members_with_shingles(conn: psycopg.Connection, story_id: int) -> list[dict]:
+    """A story's members with their indexed shingle sets (empty when not indexed)."""
+    return conn.execute("""
+        SELECT a.id, a.published_at, (a.id = st.representative_id) AS is_representative,
+               coalesce(s.shingles, '{}') AS shingles
+        FROM news.articles a JOIN news.stories st ON st.id = a.story_id
+        LEFT JOIN news.dedup_signatures s ON s.article_id = a.id
+        WHERE a.story_id = %s ORDER BY a.id""", (story_id,), binary=True).fetchall()
+
+
 def refresh_story(conn: psycopg.Connection, story_id: int) -> None:
     """Recompute a story's count, first date, title and origin from its members.
 
