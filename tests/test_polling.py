@@ -378,3 +378,22 @@ def test_page_429_defers_the_rest_of_that_host(fs):
     assert all(p.result.error_kind == "deferred" and "HTTP 429" in p.result.error for p in pages[1:4])
     assert pages[4].result.ok
     assert [h.host for h in fs.hits("/next0")] == [f"calm.test:{fs.port}"]
+
+
+def test_moved_feed_is_recognised_by_the_next_sync(database_url, st, fs, tmp_path):
+    """After a 301 the feed lives at its new URL; syncing the unchanged feeds file again
+    must not add the old URL back as a second feed, and a pass over the file polls it."""
+    from conftest import fetch_all
+    from newsflow.pipeline import run_once
+
+    fs.add("/moved-here", rss(ITEMS), content_type="application/rss+xml")
+    old = fs.redirect("/declared-old", fs.url("/moved-here"), 301)
+    feeds_file = tmp_path / "feeds.yaml"
+    feeds_file.write_text(f"feeds:\n  - url: {old}\n    publisher: Mover\n")
+    settings = st.replace(database_url=database_url)
+    run_once(settings, feeds_file)
+    run_once(settings, feeds_file)
+    rows = fetch_all(database_url, "SELECT url, declared_url FROM news.feeds")
+    assert [(r["url"], r["declared_url"]) for r in rows] == [(fs.url("/moved-here"), old)]
+    report = run_once(settings, feeds_file)
+    assert [p.url for p in report.polls] == [fs.url("/moved-here")]

@@ -237,9 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["upgrade", "url", "stop"])
     s.set_defaults(func=cmd_db)
 
-    s = sub.add_parser("run", help="one full pass: sync feeds, poll, ingest, summary")
+    s = sub.add_parser("run", help="one full pass: sync the feeds file, poll its feeds, ingest, summary")
     s.add_argument("--feeds", required=True, help="FEEDS.yaml")
-    s.add_argument("--due-only", action="store_true", help="poll only feeds that are due")
+    s.add_argument("--due-only", action="store_true", help="poll only those of its feeds that are due")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("demo", help="run a pass over the bundled sample news world")

@@ -48,16 +48,21 @@ def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> dict[str, int]:
 
 def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force: bool = True,
              echo: Callable[[str], None] | None = None) -> PassReport:
-    """Sync, poll every enabled feed (``force``) or the due ones, ingest every pending entry."""
+    """Sync the feeds file, poll its enabled feeds (all with ``force``, else the due ones;
+    without a file: every feed in the table), then ingest every pending entry."""
     echo = echo or (lambda line: None)
     url = db.resolve_url(settings)
     db.upgrade(url)
     report = PassReport()
-    if feeds_file:
-        report.feeds_synced = sync_feeds(url, load_feeds_file(feeds_file))
+    specs = load_feeds_file(feeds_file) if feeds_file else None
+    if specs is not None:
+        report.feeds_synced = sync_feeds(url, specs)
         echo(f"feeds file: {report.feeds_synced['inserted']} new, {report.feeds_synced['updated']} known")
     with db.connect(url) as conn:
         feeds = select_feeds(conn, force=force)
+        if specs is not None:  # the pass is about the feeds of this file, wherever they moved
+            declared = set(feed_store.ids_for(conn, specs))
+            feeds = [f for f in feeds if f.id in declared]
     echo(f"polling {len(feeds)} feed(s)...")
     with SafeClient(settings) as client:
         def on_poll(o: PollOutcome) -> None:

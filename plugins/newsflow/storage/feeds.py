@@ -14,31 +14,47 @@ _FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_inte
 
 
 def sync(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> dict[str, int]:
-    """Insert new feeds and update declared fields of known ones (matched by URL).
+    """Insert new feeds and update declared fields of known ones.
 
+    A feed is known by the URL it was declared with (``declared_url``), so a feed that
+    has since moved (permanent redirect) is still recognised, or by its current URL.
     Polling state is left alone, and feeds missing from the file are not deleted
     (their entries and articles stay): they are only reported.
     """
     inserted = updated = 0
     for spec in specs:
+        values = {"url": spec.url, "publisher": spec.publisher, "name": spec.name,
+                  "enabled": spec.enabled, "interval": spec.poll_interval, "tags": list(spec.tags),
+                  "language": spec.language}
         row = conn.execute("""
-            INSERT INTO news.feeds (url, publisher, name, enabled, poll_interval, tags, language)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (url) DO UPDATE SET
-                publisher = EXCLUDED.publisher, name = EXCLUDED.name,
-                poll_interval = EXCLUDED.poll_interval, tags = EXCLUDED.tags,
-                language = EXCLUDED.language,
+            UPDATE news.feeds SET
+                publisher = %(publisher)s, name = %(name)s, poll_interval = %(interval)s,
+                tags = %(tags)s, language = %(language)s,
                 -- a feed disabled by the file is disabled; one disabled for errors stays so
-                enabled = CASE WHEN NOT EXCLUDED.enabled THEN false ELSE news.feeds.enabled END,
+                enabled = CASE WHEN NOT %(enabled)s THEN false ELSE enabled END,
                 updated_at = now()
-            RETURNING (xmax = 0) AS inserted""",
-            (spec.url, spec.publisher, spec.name, spec.enabled, spec.poll_interval,
-             list(spec.tags), spec.language)).fetchone()
-        if row["inserted"]:
-            inserted += 1
-        else:
+            WHERE id = (SELECT id FROM news.feeds
+                        WHERE coalesce(declared_url, url) = %(url)s OR url = %(url)s
+                        ORDER BY (coalesce(declared_url, url) = %(url)s) DESC LIMIT 1)
+            RETURNING id""", values).fetchone()
+        if row:
             updated += 1
+            continue
+        conn.execute("""
+            INSERT INTO news.feeds (url, declared_url, publisher, name, enabled, poll_interval, tags, language)
+            VALUES (%(url)s, %(url)s, %(publisher)s, %(name)s, %(enabled)s, %(interval)s, %(tags)s,
+                    %(language)s)""", values)
+        inserted += 1
     return {"inserted": inserted, "updated": updated}
+
+
+def ids_for(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> list[int]:
+    """Ids of the enabled feeds declared by these specs (wherever they have moved)."""
+    urls = [s.url for s in specs]
+    rows = conn.execute("""
+        SELECT id FROM news.feeds WHERE enabled AND (coalesce(declared_url, url) = ANY(%s) OR url = ANY(%s))
+        ORDER BY id""", (urls, urls)).fetchall()
+    return [r["id"] for r in rows]
 
 
 def _feed(row: dict) -> Feed:
@@ -126,9 +142,10 @@ def defer_host(conn: psycopg.Connection, host: str, seconds: float, except_feed:
 
 
 def move(conn: psycopg.Connection, feed_id: int, new_url: str) -> bool:
-    """Follow a permanent redirect; refused when another feed already has that URL."""
+    """Follow a permanent redirect; refused when another feed already has that URL.
+    The URL it was declared with is kept in ``declared_url`` for the next sync."""
     row = conn.execute("""
-        UPDATE news.feeds SET url = %s, updated_at = now()
+        UPDATE news.feeds SET url = %s, declared_url = coalesce(declared_url, url), updated_at = now()
         WHERE id = %s AND NOT EXISTS (SELECT 1 FROM news.feeds WHERE url = %s)
         RETURNING id""", (new_url, feed_id, new_url)).fetchone()
     return row is not None
