@@ -152,6 +152,7 @@ def test_retry_after_defers_every_feed_on_that_host(database_url, st, fs):
     assert 119 <= a1["due_in"] <= 145 and a1["last_status"] == 429  # 120 s + up to 20% jitter
     assert "Retry-After" in a1["last_error"] or "retry after" in a1["last_error"]
     assert outcomes[ids["a2"]].error.startswith("deferred:")  # not requested in this run
+    assert outcomes[ids["a2"]].deferred
     assert [h for h in fs.hits("/other") if h.host.startswith("a.test")] == []
     assert a2["due_in"] >= 119 and a2["consecutive_errors"] == 0  # pushed back, not an error
     assert b1["last_status"] == 200 and b1["consecutive_errors"] == 0  # another host: unaffected

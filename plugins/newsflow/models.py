@@ -67,6 +67,7 @@ class PollOutcome:
     bytes: int = 0
     error: str | None = None
     not_modified: bool = False
+    deferred: bool = False  # not requested: its host asked us to wait (Retry-After)
 
 
 @dataclass(frozen=True)

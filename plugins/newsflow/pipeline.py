@@ -38,7 +38,11 @@ class PassReport:
 
     @property
     def feeds_failed(self) -> list[PollOutcome]:
-        return [p for p in self.polls if p.error]
+        return [p for p in self.polls if p.error and not p.deferred]
+
+    @property
+    def feeds_deferred(self) -> list[PollOutcome]:
+        return [p for p in self.polls if p.deferred]
 
 
 def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> dict[str, int]:
@@ -90,7 +94,8 @@ def format_report(report: PassReport, max_stories: int = 20) -> str:
         "newsflow pass summary",
         "=====================",
         f"feeds polled       {len(report.polls)} ({len(report.feeds_failed)} failed, "
-        f"{sum(p.not_modified for p in report.polls)} not modified)",
+        f"{sum(p.not_modified for p in report.polls)} not modified, "
+        f"{len(report.feeds_deferred)} deferred by their host's Retry-After)",
         f"new entries        {report.new_entries}",
         f"entries processed  {report.ingest.claimed} -> {report.ingest.loaded} new articles, "
         f"{report.ingest.exact_duplicates} exact duplicates, {report.ingest.near_duplicates} joined a story, "
@@ -100,8 +105,8 @@ def format_report(report: PassReport, max_stories: int = 20) -> str:
         f"({t.get('pending', 0)} pending, {t.get('failed', 0)} failed), {t.get('articles', 0)} articles, "
         f"{t.get('stories', 0)} stories ({t.get('syndicated', 0)} carried by several outlets)",
     ]
-    for p in report.feeds_failed:
-        lines.append(f"  feed error: {p.url}: {p.error}")
+    for p in report.feeds_failed + report.feeds_deferred:
+        lines.append(f"  feed {'deferred' if p.deferred else 'error'}: {p.url}: {p.error}")
     syndicated = [s for s in report.stories if s["outlet_count"] > 1]
     if syndicated:
         lines += ["", "Syndicated stories (one story, several outlets):"]

@@ -112,7 +112,7 @@ def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
         left, reason = deferred
         with db.transaction(url) as conn:
             feed_store.defer(conn, feed.id, left)
-        return PollOutcome(feed.id, feed.url, None, error=f"deferred: {reason}")
+        return PollOutcome(feed.id, feed.url, None, error=f"deferred: {reason}", deferred=True)
     now = datetime.now(timezone.utc)
     full = (feed.last_full_fetch_at is None or
             (now - feed.last_full_fetch_at).total_seconds() >= settings.full_fetch_interval)
