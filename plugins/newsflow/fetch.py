@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from .config import Settings
-from .httpclient import FetchResult, SafeClient
+from .httpclient import FetchResult, HostDeferrals, SafeClient
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 ROBOTS_MAX_BYTES = 512 * 1024
@@ -55,19 +55,15 @@ class HostGate:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = {}
         self._next_start: dict[str, float] = {}
-        self._blocked_until: dict[str, tuple[float, str]] = {}
+        self.deferrals = HostDeferrals()
 
     def block(self, host: str, seconds: float, reason: str) -> None:
         """Leave ``host`` alone for ``seconds`` (it answered 429/503)."""
-        with self._lock:
-            until = time.monotonic() + seconds
-            if until > self._blocked_until.get(host, (0.0, ""))[0]:
-                self._blocked_until[host] = (until, reason)
+        self.deferrals.block(host, seconds, reason)
 
     def blocked(self, host: str) -> str | None:
-        with self._lock:
-            until, reason = self._blocked_until.get(host, (0.0, ""))
-        return reason if until > time.monotonic() else None
+        deferred = self.deferrals.check(host)
+        return deferred[1] if deferred else None
 
     def __call__(self, host: str):
         return _GateSlot(self, host)

@@ -384,3 +384,27 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class HostDeferrals:
+    """Hosts that asked us (429/503 + Retry-After) to come back later, within one run.
+
+    Shared by feed polling and page fetching: a host's wish applies to every request
+    we would send it, whichever stage sends it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._until: dict[str, tuple[float, str]] = {}
+
+    def block(self, host: str, seconds: float, reason: str) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            if until > self._until.get(host, (0.0, ""))[0]:
+                self._until[host] = (until, reason)
+
+    def check(self, host: str) -> tuple[float, str] | None:
+        """(seconds left, reason) while ``host`` is deferred."""
+        with self._lock:
+            until, reason = self._until.get(host, (0.0, ""))
+        left = until - time.monotonic()
+        return (left, reason) if left > 0 else None

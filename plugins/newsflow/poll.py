@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -24,7 +22,7 @@ from typing import Callable, Sequence
 from . import db
 from .config import Settings
 from .fetch import host_key
-from .httpclient import FetchResult, SafeClient
+from .httpclient import FetchResult, HostDeferrals, SafeClient
 from .models import Feed, PollOutcome
 from .parse import parse_feed
 from .storage import feeds as feed_store
@@ -39,27 +37,6 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, 
 GONE = {410}
 # Statuses whose Retry-After applies to the whole host.
 RATE_LIMITED = {429, 503}
-
-
-class HostDeferrals:
-    """Hosts that asked us (429/503 + Retry-After) to come back later, within one run."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._until: dict[str, tuple[float, str]] = {}
-
-    def block(self, host: str, seconds: float, reason: str) -> None:
-        with self._lock:
-            until = time.monotonic() + seconds
-            if until > self._until.get(host, (0.0, ""))[0]:
-                self._until[host] = (until, reason)
-
-    def check(self, host: str) -> tuple[float, str] | None:
-        """(seconds left, reason) while ``host`` is deferred."""
-        with self._lock:
-            until, reason = self._until.get(host, (0.0, ""))
-        left = until - time.monotonic()
-        return (left, reason) if left > 0 else None
 
 
 def select_feeds(conn, *, feed_ids: Sequence[int] | None = None, force: bool = False,
