@@ -113,7 +113,7 @@ class RobotsCache:
             host_lock = self._host_locks.setdefault(origin, threading.Lock())
         with host_lock:  # one robots.txt fetch per host, even with many pages in flight
             if origin not in self._rules:
-                self._rules[origin] = self._load(origin, parts.netloc)
+                self._rules[origin] = self._load(origin, host_key(url))
         rules, unavailable = self._rules[origin]
         if unavailable:
             return unavailable
@@ -155,7 +155,7 @@ class PageFetcher:
         denied = self.robots.check(url)
         if denied:
             return PageFetch(url, robots_denied=denied)
-        with self.gate(urlsplit(url).netloc):
+        with self.gate(host):
             if (deferred := self.gate.blocked(host)):  # set while we waited for a slot
                 return PageFetch(url, result=_deferred(url, deferred))
             result = self.client.get(url, max_bytes=self.settings.max_page_bytes, accept=PAGE_ACCEPT)

@@ -48,10 +48,8 @@ def select_feeds(conn, *, feed_ids: Sequence[int] | None = None, force: bool = F
 
 def shard(feeds: Sequence[Feed], shards: int) -> list[list[int]]:
     """Split feed ids into at most ``shards`` lists, spreading hosts across shards."""
-    from urllib.parse import urlsplit
-
     buckets: list[list[int]] = [[] for _ in range(max(1, shards))]
-    for feed in sorted(feeds, key=lambda f: (urlsplit(f.url).netloc, f.id)):
+    for feed in sorted(feeds, key=lambda f: (host_key(f.url), f.id)):
         min(buckets, key=len).append(feed.id)
     return [b for b in buckets if b]
 
@@ -83,8 +81,7 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
 
 
 def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
-              deferrals: HostDeferrals | None = None) -> PollOutcome:
-    deferrals = deferrals or HostDeferrals()
+              deferrals: HostDeferrals) -> PollOutcome:
     if (deferred := deferrals.check(host_key(feed.url))):
         left, reason = deferred
         with db.transaction(url) as conn:

@@ -28,9 +28,6 @@ from .ingest import LOAD_LOCK_KEY
 from .storage import articles as article_store
 from .storage import dedup_index
 
-ORDER = "coalesce(published_at, fetched_at), canonical_url, content_hash"
-
-
 class _ContentOrderIndex:
     """The PostgreSQL index, with stories presented to ``dedup.assign`` under a rank
     (their representative's position in the content order) instead of their id."""
