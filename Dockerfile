@@ -10,7 +10,4 @@ COPY --chown=airflow:root requirements.lock pyproject.toml README.md /opt/newsfl
 COPY --chown=airflow:root plugins/newsflow /opt/newsflow/plugins/newsflow
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         -c /opt/newsflow/requirements.lock /opt/newsflow
-
-# Migrations are read from here (compose also mounts ./sql over it for development).
-COPY --chown=airflow:root sql /opt/airflow/sql
-ENV NEWSFLOW_SQL_DIR=/opt/airflow/sql
+# Migrations and the sample world are package data: nothing else to copy.

@@ -32,7 +32,7 @@ test-fast: setup
 # Airflow 3 on this machine: embedded PostgreSQL (news data + metadata database `airflow`),
 # AIRFLOW_HOME=airflow_home/, the sample world on loopback; prints the UI URL and login.
 airflow: setup
-	$(BIN)/python -m newsflow.airflow_standalone
+	$(BIN)/python tools/airflow_standalone.py
 
 # The same DAGs under CeleryExecutor: scheduler, api-server, dag-processor, triggerer and one
 # Celery worker against the real Redis and PostgreSQL (127.0.0.1), ingesting the sample world
@@ -40,7 +40,7 @@ airflow: setup
 CELERY_CHECK_DB     ?= postgresql://postgres@127.0.0.1:5432/postgres
 CELERY_CHECK_BROKER ?= redis://127.0.0.1:6379/5
 celery-check: setup
-	$(BIN)/python -m newsflow.airflow_standalone --executor celery --check --fresh --port 18080 \
+	$(BIN)/python tools/airflow_standalone.py --executor celery --check --fresh --port 18080 \
 		--home $(CURDIR)/airflow_home/celery-check \
 		--database-url "$(CELERY_CHECK_DB)" --broker "$(CELERY_CHECK_BROKER)"
 

@@ -68,9 +68,10 @@ def test_compose_environment_and_volumes(compose):
     assert "AIRFLOW_JWT_SECRET" in env["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert "@newsdb:5432/newsflow" in env["AIRFLOW_CONN_NEWSFLOW_DB"]
-    assert env["NEWSFLOW_SQL_DIR"] == "/opt/airflow/sql"
+    # the migrations are package data: no SQL folder to point at or mount
+    assert "NEWSFLOW_SQL_DIR" not in env
     mounts = {v.split(":")[1] for v in common["volumes"]}
-    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/sql"} <= mounts
+    assert {"/opt/airflow/dags", "/opt/airflow/plugins"} <= mounts and "/opt/airflow/sql" not in mounts
     worker = compose["services"]["airflow-worker"]
     assert worker["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
     init = compose["services"]["airflow-init"]["command"][-1]
@@ -81,6 +82,7 @@ def test_dockerfile_installs_the_package_on_the_official_image():
     text = (REPO / "Dockerfile").read_text()
     assert "ARG AIRFLOW_VERSION=3.3.2" in text and "FROM apache/airflow:${AIRFLOW_VERSION}" in text
     assert "requirements.lock" in text and "pip install" in text and "/opt/newsflow" in text
+    assert "NEWSFLOW_SQL_DIR" not in text  # the installed package carries its migrations
 
 
 # --- the worker's process model ---------------------------------------------------------------
@@ -179,7 +181,7 @@ def test_full_celery_stack_ingests_the_sample_world(tmp_path):
     url = os.environ.get("NEWSFLOW_CELERY_CHECK_DB", "postgresql://postgres@127.0.0.1:5432/postgres")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     proc = subprocess.run(
-        [sys.executable, "-m", "newsflow.airflow_standalone", "--executor", "celery", "--check", "--fresh",
+        [sys.executable, str(REPO / "tools" / "airflow_standalone.py"), "--executor", "celery", "--check", "--fresh",
          "--port", str(_free_port()), "--home", str(tmp_path / "airflow_home"), "--database-url", url,
          "--broker", "redis://127.0.0.1:6379/7", "--timeout", "300"],
         env=env, cwd=str(REPO), capture_output=True, text=True, timeout=560)

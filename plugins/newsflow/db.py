@@ -12,6 +12,8 @@ import logging
 import os
 import re
 from contextlib import contextmanager
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Iterator
 
@@ -22,8 +24,6 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = Path(os.environ.get("NEWSFLOW_SQL_DIR", REPO_ROOT / "sql"))
 _MIGRATION_RE = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 
 
@@ -84,19 +84,31 @@ def redact(url: str) -> str:
 
 # --- migrations ---------------------------------------------------------------------
 
-def migration_files(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
+def migrations() -> Traversable:
+    """The migrations folder: package data (``newsflow/migrations/NNN_name.sql``), found the
+    same way in a checkout, an editable install and a wheel."""
+    return resources.files("newsflow") / "migrations"
+
+
+def migration_files(sql_dir: Traversable | Path | None = None) -> list[tuple[int, Traversable]]:
+    """(version, file) of every migration, in order. An empty list is an error: a package
+    without its schema must not report "up to date"."""
+    sql_dir = migrations() if sql_dir is None else sql_dir
     found = []
-    for path in sorted(sql_dir.glob("*.sql")):
+    for path in sorted(sql_dir.iterdir(), key=lambda p: p.name):
         match = _MIGRATION_RE.match(path.name)
         if match:
             found.append((int(match.group(1)), path))
+    if not found:
+        raise DatabaseError(f"no migrations found in {sql_dir}: the newsflow package is incomplete "
+                            "(reinstall it; migrations are package data)")
     versions = [v for v, _ in found]
     if len(versions) != len(set(versions)):
         raise DatabaseError(f"two migrations share a number in {sql_dir}")
     return found
 
 
-def upgrade(url: str, sql_dir: Path = SQL_DIR) -> list[str]:
+def upgrade(url: str, sql_dir: Traversable | Path | None = None) -> list[str]:
     """Apply the migrations not yet recorded; returns the names applied.
 
     An advisory lock serialises concurrent upgrades (several workers starting at once).

@@ -1,6 +1,9 @@
 """A static HTTP server for the bundled sample news world (demo and tests).
 
-Serves ``sample/site`` on a loopback port, replacing ``{{BASE}}`` in every file with the
+The world is package data (``newsflow/sampleworld/``: ``site/``, ``feeds.yaml``, and a
+README describing it), so ``newsflow demo`` works from an installed wheel too.
+
+Serves ``site/`` on a loopback port, replacing ``{{BASE}}`` in every file with the
 server's own base URL, and answers conditional GETs (ETag / If-Modified-Since) the way
 a well-behaved publisher does, so the second poll of a feed gets a 304.
 """
@@ -14,9 +17,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .db import REPO_ROOT
-
-SAMPLE_DIR = REPO_ROOT / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parent
 SITE_DIR = SAMPLE_DIR / "site"
 PLACEHOLDER = "{{BASE}}"
 # One fixed modification time: the sample files never change while served.

@@ -1,4 +1,7 @@
-"""Run the newsflow DAGs in a local Airflow 3: ``make airflow`` (``python -m newsflow.airflow_standalone``).
+"""Run the newsflow DAGs in a local Airflow 3: ``make airflow`` (``python tools/airflow_standalone.py``).
+
+Developer tooling, not part of the ``newsflow`` package: it needs this repository's
+``dags/`` and ``plugins/`` folders.
 
 What it sets up, like ``make demo`` plus Airflow:
 
@@ -34,9 +37,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import db
-from .config import Settings
-from .db import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "plugins"))
+
+from newsflow import db  # noqa: E402
+from newsflow.config import Settings  # noqa: E402
 
 COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
 DAG_IDS = ["newsflow_poll_feeds", "newsflow_ingest_articles", "newsflow_maintenance"]
@@ -268,7 +273,7 @@ def run_check(stack: Stack, news_dsn: str, timeout: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m newsflow.airflow_standalone", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python tools/airflow_standalone.py", description=__doc__.split("\n")[0])
     p.add_argument("--executor", choices=["local", "celery"], default="local")
     p.add_argument("--port", type=int, default=int(os.environ.get("NEWSFLOW_AIRFLOW_PORT", 8080)))
     p.add_argument("--home", default=str(REPO_ROOT / "airflow_home"), help="AIRFLOW_HOME (git-ignored)")
@@ -287,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    from .sampleworld import SAMPLE_DIR, SampleServer
+    from newsflow.sampleworld import SAMPLE_DIR, SampleServer
 
     settings = Settings.from_env()
     home = Path(args.home).resolve()

@@ -1,0 +1,57 @@
+"""The package is self-contained: a regular (non-editable) install carries its migrations and
+its sample world, and `newsflow db upgrade` works from any directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, fetch_all
+
+UV = Path(sys.executable).with_name("uv")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not UV.exists(), reason="uv is installed into the venv by `make setup`")
+def test_wheel_install_upgrades_a_database_from_any_directory(tmp_path, pg_server_url):
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = "nf_wheel_" + os.urandom(4).hex()  # a database not migrated yet
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    target = make_conninfo(pg_server_url, dbname=name)
+    venv = tmp_path / "venv"
+    subprocess.run([str(UV), "venv", "-q", str(venv)], check=True)
+    # a copy of the repository: the install must not depend on where it was built from
+    src = tmp_path / "src"
+    shutil.copytree(REPO_ROOT, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", ".newsflow", "airflow_home", "*.egg-info", "__pycache__", "build"))
+    subprocess.run([str(UV), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+                    "-r", str(REPO_ROOT / "requirements.lock"), str(src)], check=True, timeout=540)
+    shutil.rmtree(src)  # nothing may be read from the source tree after the install
+    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import newsflow; print(newsflow.__file__)"],
+                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert "site-packages" in site
+    env = {**os.environ, "NEWSFLOW_DATABASE_URL": target}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([str(venv / "bin" / "newsflow"), "db", "upgrade"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "applied 001_init.sql" in proc.stdout
+    tables = {r["t"] for r in fetch_all(target, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'news'")}
+    assert {"feeds", "entries", "articles", "stories", "schema_migrations"} <= tables
+    # the sample world is package data too
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "from newsflow.sampleworld import SITE_DIR, SAMPLE_DIR;"
+                          "print((SAMPLE_DIR / 'feeds.yaml').is_file(), len(list(SITE_DIR.rglob('*.html'))))"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
+    assert out[0] == "True" and int(out[1]) >= 13
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
