@@ -26,394 +26,20 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import random
 import statistics
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "plugins"))
 
-from newsflow import dedup  # noqa: E402
+from dedup_dataset import CORPUS, MIN_WORDS, Item, build_dataset, load_pages  # noqa: E402  (bench/)
+from newsflow import credit, dedup  # noqa: E402
 from newsflow.config import Settings  # noqa: E402
-
-CORPUS = REPO.parent / "shared" / "corpus" / "pages"
-MIN_WORDS = 150
-MIN_BLOCKS = 5
-BLOCK_WORDS = 25  # short lines (headings, list items) are merged into blocks of >= this
-POOL_WORDS = 2500  # pages longer than this are text pools, not bases
-COMMENTARY_POOLS = ("laviedesidees.fr.evaluation.html", "pluralsight.com.python.html")
-
-# Same site or same topic: pairs inside a group are the "hard" negatives.
-TOPICS = {
-    "creative-commons": ["creativecommons.at.faircoin", "creativecommons.org",
-                         "de.creativecommons.org.endlich", "fairkom.eu.about"],
-    "chip.de": ["chip.de.beef", "chip.de.tests"],
-    "dw.com": ["dw.com.colonial", "dw.com.uncork"],
-    "software": ["blog.python.org", "caktusgroup.com.django", "gregoryszorc.com.python3",
-                 "pluralsight.com.python", "stackoverflow.com.rust", "lemire.me.json",
-                 "github.blog.spiceland", "en.wikipedia.org.tsne"],
-    "law": ["internet-law.de.pseudonymen", "rechtambild.de.kochbuch",
-            "telemedicus.info.rezension", "moritz-meyer.net.vreni",
-            "netzpolitik.org.abmahnungen", "bmjv.de.konsum", "cnet.de.schutz",
-            "viehbacher.com.steuerrecht"],
-    "universities": ["psl.eu.luniversite", "sauvonsluniversite.com.spip",
-                     "soundofscience.fr.1927", "laviedesidees.fr.evaluation",
-                     "theguardian.com.academics", "franceculture.fr.idees"],
-    "fashion-beauty": ["franziska-elea.de.vuitton", "majkaswelt.com.fashion",
-                       "otto.de.twoforfashion", "iloveponysmag.com.barbour",
-                       "lady50plus.de.sekre", "buchperlen.wordpress.com", "crazy-julia.de.tipps",
-                       "incurvy.de.wellness", "modepilot.de.duschkopf", "gofeminin.de.abnehmen",
-                       "brigitte.de.ikigai", "jolie.de.adele", "plentylife.blogspot.pamela-reif",
-                       "novalanalove.com.ear-candy", "befifty.montauk"],
-    "climate-nature": ["salon.com.emissions", "vancouversun.com.microsoft", "vice.com.amazon",
-                       "theplanetarypress.com.forestlands", "nationalgeographic.co.uk.goats",
-                       "simplyscience.ch.erdoel", "demokratiewebstatt.at.luft",
-                       "heise.de.lithium", "nature.com.telescope", "phys.org.tool"],
-    "transport": ["zeit.de.zugverkehr", "sueddeutsche.de.flixtrain", "futurezone.at.lyft",
-                  "austria.info.radfahren", "adac.de.kindersitze"],
-    "tech-media": ["meedia.de.freenet", "faz.net.streaming", "computerbase.de.htc",
-                   "theverge.com.ios13", "threatpost.com.android", "kulu-media.com.meta-outage",
-                   "basicthinking.de.tweets", "mixed.de.vrodo", "knowtechie.com.rally",
-                   "pcgamer.com.skyrim", "spreeblick.com.habeck"],
-    "german-politics": ["piratenpartei-mv.de.grundeinkommen", "die-partei.net.luebeck",
-                        "cdu-fraktion-erfurt.de.waldorfschule", "gruen-digital.de.jahrestagung",
-                        "correctiv.org.zusage", "brandenburg.de.homo-brandenburgensis",
-                        "spiegel.de.albtraum"],
-}
-TOPIC_OF = {page: topic for topic, pages in TOPICS.items() for page in pages}
-
-OUTLETS = [
-    ("The Morning Ledger",
-     "The Morning Ledger | World | Business | Markets | Opinion | Subscribe | Sign in",
-     "© 2024 The Morning Ledger. All rights reserved. Sign up for our daily briefing and "
-     "get the top stories delivered to your inbox every morning. Follow us on Facebook, "
-     "X and Instagram."),
-    ("Rheinblick Online",
-     "Rheinblick Online – Nachrichten aus der Region | Politik | Wirtschaft | Sport | Kultur",
-     "Alle Rechte vorbehalten. Vervielfältigung nur mit Genehmigung der Rheinblick Medien "
-     "GmbH. Jetzt den Newsletter abonnieren und keine Nachricht mehr verpassen. Kommentare "
-     "sind für diesen Artikel geschlossen."),
-    ("Metro Wire Daily",
-     "METRO WIRE DAILY — Breaking news, local coverage and analysis — Advertisement",
-     "Metro Wire Daily may earn a commission from links on this page. Copyright Metro "
-     "Wire Daily Media Group 2024. Read our privacy policy and terms of use. Got a news "
-     "tip? Email the newsroom."),
-    ("Le Courrier du Matin",
-     "Le Courrier du Matin · Actualités · International · Économie · Abonnez-vous",
-     "Tous droits de reproduction réservés. Le Courrier du Matin utilise des cookies pour "
-     "améliorer votre expérience. Recevez chaque matin notre lettre d'information gratuite."),
-    ("Pacific Herald",
-     "Pacific Herald — News you can trust since 1887 — Home > News > World",
-     "Related stories: see more from our world desk. Share this article on Facebook, "
-     "Twitter, LinkedIn or by email. The Pacific Herald is a member of the Independent "
-     "News Alliance and follows its code of practice."),
-    ("Northside Gazette",
-     "Northside Gazette | Local | National | Tech | Lifestyle | Podcasts | Newsletters",
-     "This story was produced by the Northside Gazette newsroom. Support independent local "
-     "journalism: become a member today for less than a coffee a week. Comments are "
-     "moderated and may take a few minutes to appear."),
-]
-AGENCIES = [("Reuters", "-"), ("AP", "\u2014"), ("AFP", "-"), ("dpa", "-")]
-CITIES = ["BERLIN", "LONDON", "WASHINGTON", "PARIS", "BRUSSELS", "VIENNA", "NEW YORK",
-          "TOKYO", "MADRID", "ROME"]
-MONTHS = ["Jan", "Feb", "March", "April", "May", "June", "July", "Aug", "Sept", "Oct",
-          "Nov", "Dec"]
-VIA_NAMES = ["Reuters", "NBC News", "Sunday Times", "AP", "BBC", "The Guardian", "AFP",
-             "Bloomberg", "Der Spiegel", "Le Monde"]
-HEADLINE_FORMS = ["{} – what we know so far", "Report: {}", "{} (UPDATED)", "Why {} matters",
-                  "{}: the key points", "In brief: {}", "{} | Analysis"]
-INTRO_NOTES = [
-    "Editor's note: This article was first published by {agency} and is republished "
-    "here as part of our content partnership. It has been lightly edited for style.",
-    "Editor's note: This story is republished with permission from {agency}. Some "
-    "details may have changed since it was first published.",
-]
-OUTRO_NOTES = [
-    "Editor's note: An earlier version of this story misstated a detail in one of the "
-    "paragraphs above. This version has been corrected. We regret the error.",
-    "Correction appended: this article has been updated with additional information "
-    "after publication. {agency} contributed to this report.",
-]
-TRANSFORMS = ["boilerplate", "headline", "dateline", "tail_trimmed", "paragraph_dropped",
-              "paragraphs_swapped", "editor_note_intro", "editor_note_outro",
-              "aggregator_excerpt", "combined"]
-
-
-# ----------------------------------------------------------------------- dataset
-
-
-@dataclass
-class Page:
-    name: str  # file name without .html
-    title: str
-    blocks: list[str]  # paragraph blocks (each >= BLOCK_WORDS words, or a short tail)
-
-    @property
-    def words(self) -> int:
-        return sum(len(b.split()) for b in self.blocks)
-
-    @property
-    def topic(self) -> str:
-        return TOPIC_OF.get(self.name, self.name)
-
-
-@dataclass
-class Item:
-    item_id: int
-    key: str  # sorts by publication time
-    text: str
-    cluster: str  # true cluster label
-    kind: str  # original | variant | followup | negative
-    transform: str  # which transformation (variants), else ""
-    topic: str  # for hard-negative accounting
-    base: str | None = None  # base page of a follow-up
-    credit: str | None = None  # expected wire_credit where the generator put one
-    page_credit: str | None = None  # credit the source page itself carries
-
-
-def to_blocks(text: str) -> list[str]:
-    """trafilatura lines -> paragraph blocks: short lines join the following lines."""
-    blocks: list[str] = []
-    pending: list[str] = []
-    for line in (ln.strip() for ln in text.split("\n")):
-        if not line:
-            continue
-        pending.append(line)
-        if sum(len(p.split()) for p in pending) >= BLOCK_WORDS:
-            blocks.append("\n".join(pending))
-            pending = []
-    if pending:
-        if blocks:
-            blocks[-1] = blocks[-1] + "\n" + "\n".join(pending)
-        else:
-            blocks.append("\n".join(pending))
-    return blocks
-
-
-def load_pages(corpus: Path, names: set[str] | None = None) -> list[Page]:
-    """Extract every page (or only those whose file name without .html is in names)."""
-    import trafilatura
-
-    pages = []
-    for path in sorted(glob.glob(str(corpus / "*.html"))):
-        if names is not None and os.path.basename(path)[: -len(".html")] not in names:
-            continue
-        with open(path, "rb") as handle:
-            html = handle.read()
-        doc = trafilatura.bare_extraction(  # the pipeline's own settings (extract.py)
-            html, with_metadata=True, include_comments=False, include_tables=False,
-            favor_precision=False, deduplicate=False)
-        if doc is None or not doc.text:
-            continue
-        name = os.path.basename(path)[: -len(".html")]
-        pages.append(Page(name=name, title=(doc.title or "").strip(), blocks=to_blocks(doc.text)))
-    return pages
-
-
-def render(title: str | None, blocks: list[str], header: str | None = None,
-           footer: str | None = None) -> str:
-    parts = ([header] if header else []) + ([title] if title else []) + blocks + (
-        [footer] if footer else [])
-    return "\n\n".join(parts)
-
-
-def dateline(rng: random.Random) -> tuple[str, str]:
-    agency, dash = rng.choice(AGENCIES)
-    place = f"{rng.choice(CITIES)}, {rng.choice(MONTHS)} {rng.randint(1, 28)}"
-    return f"{place} ({agency}) {dash} ", agency
-
-
-def rewrite_headline(rng: random.Random, title: str, blocks: list[str]) -> str:
-    words = (title or blocks[0]).split()
-    if len(words) > 4:
-        start = rng.randint(0, max(0, len(words) - 4))
-        words = words[start:start + rng.randint(3, 6)]
-    return rng.choice(HEADLINE_FORMS).format(" ".join(words))
-
-
-def trim_tail(rng: random.Random, blocks: list[str]) -> list[str]:
-    total = sum(len(b.split()) for b in blocks)
-    keep = round(total * (1 - rng.uniform(0.20, 0.30)))
-    out, seen = [], 0
-    for block in blocks:
-        words = block.split()
-        if seen + len(words) <= keep:
-            out.append(block)
-            seen += len(words)
-            continue
-        if keep - seen > 0:
-            out.append(" ".join(words[: keep - seen]))
-        break
-    return out
-
-
-class TextPool:
-    """Disjoint word spans taken in order from a few pages (commentary)."""
-
-    def __init__(self, pages: list[Page]):
-        self.words = [w for p in pages for b in p.blocks for w in b.split()]
-        self.pos = 0
-
-    def take(self, n: int) -> str:
-        if self.pos + n > len(self.words):
-            raise RuntimeError("commentary pool exhausted")
-        span = self.words[self.pos:self.pos + n]
-        self.pos += n
-        return " ".join(span)
-
-
-def make_variant(rng: random.Random, transform: str, page: Page, has_dateline: bool,
-                 line: str, agency: str, pool: TextPool,
-                 page_credit: str | None) -> tuple[str, str, str | None]:
-    """(text, transform name, expected wire credit) of one syndicated copy.
-
-    Editor's notes credit the page's own agency when it has one (a Reuters story is
-    not suddenly credited to AP), else the dateline's, else a random one."""
-    title, blocks = page.title or None, list(page.blocks)
-    first_plain = blocks[0]
-    with_dl = [line + first_plain] + blocks[1:]
-    body = with_dl if has_dateline else blocks
-    credit = agency if has_dateline else None
-    outlet, header, footer = rng.choice(OUTLETS)
-    if transform == "boilerplate":
-        return render(title, body, header, footer), transform, credit
-    if transform == "headline":
-        return render(rewrite_headline(rng, page.title, blocks), body), transform, credit
-    if transform == "dateline":
-        if has_dateline:
-            return render(title, blocks), "dateline_removed", None
-        line2, agency2 = dateline(rng)
-        return render(title, [line2 + first_plain] + blocks[1:]), "dateline_added", agency2
-    if transform == "tail_trimmed":
-        return render(title, trim_tail(rng, body)), transform, credit
-    if transform == "paragraph_dropped":
-        drop = rng.randrange(len(body))
-        return render(title, body[:drop] + body[drop + 1:]), transform, (
-            credit if drop else None)
-    if transform == "paragraphs_swapped":
-        i, j = sorted(rng.sample(range(len(body)), 2))
-        swapped = list(body)
-        swapped[i], swapped[j] = swapped[j], swapped[i]
-        return render(title, swapped), transform, credit
-    if transform == "editor_note_intro":  # the note credits the agency too
-        note_agency = credit or page_credit or rng.choice(AGENCIES)[0]
-        note = rng.choice(INTRO_NOTES).format(agency=note_agency)
-        return render(title, [note] + body), transform, note_agency
-    if transform == "editor_note_outro":
-        note_agency = credit or page_credit or rng.choice(AGENCIES)[0]
-        note = rng.choice(OUTRO_NOTES)
-        return (render(title, body + [note.format(agency=note_agency)]), transform,
-                note_agency if (credit or "{agency}" in note) else None)
-    if transform == "aggregator_excerpt":
-        k = rng.randint(3, min(5, len(blocks) - 1))
-        start = rng.randrange(len(blocks) - k + 1)
-        quoted = blocks[start:start + k]
-        quoted_words = sum(len(b.split()) for b in quoted)
-        n_comment = max(20, round(quoted_words * rng.uniform(0.25, 0.60)))
-        comment = pool.take(n_comment).split()
-        cut = round(len(comment) * 0.6)
-        intro, outro = " ".join(comment[:cut]), " ".join(comment[cut:])
-        names = rng.sample(VIA_NAMES, 3)
-        via = f"Via {names[0]}, {names[1]} & {names[2]}"
-        text = render(rewrite_headline(rng, page.title, blocks), [intro] + quoted + [outro, via])
-        return text, transform, dedup.normalise_agency(names[0])
-    if transform == "combined":  # a typical outlet copy: several edits at once
-        blocks2 = trim_tail(rng, blocks)
-        if has_dateline:
-            blocks2[0] = blocks2[0].removeprefix(line)
-            credit = None
-        else:
-            line2, credit = dateline(rng)
-            blocks2[0] = line2 + blocks2[0]
-        if credit is None:
-            credit = page_credit or rng.choice(AGENCIES)[0]
-        note = rng.choice(INTRO_NOTES).format(agency=credit)
-        text = render(rewrite_headline(rng, page.title, blocks), [note] + blocks2, header, footer)
-        return text, transform, credit
-    raise ValueError(transform)
-
-
-def host_pieces(rng: random.Random, pages: list[Page]) -> list[tuple[Page, list[str]]]:
-    """Cut pool pages into disjoint host articles of 200-400 words (whole blocks)."""
-    pieces = []
-    for page in pages:
-        current: list[str] = []
-        target = rng.randint(200, 400)
-        for block in page.blocks:
-            current.append(block)
-            if sum(len(b.split()) for b in current) >= target:
-                pieces.append((page, current))
-                current, target = [], rng.randint(200, 400)
-    return pieces
-
-
-def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
-    usable = [p for p in pages if p.words >= MIN_WORDS]
-    pools = [p for p in usable if p.words > POOL_WORDS]
-    commentary_pages = [p for p in pools if p.name + ".html" in COMMENTARY_POOLS]
-    host_pages = [p for p in pools if p.name + ".html" not in COMMENTARY_POOLS]
-    bases = [p for p in usable if p.words <= POOL_WORDS and len(p.blocks) >= MIN_BLOCKS]
-    singles = [p for p in usable if p.words <= POOL_WORDS and len(p.blocks) < MIN_BLOCKS]
-    pool = TextPool(commentary_pages)
-    hosts = host_pieces(random.Random(f"{seed}:hosts"), host_pages)
-    random.Random(f"{seed}:order").shuffle(hosts)
-
-    items: list[Item] = []
-    week = 7 * 24 * 3600
-
-    def add(t: int, **kw) -> None:
-        item_id = len(items)
-        items.append(Item(item_id=item_id, key=f"{t:09d}:{item_id:05d}", **kw))
-
-    for page in bases:
-        prng = random.Random(f"{seed}:{page.name}")
-        t0 = prng.randrange(week)
-        has_dl = prng.random() < 0.5
-        line, agency = dateline(prng)
-        page_credit = dedup.wire_credit(render(page.title or None, page.blocks))
-        body = ([line + page.blocks[0]] + page.blocks[1:]) if has_dl else page.blocks
-        add(t0, text=render(page.title or None, body), cluster=page.name, kind="original",
-            transform="", topic=page.topic, credit=agency if has_dl else None,
-            page_credit=page_credit)
-        for transform in TRANSFORMS:
-            text, name, credit = make_variant(prng, transform, page, has_dl, line, agency, pool,
-                                              page_credit)
-            add(t0 + prng.randint(60, 36000), text=text, cluster=page.name, kind="variant",
-                transform=name, topic=page.topic, credit=credit, page_credit=page_credit)
-        # follow-up: a different article reusing ONE background paragraph of this base
-        limit = min(150, 0.3 * page.words)
-        reusable = [b for b in page.blocks if BLOCK_WORDS <= len(b.split()) <= limit]
-        if hosts and reusable:
-            host_page, host_blocks = hosts.pop()
-            reused = prng.choice(reusable)
-            at = prng.randint(1, len(host_blocks))
-            outlet, header, footer = prng.choice(OUTLETS)
-            text = render(None, host_blocks[:at] + [reused] + host_blocks[at:], header, footer)
-            add(t0 + prng.randint(3600, 3 * 86400), text=text,
-                cluster=f"followup:{page.name}", kind="followup", transform="",
-                topic=host_page.topic, base=page.name)
-    # stand-alone negatives: unused host pieces and short-structured pages, dressed too
-    nrng = random.Random(f"{seed}:negatives")
-    for n, (host_page, host_blocks) in enumerate(hosts):
-        outlet, header, footer = nrng.choice(OUTLETS)
-        add(nrng.randrange(week), text=render(None, host_blocks, header, footer),
-            cluster=f"piece:{host_page.name}:{n}", kind="negative", transform="",
-            topic=host_page.topic)
-    for page in singles:
-        outlet, header, footer = nrng.choice(OUTLETS)
-        add(nrng.randrange(week), text=render(page.title or None, page.blocks, header, footer),
-            cluster=page.name, kind="negative", transform="", topic=page.topic)
-    info = {"pages": len(pages), "usable": len(usable), "bases": len(bases),
-            "host_pages": len(host_pages), "commentary_words_used": pool.pos,
-            "singles": len(singles)}
-    return items, info
-
 
 # ----------------------------------------------------------------------- metrics
 
@@ -640,27 +266,48 @@ def main() -> int:
         return 2
     t_start = time.perf_counter()
     settings = Settings()
+    items, truth = dataset(args.seed, settings)
+    preds, stats, timings, results = compare_methods(items, truth, settings)
+    fps = {i: dedup.fingerprint(it.text, settings) for i, it in enumerate(items)}
+    transform_report(items, preds, fps, stats)
+    order_report(items, truth, settings, fps, args.seed)
+    credit_report(items)
+    timing_report(items, settings, timings)
+    if args.sweep:
+        sweep(items, truth, settings)
+    print(f"\ntotal {time.perf_counter() - t_start:.1f}s")
+    s, fm = results["newsflow.dedup (this project)"]
+    ok = s["f1"] >= 0.97 and fm["same_topic"] == 0 and fm["followup"] == 0 and fm["total"] == 0
+    print("targets (F1 >= 0.97, no false merges): " + ("MET" if ok else "NOT MET"))
+    return 0 if ok else 1
+
+
+def dataset(seed: int, settings: Settings) -> tuple[list[Item], list[str]]:
+    """The labelled items (see bench/dedup_dataset.py) and their true clusters."""
+    t_start = time.perf_counter()
     pages = load_pages(CORPUS)
     t_extract = time.perf_counter() - t_start
-    items, info = build_dataset(pages, args.seed)
+    items, info = build_dataset(pages, seed)
     kinds = Counter(it.kind for it in items)
     truth = [it.cluster for it in items]
     print(f"corpus: {info['pages']} pages extracted in {t_extract:.1f}s, {info['usable']} with "
           f">= {MIN_WORDS} words; {info['bases']} bases, {info['host_pages']} host pool pages, "
           f"{info['singles']} short-structured negatives")
     print(f"items: {len(items)} ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}); "
-          f"{len(set(truth))} true clusters; seed {args.seed}")
+          f"{len(set(truth))} true clusters; seed {seed}")
     print(f"settings: shingle={settings.dedup_shingle_size} num_perm={settings.dedup_num_perm} "
           f"bands={settings.dedup_bands}x{settings.dedup_rows} containment>="
           f"{settings.dedup_containment} jaccard>={settings.dedup_jaccard} "
           f"min_shingles={settings.dedup_min_shingles}")
+    return items, truth
 
-    # (1) this project, publication order; then a timing-only repeat
-    pred, stats = run_project(items, settings)
-    # (1b) same, but keys as cluster() sees them: check cluster() agrees with the loop
+
+def compare_methods(items: list[Item], truth: list[str], settings: Settings):
+    """This project, trafilatura's simhash and datasketch on the same items: the table."""
+    pred, stats = run_project(items, settings)  # publication order
+    # keys as cluster() sees them: check cluster() agrees with the loop
     by_key = dedup.cluster(((it.key, it.text) for it in items), settings)
     assert [by_key[it.key] for it in items] == pred, "cluster() and assign loop disagree"
-    # (2) trafilatura simhash, (3) datasketch
     t0 = time.perf_counter()
     pred_sim = run_simhash(items)
     t_sim = time.perf_counter() - t0
@@ -682,11 +329,14 @@ def main() -> int:
     print()
     print("false merges = item pairs put together that are different stories; same-topic ="
           " both items on the same site/topic; follow-up = one item is a follow-up")
+    preds = {"project": pred, "simhash": pred_sim, "datasketch": pred_ds}
+    return preds, stats, {"simhash": t_sim, "datasketch": t_ds}, results
 
-    # recall per transformation (variant in its original's cluster)
-    rec = {name: recall_by_transform(items, p) for name, p in
-           [("project", pred), ("simhash", pred_sim), ("datasketch", pred_ds)]}
-    fps = {i: dedup.fingerprint(it.text, settings) for i, it in enumerate(items)}
+
+def transform_report(items: list[Item], preds: dict, fps: dict, stats: dict) -> None:
+    """Recall per transformation (variant in its original's cluster), similarity margins,
+    and the relations given."""
+    rec = {name: recall_by_transform(items, p) for name, p in preds.items()}
     margins = similarity_margins(items, [fps[i].shingles for i in range(len(items))])
     print()
     print("| transformation | n | project | simhash | datasketch | min containment | "
@@ -706,7 +356,6 @@ def main() -> int:
     print(f"all different-story pairs: max containment {mc:.3f} ({items[ca].cluster} / "
           f"{items[cb].cluster}), max Jaccard {mj:.3f} ({items[ja].cluster} / "
           f"{items[jb].cluster})")
-
     rel = Counter((items[i].transform or items[i].kind, r) for i, r in stats["relations"].items())
     print()
     print("relations given (transformation: relation count): " + "; ".join(
@@ -714,16 +363,20 @@ def main() -> int:
                             if rel[(t, r)])
         for t in sorted({t for t, _ in rel})))
 
-    # order robustness: representative = whichever copy comes first (shuffled keys)
+
+def order_report(items: list[Item], truth: list[str], settings: Settings, fps: dict, seed: int) -> None:
+    """Order robustness: the representative is whichever copy comes first (shuffled keys)."""
     shuffled = list(range(len(items)))
-    random.Random(args.seed + 1).shuffle(shuffled)
+    random.Random(seed + 1).shuffle(shuffled)
     pred_shuf, _ = run_project(items, settings, order=shuffled, fingerprints=fps)
     s, fm = pair_scores(truth, pred_shuf), false_merges(items, pred_shuf)
     print(f"random publication order (representative is a random copy): P={s['precision']:.4f} "
           f"R={s['recall']:.4f} F1={s['f1']:.4f} ARI={s['ari']:.4f} false merges={fm['total']}")
 
-    # wire credit on the generated texts
-    found = {it.item_id: dedup.wire_credit(it.text) for it in items
+
+def credit_report(items: list[Item]) -> None:
+    """Wire credits found on the generated texts, against the ones the generator put."""
+    found = {it.item_id: credit.wire_credit(it.text) for it in items
              if it.kind in ("original", "variant")}
     with_credit = [it for it in items if it.item_id in found and it.credit]
     without = [it for it in items if it.item_id in found and not it.credit]
@@ -737,24 +390,18 @@ def main() -> int:
           f"{(' ' + str(spurious)) if spurious else ''}, and the source pages' own credits "
           f"{', '.join(f'{c} ({n})' for n, c in own) or 'none'}")
 
-    # timing: the production path from text (fingerprint + assign)
-    _, stats2 = run_project(items, settings)
+
+def timing_report(items: list[Item], settings: Settings, timings: dict[str, float]) -> None:
+    """The production path from text (fingerprint + assign), timed on one core."""
+    _, stats = run_project(items, settings)
     words = sum(len(it.text.split()) for it in items)
     print()
-    print(f"timing (this project, fingerprint + assign, 1 core): {stats2['rate']:.0f} articles/s "
+    print(f"timing (this project, fingerprint + assign, 1 core): {stats['rate']:.0f} articles/s "
           f"({words / len(items):.0f} words/article); candidates per article: mean "
-          f"{stats2['candidates_mean']:.1f}, p95 {stats2['candidates_p95']}, candidate stories "
-          f"mean {stats2['stories_mean']:.2f}; different-story candidates "
-          f"{stats2['foreign_rate'] * 1e4:.1f} per 10k indexed articles; simhash {t_sim:.1f}s, "
-          f"datasketch {t_ds:.1f}s")
-
-    if args.sweep:
-        sweep(items, truth, settings)
-    print(f"\ntotal {time.perf_counter() - t_start:.1f}s")
-    s, fm = results["newsflow.dedup (this project)"]
-    ok = s["f1"] >= 0.97 and fm["same_topic"] == 0 and fm["followup"] == 0 and fm["total"] == 0
-    print("targets (F1 >= 0.97, no false merges): " + ("MET" if ok else "NOT MET"))
-    return 0 if ok else 1
+          f"{stats['candidates_mean']:.1f}, p95 {stats['candidates_p95']}, candidate stories "
+          f"mean {stats['stories_mean']:.2f}; different-story candidates "
+          f"{stats['foreign_rate'] * 1e4:.1f} per 10k indexed articles; simhash {timings['simhash']:.1f}s, "
+          f"datasketch {timings['datasketch']:.1f}s")
 
 
 def sweep(items: list[Item], truth: list[str], settings: Settings) -> None:

@@ -34,24 +34,24 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
 
 from newsflow import db, dedup  # noqa: E402
 from newsflow.config import Settings  # noqa: E402
-from newsflow.ingest import LOAD_LOCK_KEY, load_article  # noqa: E402
+from newsflow.stories import add_article  # noqa: E402
+from newsflow.storage.locks import take_load_lock  # noqa: E402
 from newsflow.models import Article  # noqa: E402
 from newsflow.normalize import content_hash, word_count  # noqa: E402
 from newsflow.storage import dedup_index  # noqa: E402
+from tools.pgscratch import scratch_database, server  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 WINDOW_SECONDS = 7 * 86400  # synthetic rows are spread over 7 days, all inside the window
@@ -61,23 +61,6 @@ BIG_FIRST = 20_000_001  # ids of the synthetic rows added for the 1M run (clear 
 
 
 # ------------------------------------------------------------------- server
-
-
-def server_url(arg: str | None) -> tuple[str, object | None]:
-    url = arg or os.environ.get("NEWSFLOW_BENCH_DATABASE_URL")
-    if url:
-        return url, None
-    local = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    try:
-        psycopg.connect(local, connect_timeout=2).close()
-        return local, None
-    except psycopg.OperationalError:
-        pass
-    import pgserver
-
-    tmp = tempfile.mkdtemp(prefix="nf_bench_pg_")
-    server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-    return server.get_uri(), server
 
 
 # --------------------------------------------------------------- population
@@ -249,13 +232,16 @@ class _Replay:
     def representative(self, story_id):
         return self.index.representative(story_id)
 
+    def order(self, story_id):
+        return self.index.order(story_id)
+
 
 def full_load(url: str, settings: Settings, texts: list[str], tag: str) -> float:
-    """ingest.load_article (article insert, story, index, story refresh), batches of
+    """stories.add_article (article insert, story, index, story refresh), batches of
     batch_size under the load lock, as ingest_batch does."""
     articles, seen = [], set()
     for i, text in enumerate(texts):
-        if content_hash(text) in seen:  # an exact duplicate never reaches load_article
+        if content_hash(text) in seen:  # an exact duplicate never reaches add_article
             continue
         seen.add(content_hash(text))
         u = f"https://{tag}.example/{i}"
@@ -267,9 +253,9 @@ def full_load(url: str, settings: Settings, texts: list[str], tag: str) -> float
         start = time.perf_counter()
         for b in range(0, len(articles), settings.batch_size):
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
+                take_load_lock(conn)
                 for a in articles[b:b + settings.batch_size]:
-                    load_article(conn, settings, a)
+                    add_article(conn, settings, a)
         return len(articles) / (time.perf_counter() - start)
 
 
@@ -317,18 +303,14 @@ def main(argv=None) -> int:
     settings = Settings()
     rng = random.Random(20241120)
 
-    admin_url, server = server_url(args.database_url)
-    name = f"nf_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        version = admin.execute("SHOW server_version").fetchone()[0]
-    url = make_conninfo(admin_url, dbname=name)
-    print(f"database {name} on PostgreSQL {version} ({db.redact(admin_url)}), "
-          f"{os.cpu_count()} cores; bands {settings.dedup_bands}x{settings.dedup_rows}, "
-          f"batch {settings.batch_size}")
-    rows: list[tuple[str, str]] = []
-    try:
-        db.upgrade(url)
+    with server(args.database_url, env=("NEWSFLOW_BENCH_DATABASE_URL",), try_local=True) as admin_url, \
+            scratch_database(admin_url, prefix="nf_bench", keep=args.keep) as url:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            version = admin.execute("SHOW server_version").fetchone()[0]
+        print(f"database on PostgreSQL {version} ({db.redact(admin_url)}), "
+              f"{os.cpu_count()} cores; bands {settings.dedup_bands}x{settings.dedup_rows}, "
+              f"batch {settings.batch_size}")
+        rows: list[tuple[str, str]] = []
         start = time.perf_counter()
         t = populate(url, 1, args.window)
         took = time.perf_counter() - start
@@ -359,8 +341,8 @@ def main(argv=None) -> int:
                 rows.append((f"  {k} (noise {noise})", f"mean {v:.3f} / p50 {p50:.3f} / p95 {p95:.3f} ms"))
         texts_gen = Texts(seed=777)
         rate = full_load(url, settings, [texts_gen.next() for _ in range(args.articles)], "full")
-        print(f"load_article (full, incl. article insert and story refresh): {rate:,.0f} articles/s")
-        rows.append((f"load_article (whole), {args.window:,} indexed", f"{rate:,.0f} articles/s"))
+        print(f"add_article (full, incl. article insert and story refresh): {rate:,.0f} articles/s")
+        rows.append((f"add_article (whole), {args.window:,} indexed", f"{rate:,.0f} articles/s"))
 
         if args.big > args.window:
             start = time.perf_counter()
@@ -385,12 +367,6 @@ def main(argv=None) -> int:
         p50, p95, p99 = percentiles(r["steps"]["add"])
         rows.append((f"  dedup_index.add, {big:,} indexed", f"p50 {p50:.2f} / p95 {p95:.2f} / p99 {p99:.2f} ms"))
         print(f"index sizes: {sizes(url)}")
-    finally:
-        if not args.keep:
-            with psycopg.connect(admin_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if server is not None:
-            server.cleanup()
     width = max(len(k) for k, _ in rows)
     print()
     print(f"| {'measure'.ljust(width)} | result |")

@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
@@ -33,6 +32,7 @@ from xml.sax.saxutils import escape
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
+sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 PAGES = REPO.parent / "shared" / "corpus" / "pages"
@@ -105,28 +105,6 @@ def raw_reference(pages: dict[str, bytes]) -> float:
     return len(pages) / (time.perf_counter() - start)
 
 
-def database(tmp: Path) -> tuple[str, callable]:
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    server_url = os.environ.get("NEWSFLOW_TEST_DATABASE_URL") or os.environ.get("NEWSFLOW_BENCH_DATABASE_URL")
-    stop = lambda: None  # noqa: E731
-    if not server_url:
-        import pgserver
-
-        server = pgserver.get_server(tmp / "pgdata", cleanup_mode="stop")
-        server_url, stop = server.get_uri(), server.cleanup
-    name = f"nf_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        stop()
-    return make_conninfo(server_url, dbname=name), drop
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="serve each corpus page this many times")
@@ -139,9 +117,9 @@ def main() -> int:
         print(f"{PAGES} not found: the benchmark needs the shared corpus beside the repo", file=sys.stderr)
         return 2
 
-    from newsflow import db
     from newsflow.config import Settings
     from newsflow.pipeline import run_once
+    from tools.pgscratch import scratch_database, server as pg_server
 
     pages = load_pages(args.repeat)
     cores = os.cpu_count() or 1
@@ -168,24 +146,21 @@ def main() -> int:
     try:
         for round_no in range(1, args.rounds + 1):
             raw_pps = raw_reference(pages)
-            with tempfile.TemporaryDirectory() as tmp:
-                url, drop = database(Path(tmp))
-                try:
-                    db.upgrade(url)
-                    feeds_file = Path(tmp) / "feeds.yaml"
-                    feeds_file.write_text("feeds:\n" + "".join(
-                        f"  - url: {base}/feed{i}.xml\n    publisher: Bench {i}\n" for i in range(FEEDS)))
-                    settings = Settings.from_env(dict(settings_overrides, database_url=url, data_dir=tmp))
-                    start = time.perf_counter()
-                    echo = (lambda line: print(f"    {time.perf_counter() - start:6.2f}s {line}", flush=True)
-                            ) if args.verbose else None
-                    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-                    report = run_once(settings, feeds_file, echo=echo)
-                    elapsed = time.perf_counter() - start
-                    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-                    main_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-                finally:
-                    drop()
+            with tempfile.TemporaryDirectory() as tmp, \
+                    pg_server(env=("NEWSFLOW_TEST_DATABASE_URL", "NEWSFLOW_BENCH_DATABASE_URL")) as server_url, \
+                    scratch_database(server_url, prefix="nf_bench") as url:
+                feeds_file = Path(tmp) / "feeds.yaml"
+                feeds_file.write_text("feeds:\n" + "".join(
+                    f"  - url: {base}/feed{i}.xml\n    publisher: Bench {i}\n" for i in range(FEEDS)))
+                settings = Settings.from_env(dict(settings_overrides, database_url=url, data_dir=tmp))
+                start = time.perf_counter()
+                echo = (lambda line: print(f"    {time.perf_counter() - start:6.2f}s {line}", flush=True)
+                        ) if args.verbose else None
+                cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+                report = run_once(settings, feeds_file, echo=echo)
+                elapsed = time.perf_counter() - start
+                cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+                main_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
             pps = report.ingest.claimed / elapsed
             ratio = pps / (raw_pps * cores)
             rows.append((raw_pps, pps, ratio))

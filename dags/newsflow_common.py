@@ -34,7 +34,7 @@ def env_int(name: str, default: int) -> int:
 
 def on_task_failure(context) -> None:
     """Every task's on_failure_callback: log, row in news.task_failures, optional webhook."""
-    from newsflow.airflow_support import record_failure
+    from newsflow.airflow.callbacks import record_failure
 
     record_failure(context)
 

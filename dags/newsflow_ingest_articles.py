@@ -6,13 +6,14 @@ Starts whenever `newsflow_poll_feeds` announces new entries (asset
 
 1. **requeue_requested**: only for manual runs with Params (below): puts entries back
    in the queue. Does nothing on asset-triggered runs.
-2. **ingest_worker** (mapped, `workers` tasks, pool `newsflow_http`): claims due
+2. **plan_workers**: how many ingest workers to start (Param `workers`).
+3. **ingest_worker** (mapped, `workers` tasks, pool `newsflow_http`): claims due
    pending entries in batches (`SELECT ... FOR UPDATE SKIP LOCKED`), fetches their
    pages politely (robots.txt, per-host limits), extracts the text in a process pool,
    deduplicates (exact, then near-duplicate into stories) and loads, one transaction
    per batch. Workers, overlapping runs and Celery workers never take the same entry;
    a worker that dies releases its batch, which the next run processes again.
-3. **announce_new_articles**: emits the asset `newsflow://news/articles` when new
+4. **announce_new_articles**: emits the asset `newsflow://news/articles` when new
    articles were loaded (skipped otherwise): downstream DAGs can schedule on it.
 
 Failed pages are retried with backoff by later runs (entry `attempts`,
@@ -65,21 +66,27 @@ from newsflow_common import ARTICLES, DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_
 def newsflow_ingest_articles():
 
     @task(execution_timeout=timedelta(minutes=5))
-    def requeue_requested(params=None) -> list[int]:
+    def requeue_requested(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         try:
-            tasks.requeue(entry_id=params.get("entry_id"), url=params.get("url"), since=params.get("since"),
-                          until=params.get("until"), include_loaded=bool(params.get("include_loaded")))
+            return tasks.requeue(entry_id=params.get("entry_id"), url=params.get("url"),
+                                 since=params.get("since"), until=params.get("until"),
+                                 include_loaded=bool(params.get("include_loaded")))
         except ValueError as exc:  # a wrong Param: retrying will not help
             raise AirflowFailException(str(exc)) from exc
-        return list(range(int(params.get("workers") or 1)))
+
+    @task(execution_timeout=timedelta(minutes=1))
+    def plan_workers(params=None) -> list[int]:
+        from newsflow.airflow import tasks
+
+        return tasks.plan_workers(params.get("workers"))
 
     @task(pool=HTTP_POOL, execution_timeout=timedelta(minutes=60),
           map_index_template="worker {{ worker_label }}")
     def ingest_worker(worker: int, params=None) -> dict:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         get_current_context()["worker_label"] = str(worker)
         return tasks.ingest(max_batches=params.get("max_batches"))
@@ -87,7 +94,7 @@ def newsflow_ingest_articles():
     @task(outlets=[ARTICLES], trigger_rule="all_done", retries=0)
     def announce_new_articles(results, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         total = tasks.summarize([r for r in results if r] if results is not None else [])
         if not total.get("loaded"):
@@ -97,7 +104,9 @@ def newsflow_ingest_articles():
                                          "last_article_id": total.get("last_article_id")}
         return total
 
-    announce_new_articles(ingest_worker.expand(worker=requeue_requested()))
+    workers = plan_workers()
+    requeue_requested() >> workers
+    announce_new_articles(ingest_worker.expand(worker=workers))
 
 
 newsflow_ingest_articles()

@@ -10,7 +10,7 @@ Daily upkeep of the news database:
    read its log, then fix the feeds file or re-enable a feed with
    `newsflow feeds enable ID` once the publisher is back.
 2. **retention**: deletes raw data older than `NEWSFLOW_RETENTION_DAYS` (fetch log,
-   failed/skipped entries) and near-duplicate index rows outside the dedup window.
+   failed entries) and near-duplicate index rows outside the dedup window.
    Articles and stories are kept.
 3. **analyze**: `ANALYZE` on the news tables, so the planner knows their new sizes.
 
@@ -43,19 +43,19 @@ def newsflow_maintenance():
 
     @task(execution_timeout=timedelta(minutes=10))
     def feed_health() -> dict:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         return tasks.health_report()
 
     @task(execution_timeout=timedelta(minutes=60))
     def retention() -> dict:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         return tasks.retention()
 
     @task(execution_timeout=timedelta(minutes=30))
     def analyze() -> int:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         return tasks.analyze()
 

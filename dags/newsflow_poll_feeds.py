@@ -62,13 +62,13 @@ def newsflow_poll_feeds():
 
     @task(execution_timeout=timedelta(minutes=5))
     def sync_feeds() -> dict:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         return tasks.sync_feeds()
 
     @task(execution_timeout=timedelta(minutes=5))
     def plan_poll(params=None) -> list[list[int]]:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         return tasks.plan_poll(feed_id=params.get("feed_id"), force=bool(params.get("force")),
                                shards=int(params.get("shards") or 4))
@@ -76,7 +76,7 @@ def newsflow_poll_feeds():
     @task(pool=HTTP_POOL, execution_timeout=timedelta(minutes=20),
           map_index_template="{{ shard_label }}")
     def poll_shard(feed_ids: list[int]) -> dict:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         ids = sorted(feed_ids)
         get_current_context()["shard_label"] = (
@@ -89,7 +89,7 @@ def newsflow_poll_feeds():
     @task(outlets=[ENTRIES], trigger_rule="all_done", retries=0)
     def announce_new_entries(results, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         total = tasks.summarize([r for r in results if r] if results is not None else [])
         if not total.get("new_entries"):

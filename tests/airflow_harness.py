@@ -39,18 +39,11 @@ def airflow_env(home: Path, news_dsn: str | None = None, **extra: str) -> dict[s
         "PYTHONWARNINGS": "ignore",
     })
     if news_dsn:
-        env["AIRFLOW_CONN_NEWSFLOW_DB"] = airflow_connection_json(news_dsn)
+        from newsflow.airflow.context import connection_json
+
+        env["AIRFLOW_CONN_NEWSFLOW_DB"] = connection_json(news_dsn)
     env.update(extra)
     return env
-
-
-def airflow_connection_json(dsn: str) -> str:
-    """A libpq DSN (URL or key=value) as the JSON form of an Airflow connection."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    p = conninfo_to_dict(dsn)
-    return json.dumps({"conn_type": "postgres", "host": p.get("host"), "port": int(p["port"]) if p.get("port") else None,
-                       "login": p.get("user"), "password": p.get("password"), "schema": p.get("dbname")})
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 600) -> dict:

@@ -8,19 +8,16 @@ database on it); unset, one embedded server (pgserver) is started for the sessio
 from __future__ import annotations
 
 import os
-import uuid
+import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.sampleworld import SAMPLE_DIR, SampleServer
+from tools.pgscratch import scratch_database, server
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -33,41 +30,23 @@ CORPUS_FEEDS = SHARED / "corpus" / "feeds"
 def pytest_configure(config):
     # Tests never touch a developer's real database or the demo's embedded server.
     os.environ.pop("NEWSFLOW_DATABASE_URL", None)
+    # Airflow, when a test imports its task SDK in this process, writes under AIRFLOW_HOME:
+    # never a developer's ~/airflow.
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="nf_airflow_home_"))
 
 
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory) -> str:
-    """URL of a server on which tests may create databases."""
-    url = os.environ.get("NEWSFLOW_TEST_DATABASE_URL")
-    if url:
-        return url
-    import pgserver
-
-    datadir = tmp_path_factory.mktemp("pg") / "pgdata"
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """Create a migrated database on the server, yield its URL, drop it afterwards."""
-    name = f"nf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(server_url, dbname=name)
-    try:
-        db.upgrade(url)
+    """URL of a server on which tests may create databases: NEWSFLOW_TEST_DATABASE_URL,
+    else an embedded server for the session."""
+    with server(env=("NEWSFLOW_TEST_DATABASE_URL",), datadir=tmp_path_factory.mktemp("pg")) as url:
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def database_url(pg_server_url) -> str:
     """A fresh, migrated database for one test; dropped afterwards."""
-    with fresh_database(pg_server_url) as url:
+    with scratch_database(pg_server_url) as url:
         yield url
 
 

@@ -90,7 +90,7 @@ def test_dockerfile_installs_the_package_on_the_official_image():
 def _ingest_in_daemon(env: dict, queue) -> None:
     os.environ.update(env)
     try:
-        from newsflow import tasks
+        from newsflow.airflow import tasks
 
         queue.put(tasks.ingest())
     except BaseException as exc:  # report, do not hang the parent

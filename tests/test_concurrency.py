@@ -33,7 +33,7 @@ def test_two_ingest_processes_process_each_entry_once(settings, database_url, sa
     outputs = [p.communicate(timeout=240) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
-    claimed = [int(re.search(r"(\d+) entries processed", out).group(1)) for out, _ in outputs]
+    claimed = [int(re.search(r"(\d+) entries ->", out).group(1)) for out, _ in outputs]
     assert sum(claimed) == 14, (claimed, outputs)
     print("entries claimed per process:", claimed)
 

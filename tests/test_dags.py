@@ -93,7 +93,7 @@ def test_schedules_pools_params_and_assets(parsed):
 # --- how tasks find the database and settings (plain Python: no Airflow task context) ------
 
 def test_connection_and_variable_overrides_from_env(monkeypatch):
-    from newsflow import airflow_support as support
+    from newsflow.airflow import context as support
 
     monkeypatch.delenv("NEWSFLOW_DATABASE_URL", raising=False)
     monkeypatch.delenv("NEWSFLOW_FEEDS_FILE", raising=False)

@@ -18,7 +18,8 @@ import pytest
 from newsflow import dedup
 from newsflow.config import Settings
 from newsflow.dedup import (Assignment, Fingerprint, MemoryIndex, assign, cluster,
-                            fingerprint, same_story, similarity, wire_credit)
+                            fingerprint, same_story, similarity)
+from newsflow.credit import normalise_agency, wire_credit
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus" / "pages"
@@ -481,10 +482,10 @@ def test_wire_credit_none(text):
 
 
 def test_agency_names_are_normalised():
-    assert dedup.normalise_agency("Associated Press") == "AP"
-    assert dedup.normalise_agency("agence france-presse") == "AFP"
-    assert dedup.normalise_agency("Deutsche Presse-Agentur") == "dpa"
-    assert dedup.normalise_agency(" NBC News. ") == "NBC News"
+    assert normalise_agency("Associated Press") == "AP"
+    assert normalise_agency("agence france-presse") == "AFP"
+    assert normalise_agency("Deutsche Presse-Agentur") == "dpa"
+    assert normalise_agency(" NBC News. ") == "NBC News"
     assert wire_credit(VARIANTS["aggregator_excerpt"][0]) == "Reuters"
     assert wire_credit(WIRE) == "Reuters" and wire_credit(PLAIN) is None
 

@@ -2,7 +2,7 @@
 `newsflow dedup rebuild` (determinism, thresholds, --since, idempotence).
 
 Real PostgreSQL (a fresh database per test, see conftest), real code paths:
-``ingest.load_article`` / ``ingest.ingest_batch`` and ``recluster.rebuild``.
+``stories.add_article`` / ``ingest.ingest_batch`` and ``recluster.rebuild``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from conftest import REPO_ROOT, fetch_all, fresh_database
+from conftest import REPO_ROOT, fetch_all
+from tools.pgscratch import scratch_database
 from newsflow import db, dedup
-from newsflow.ingest import load_article
+from newsflow.stories import add_article
 from newsflow.models import Article
 from newsflow.normalize import content_hash, word_count
 from newsflow.recluster import rebuild
@@ -88,12 +89,12 @@ def world() -> list[Article]:
 
 def load(url: str, settings, articles) -> None:
     """Each article in its own transaction under the load lock, as ingest_batch does."""
-    from newsflow.ingest import LOAD_LOCK_KEY
+    from newsflow.storage.locks import take_load_lock
 
     for a in articles:
         with db.transaction(url) as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
-            load_article(conn, settings, a)
+            take_load_lock(conn)
+            add_article(conn, settings, a)
 
 
 def partition(url: str) -> set[frozenset[str]]:
@@ -147,7 +148,7 @@ def check_consistent(url: str, settings) -> None:
 
 @pytest.fixture
 def second_database(pg_server_url):
-    with fresh_database(pg_server_url) as url:
+    with scratch_database(pg_server_url) as url:
         yield url
 
 
@@ -172,7 +173,8 @@ CHILD = r"""
 import json, sys
 from newsflow import db
 from newsflow.config import Settings
-from newsflow.ingest import LOAD_LOCK_KEY, load_article
+from newsflow.stories import add_article
+from newsflow.storage.locks import take_load_lock
 from newsflow.models import Article
 from datetime import datetime
 url, gate, mode, spec = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
@@ -185,8 +187,8 @@ for r, a in enumerate(spec):
             # wait for the start signal: the parent releases the round's gate lock
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (gate + 2 * r,))
             if mode == "locked":  # what ingest_batch does before loading
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_KEY,))
-            article_id = load_article(conn, settings, article)
+                take_load_lock(conn)
+            article_id, _ = add_article(conn, settings, article)
             if mode == "unlocked":  # control: both decide before either commits
                 conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (gate + 2 * r + 1,))
     print(json.dumps({"round": r, "article_id": article_id}), flush=True)

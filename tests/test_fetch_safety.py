@@ -18,9 +18,10 @@ from newsflow import db
 from newsflow.config import Settings
 from newsflow.extract import Extractor, extract_page
 from newsflow.fetch import PageFetcher
-from newsflow.httpclient import SafeClient, address_is_public, parse_retry_after
+from newsflow.httpclient import SafeClient, parse_retry_after
 from newsflow.ingest import ingest_pending
-from newsflow.models import FeedSpec
+from newsflow.netguard import address_is_public
+from newsflow.models import ExtractJob, FeedSpec
 from newsflow.pipeline import sync_feeds
 from newsflow.poll import poll_feeds, select_feeds
 
@@ -262,13 +263,13 @@ def test_page_content_types(fs):
 
 def test_extraction_is_bounded_for_huge_and_deeply_nested_html():
     nested = b"<html><body>" + b"<div>" * 200_000 + b"deep" + b"</div>" * 200_000 + b"</body></html>"
-    result = extract_page(nested, "http://news.test/deep", max_bytes=256 * 1024)
+    result = extract_page(ExtractJob(nested, "http://news.test/deep"), Settings(max_extract_bytes=256 * 1024))
     assert result.error or result.text is not None  # returned, did not crash or hang
     huge = article_html("Huge") + b"<p>" + b"word " * 2_000_000 + b"</p>"
-    result = extract_page(huge, "http://news.test/huge", max_bytes=64 * 1024)
+    result = extract_page(ExtractJob(huge, "http://news.test/huge"), Settings(max_extract_bytes=64 * 1024))
     assert result.error or result.text is not None
     for body in (b"", b"\x00\x01\x02", b"<html><body><p>unclosed <b><i><table><tr><td>x"):
-        r = extract_page(body, "http://news.test/odd", max_bytes=1024)
+        r = extract_page(ExtractJob(body, "http://news.test/odd"), Settings(max_extract_bytes=1024))
         assert r.error or r.text is not None
 
 
@@ -276,7 +277,7 @@ def test_extraction_time_limit_kills_the_worker():
     settings = fast_settings(extract_workers=1, extract_timeout=0.05)
     with Extractor(settings) as extractor:
         # the first page also pays trafilatura's import in the worker: well over 50 ms
-        results = extractor.extract_many([(article_html("Slow", paragraphs=8000), "http://news.test/a")])
+        results = extractor.extract_many([ExtractJob(article_html("Slow", paragraphs=8000), "http://news.test/a")])
     assert results[0].error and "exceeded" in results[0].error
 
 

@@ -39,7 +39,7 @@ def test_first_pass_loads_every_entry(first_pass, settings):
     assert len(report.polls) == 6 and not report.feeds_failed
     counts = fetch_all(url, "SELECT status, count(*) AS n FROM news.entries GROUP BY status")
     assert {r["status"]: r["n"] for r in counts} == {"loaded": 14}
-    assert report.totals["articles"] == 13
+    assert report.totals.articles == 13
     assert report.ingest.exact_duplicates == 1
     # every entry points at an article, every fetch is in the log
     assert fetch_all(url, "SELECT count(*) AS n FROM news.entries WHERE article_id IS NULL")[0]["n"] == 0
@@ -143,7 +143,7 @@ def test_rerun_after_crash_finishes_pending_work(settings, sample_feeds):
     assert fetch_all(url, "SELECT count(*) AS n FROM news.entries WHERE status = 'pending'")[0]["n"] == 14
     report = run_once(settings, sample_feeds)
     assert report.new_entries == 0 and report.ingest.claimed == 14
-    assert report.totals["articles"] == 13 and report.totals["pending"] == 0
+    assert report.totals.articles == 13 and report.totals.pending == 0
 
 
 def test_cli_run_prints_summary(settings, sample_feeds, monkeypatch, capsys):

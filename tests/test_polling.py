@@ -14,7 +14,8 @@ import pytest
 from faultserver import FaultServer, article_html, loopback_resolver, rss
 from newsflow import cli, db
 from newsflow.config import Settings
-from newsflow.fetch import HostGate, PageFetcher
+from newsflow.fetch import PageFetcher
+from newsflow.politeness import HostGate
 from newsflow.httpclient import FetchResult, SafeClient
 from newsflow.models import Feed, FeedSpec
 from newsflow.pipeline import sync_feeds
@@ -302,7 +303,7 @@ def test_per_host_concurrency_limit(fs):
 
 def test_per_host_minimum_delay_between_request_starts(monkeypatch):
     """The gate's spacing, on a virtual clock (no real sleeping, no timing in asserts)."""
-    import newsflow.fetch as fetch_mod
+    import newsflow.politeness as fetch_mod
 
     clock = {"now": 1000.0}
     lock = threading.Lock()
@@ -318,7 +319,7 @@ def test_per_host_minimum_delay_between_request_starts(monkeypatch):
             with lock:
                 clock["now"] += seconds
 
-    monkeypatch.setattr(fetch_mod, "time", FakeTime)
+    monkeypatch.setattr(fetch_mod, "time", FakeTime)  # the HostGate clock
     gate = HostGate(concurrency=1, delay=2.5)
     starts = {"a": [], "b": []}
     for host in ("a", "a", "b", "a", "b"):
@@ -338,7 +339,7 @@ def test_robots_txt_obeyed_and_cached_per_host(fs):
         fetcher = PageFetcher(settings, client)
         pages = fetcher.fetch_all([fs.url(p) for p in ("/private/a", "/public/b", "/public/c")])
         pages += fetcher.fetch_all([fs.url("/private/a")])
-    assert "disallows" in pages[0].robots_denied and pages[3].robots_denied
+    assert pages[0].denied[0] == "robots" and "disallows" in pages[0].denied[1] and pages[3].denied
     assert pages[1].result.ok and pages[2].result.ok
     assert len(fs.hits("/robots.txt")) == 1 and fs.hits("/private/a") == []
     assert "newsflow/" in fs.hits("/public/b")[0].headers["user-agent"]
@@ -359,8 +360,9 @@ def test_robots_for_our_user_agent_and_unavailable_robots(fs):
     with SafeClient(settings, resolver=resolver) as client:
         down, picky = PageFetcher(settings, client).fetch_all(
             [fs.url("/story", host="down.test"), fs.url("/story", host="picky.test")])
-    assert "robots.txt unavailable" in down.robots_denied  # 5xx: not fetched now, retried later
-    assert "disallows" in picky.robots_denied
+    assert down.denied[0] == "robots_unavailable"  # 5xx: not fetched now, retried later
+    assert "robots.txt unavailable" in down.denied[1]
+    assert picky.denied[0] == "robots" and "disallows" in picky.denied[1]
     assert fs.hits("/story") == []
 
 

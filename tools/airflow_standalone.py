@@ -41,7 +41,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "plugins"))
 
 from newsflow import db  # noqa: E402
+from newsflow.airflow.context import connection_json  # noqa: E402
 from newsflow.config import Settings  # noqa: E402
+from newsflow.storage import articles as article_store  # noqa: E402
+from newsflow.storage import task_failures  # noqa: E402
+from pgscratch import ensure_database  # noqa: E402  (tools/, this script's folder)
 
 COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
 DAG_IDS = ["newsflow_poll_feeds", "newsflow_ingest_articles", "newsflow_maintenance"]
@@ -69,31 +73,6 @@ def sqlalchemy_url(dsn: str) -> str:
     if host.startswith("/"):  # unix socket directory (pgserver listens on nothing else)
         return f"postgresql+psycopg2://{auth}@/{dbname}?host={host}" + (f"&port={p['port']}" if p.get("port") else "")
     return f"postgresql+psycopg2://{auth}@{host}:{p.get('port') or 5432}/{dbname}"
-
-
-def connection_json(dsn: str) -> str:
-    """The Airflow connection (JSON form) for a libpq DSN; host may be a socket directory."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    p = conninfo_to_dict(dsn)
-    return json.dumps({"conn_type": "postgres", "host": p.get("host"), "login": p.get("user"),
-                       "password": p.get("password"), "schema": p.get("dbname"),
-                       "port": int(p["port"]) if p.get("port") else None})
-
-
-def ensure_database(dsn: str, name: str, fresh: bool = False) -> str:
-    """Create database ``name`` on the server of ``dsn`` (if missing); return its DSN."""
-    import psycopg
-    from psycopg import sql
-    from psycopg.conninfo import make_conninfo
-
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        if fresh:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return make_conninfo(dsn, dbname=name)
 
 
 class Stack:
@@ -229,13 +208,7 @@ def build_env(home: Path, meta_url: str, news_dsn: str, feeds_file: Path, *, por
 
 def news_counts(news_dsn: str) -> dict:
     with db.connect(news_dsn) as conn:
-        row = conn.execute("""
-            SELECT (SELECT count(*) FROM news.entries) AS entries,
-                   (SELECT count(*) FROM news.entries WHERE status = 'loaded') AS loaded,
-                   (SELECT count(*) FROM news.articles) AS articles,
-                   (SELECT coalesce(max(article_count), 0) FROM news.stories) AS biggest_story,
-                   (SELECT count(*) FROM news.task_failures) AS task_failures""").fetchone()
-    return dict(row)
+        return {**vars(article_store.totals(conn)), "task_failures": task_failures.count(conn)}
 
 
 def run_check(stack: Stack, news_dsn: str, timeout: float) -> int:
@@ -265,7 +238,8 @@ def run_check(stack: Stack, news_dsn: str, timeout: float) -> int:
         executor_info = "; ".join(f"{t['task_id']}[{t['map_index']}] {t['state']} on {t.get('hostname')} "
                                   f"(executor {t.get('executor') or stack.env['AIRFLOW__CORE__EXECUTOR']}, "
                                   f"queue {t.get('queue')})" for t in tis.get("task_instances", []))
-    ok = counts.get("articles") == 13 and counts.get("loaded") == 14 and any(
+    ok = counts.get("articles") == 13 and counts.get("entries") == 14 and counts.get("pending") == 0 \
+        and counts.get("failed") == 0 and any(
         r[1] == "asset_triggered" and r[2] == "success" for r in ingest_runs)
     print(json.dumps({"ok": ok, "seconds_from_trigger": round(elapsed, 1), "news": counts,
                       "ingest_runs": ingest_runs, "ingest_tasks": executor_info}, indent=1))

@@ -53,9 +53,7 @@ def _echo(line: str) -> None:
 
 
 def _url(settings: Settings) -> str:
-    url = db.resolve_url(settings)
-    db.upgrade(url)
-    return url
+    return db.ready(settings)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -76,15 +74,15 @@ def cmd_db(args, settings: Settings) -> int:
 
 
 def cmd_run(args, settings: Settings) -> int:
-    from .pipeline import format_report, run_once
+    from .pipeline import run_once
 
     report = run_once(settings, args.feeds, force=not args.due_only, echo=_echo)
-    print(format_report(report))
+    print(report.summary())
     return 0
 
 
 def cmd_demo(args, settings: Settings) -> int:
-    from .pipeline import format_report, run_once
+    from .pipeline import run_once
     from .sampleworld import SAMPLE_DIR, SampleServer
 
     # The sample world is served on loopback; politeness toward our own test server is
@@ -103,7 +101,7 @@ def cmd_demo(args, settings: Settings) -> int:
                                               Path(settings.data_dir) / "demo-feeds.yaml")
         _echo(f"demo: sample world at {server.base}; feeds file {feeds_file}")
         report = run_once(settings, feeds_file, force=True, echo=_echo)
-    print(format_report(report))
+    print(report.summary())
     print("\nRun `make demo` again: nothing is duplicated (feeds answer 304, entries are known).")
     return 0
 
@@ -131,10 +129,10 @@ def cmd_feeds(args, settings: Settings) -> int:
     print(f"{'id':>4} {'health':8} {'status':>6} {'errs':>4} {'entries':>7} {'pending':>7} "
           f"{'next poll (UTC)':19}  publisher / url / last error")
     for r in rows:
-        next_poll = r["next_poll_at"].strftime("%Y-%m-%d %H:%M:%S") if r["enabled"] else "-"
-        print(f"{r['id']:>4} {r['health']:8} {r['last_status'] or '-':>6} {r['consecutive_errors']:>4} "
-              f"{r['entries']:>7} {r['pending']:>7} {next_poll:19}  {r['publisher']}  {r['url']}")
-        reason = r["disabled_reason"] or r["last_error"]
+        next_poll = r.next_poll_at.strftime("%Y-%m-%d %H:%M:%S") if r.enabled else "-"
+        print(f"{r.id:>4} {r.health:8} {r.last_status or '-':>6} {r.consecutive_errors:>4} "
+              f"{r.entries:>7} {r.pending:>7} {next_poll:19}  {r.publisher}  {r.url}")
+        reason = r.disabled_reason or r.last_error
         if reason:
             print(f"{'':>62}  ! {reason}")
     return 0
@@ -148,8 +146,7 @@ def cmd_poll(args, settings: Settings) -> int:
         feeds = select_feeds(conn, feed_ids=args.feed, force=args.all)
     outcomes = poll_feeds(url, settings, feeds)
     for o in outcomes:
-        print(f"[{o.status or '---'}] {o.url}: " +
-              (f"error: {o.error}" if o.error else f"{o.new_entries} new"))
+        print(o.summary())
     print(f"{len(outcomes)} feeds polled, {sum(o.new_entries for o in outcomes)} new entries")
     return 0
 
@@ -159,10 +156,8 @@ def cmd_ingest(args, settings: Settings) -> int:
 
     url = _url(settings)
     result = ingest_pending(url, settings, max_batches=args.max_batches,
-                            progress=lambda b: _echo(f"batch: {b.claimed} claimed, {b.loaded} loaded"))
-    print(f"{result.claimed} entries processed: {result.loaded} new articles, "
-          f"{result.exact_duplicates} exact duplicates, {result.fallbacks} from feed text, "
-          f"{result.retry} to retry, {result.failed} failed")
+                            progress=lambda b: _echo(f"batch: {b.summary()}"))
+    print(result.summary())
     return 0
 
 
@@ -189,14 +184,12 @@ def cmd_dedup(args, settings: Settings) -> int:
 
 
 def cmd_maintenance(args, settings: Settings) -> int:
-    from .maintenance import analyze, health_report, retention
+    from .maintenance import analyze, health_report, retention, unhealthy
 
     url = _url(settings)
     report = health_report(url)
-    for health in ("failing", "stale", "disabled"):
-        for row in report.get(health, []):
-            print(f"{health:8} feed {row['id']} {row['url']}: "
-                  f"{row['disabled_reason'] or row['last_error'] or 'no new entries for 7 days'}")
+    for line in unhealthy(report):
+        print(line)
     print(", ".join(f"{len(v)} {k}" for k, v in sorted(report.items())) or "no feeds")
     print("retention:", retention(url, settings))
     print("analyzed:", len(analyze(url)), "tables")

@@ -61,6 +61,14 @@ def resolve_url(settings: Settings) -> str:
     return settings.database_url or embedded_url(settings.data_dir)
 
 
+def ready(settings: Settings) -> str:
+    """The database URL of ``settings``, migrated to this version of the code (idempotent;
+    an advisory lock serialises concurrent workers). What every writing command uses."""
+    url = resolve_url(settings)
+    upgrade(url)
+    return url
+
+
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row,
@@ -113,32 +121,23 @@ def upgrade(url: str, sql_dir: Traversable | Path | None = None) -> list[str]:
 
     An advisory lock serialises concurrent upgrades (several workers starting at once).
     """
+    from .storage import schema
+
     applied: list[str] = []
     with connect(url) as conn:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('newsflow.migrations'))")
-            conn.execute("CREATE SCHEMA IF NOT EXISTS news")
-            conn.execute("""
-                CREATE TABLE IF NOT EXISTS news.schema_migrations (
-                    version    integer PRIMARY KEY,
-                    name       text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now())""")
-            done = {r["version"] for r in conn.execute("SELECT version FROM news.schema_migrations")}
+            done = schema.prepare_ledger(conn)
             for version, path in migration_files(sql_dir):
                 if version in done:
                     continue
                 log.info("applying migration %s", path.name)
-                conn.execute(path.read_text())
-                conn.execute("INSERT INTO news.schema_migrations (version, name) VALUES (%s, %s)",
-                             (version, path.name))
+                schema.apply(conn, version, path.name, path.read_text())
                 applied.append(path.name)
     return applied
 
 
 def current_version(url: str) -> int | None:
+    from .storage import schema
+
     with connect(url) as conn:
-        row = conn.execute("SELECT to_regclass('news.schema_migrations') AS t").fetchone()
-        if row["t"] is None:
-            return None
-        row = conn.execute("SELECT max(version) AS v FROM news.schema_migrations").fetchone()
-        return row["v"]
+        return schema.version(conn)

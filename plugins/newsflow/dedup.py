@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
@@ -40,11 +39,12 @@ import numpy as np
 import xxhash
 
 from .config import Settings
+from .models import Assignment, Fingerprint, Member
 
 __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
     "fingerprint", "tokens", "shingle_hashes", "minhash", "band_hashes",
-    "similarity", "same_story", "assign", "cluster", "wire_credit", "normalise_agency",
+    "similarity", "same_story", "relation", "assign", "cluster",
     "SMALL_TEXT_JACCARD", "COPY_JACCARD",
 ]
 
@@ -69,22 +69,6 @@ _TOKEN_RE = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])\w)+")
 # --------------------------------------------------------------------------- types
 
 
-@dataclass(frozen=True)
-class Fingerprint:
-    shingles: tuple[int, ...]  # sorted unique signed int64 hashes
-    minhash: tuple[int, ...]  # settings.dedup_num_perm values, each fits in signed int64
-    bands: tuple[int, ...]  # one signed int64 per band, band i at index i
-
-
-@dataclass(frozen=True)
-class Member:
-    """An article already indexed."""
-
-    article_id: int
-    story_id: int
-    shingles: tuple[int, ...]
-
-
 class StoryIndex(Protocol):
     def candidates(self, bands: Sequence[int]) -> list[Member]:
         """Indexed articles sharing >= 1 (band index, band hash) pair, inside the window."""
@@ -95,14 +79,10 @@ class StoryIndex(Protocol):
         longer available, and the story is then not joined."""
         ...
 
-
-@dataclass(frozen=True)
-class Assignment:
-    story_id: int | None  # None = start a new story
-    relation: str  # 'original' | 'copy' | 'excerpt' | 'update'
-    matched_article_id: int | None  # the story's representative it was verified against
-    jaccard: float
-    containment: float
+    def order(self, story_id: int) -> int:
+        """Tie-break between equally similar stories: the lower wins. The story id,
+        unless the index knows a better order (the rebuild's content order)."""
+        ...
 
 
 # --------------------------------------------------------------------- fingerprint
@@ -264,7 +244,7 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
 
     Every story with a candidate member is verified against its *representative*
     (no chaining through other members).  Among passing stories the best is the one
-    with the highest containment, then Jaccard, then the smallest story id.  The
+    with the highest containment, then Jaccard, then the lowest ``index.order``.  The
     returned scores and ``matched_article_id`` are those of that representative; a new
     story gets relation 'original' and scores 0.0.
     """
@@ -282,7 +262,7 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
         jaccard, containment = similarity(new_set, rep_set)
         if not _decide(jaccard, containment, min(len(new_set), len(rep_set)), settings):
             continue
-        key = (-containment, -jaccard, story_id)
+        key = (-containment, -jaccard, index.order(story_id))
         if best is None or key < best[0]:
             best = (key, rep, jaccard, containment)
     if best is None:
@@ -321,6 +301,9 @@ class MemoryIndex:
     def representative(self, story_id: int) -> Member:
         return self._representatives[story_id]
 
+    def order(self, story_id: int) -> int:
+        return story_id
+
     def __len__(self) -> int:
         return len(self._members)
 
@@ -346,122 +329,3 @@ def cluster(docs: Iterable[tuple[str, str]], settings: Settings) -> dict[str, in
         index.add(article_id, story_id, fp)
         result[key] = story_id
     return result
-
-
-# ---------------------------------------------------------------------- wire credit
-
-# lower-case spelling -> canonical name
-_AGENCY_NAMES: dict[str, str] = {
-    "reuters": "Reuters", "thomson reuters": "Reuters",
-    "ap": "AP", "associated press": "AP", "the associated press": "AP",
-    "afp": "AFP", "agence france-presse": "AFP", "agence france presse": "AFP",
-    "dpa": "dpa", "deutsche presse-agentur": "dpa", "deutsche presse agentur": "dpa",
-    "upi": "UPI", "united press international": "UPI",
-    "ansa": "ANSA", "efe": "EFE", "agencia efe": "EFE", "xinhua": "Xinhua",
-    "kyodo": "Kyodo", "kyodo news": "Kyodo", "yonhap": "Yonhap",
-    "pa": "PA", "pa media": "PA", "press association": "PA",
-    "apa": "APA", "kna": "KNA", "epd": "epd", "sda": "Keystone-SDA",
-    "keystone-sda": "Keystone-SDA", "ats": "ATS", "belga": "Belga", "anp": "ANP",
-    "bloomberg": "Bloomberg", "tass": "TASS", "interfax": "Interfax",
-    "anadolu": "Anadolu", "anadolu agency": "Anadolu",
-    "aap": "AAP", "australian associated press": "AAP",
-    "cp": "CP", "canadian press": "CP", "the canadian press": "CP",
-    "pti": "PTI", "ians": "IANS", "ani": "ANI", "europa press": "Europa Press",
-    "lusa": "Lusa", "pap": "PAP", "ritzau": "Ritzau", "ntb": "NTB", "tt": "TT",
-}
-
-
-def _agency_pattern() -> re.Pattern[str]:
-    # short names (acronyms) must be written as agencies write them ("AP", "dpa"), so
-    # that ordinary words ("pa", "tt") never count; longer names match in any case
-    short = sorted({n for n in _AGENCY_NAMES if len(n) <= 4}, key=len, reverse=True)
-    spellings = sorted({s for n in short for s in (_AGENCY_NAMES[n], n.upper())}, key=len,
-                       reverse=True)
-    long = sorted((n for n in _AGENCY_NAMES if len(n) > 4), key=len, reverse=True)
-    alternatives = [re.escape(s) for s in spellings] + [
-        "(?i:" + re.escape(n).replace(r"\ ", r"\s+") + ")" for n in long]
-    return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])")
-
-
-_KNOWN_AGENCY_RE = _agency_pattern()
-_DASH = r"(?:-{1,2}|[\u2010-\u2015])"
-# "BAGHDAD, Nov 20 (Reuters) -", "(AP) —", "Berlin (dpa/lno) -"
-_DATELINE_RE = re.compile(rf"\(\s*([^()\n]{{1,40}}?)\s*\)\s*{_DASH}(?=\s)")
-# what may stand before an unknown acronym: "", "WASHINGTON", "NEW YORK, Nov 20"
-_DATELINE_PLACE_RE = re.compile(r"\s*(?:[A-Z][A-Z.'/\- ]{1,30}(?:,[^\n()]{1,25})?\s*)?")
-# "Via Reuters, NBC News & Sunday Times", "Source: AFP", "Quelle: dpa" (a short line)
-_VIA_RE = re.compile(r"^[ \t]*(?:via\b[ \t]*:?|(?:sources?|quellen?)[ \t]*:)[ \t]*(\S[^\n]*)$",
-                     re.I | re.M)
-_NAME_SPLIT_RE = re.compile(r"\s*(?:,|;|&|\+|/|\band\b|\bund\b|\bet\b)\s*", re.I)
-# phrases that credit an agency only when they name a known one
-_CONTRIBUTED_RE = re.compile(r"\s+contributed\s+(?:to\s+)?(?:this|the)\s+"
-                             r"(?:report|story|article)", re.I)
-_PHRASE_RES = [
-    re.compile(r"(?:additional\s+|with\s+)?reporting\s+(?:by|from)\s+([^\n;)]{1,60})", re.I),
-    re.compile(r"(?:\u00a9|\(c\)|copyright)\s*(?:\d{4}\s*)?([^\n.]{1,40})", re.I),
-    re.compile(r"mit\s+material\s+(?:von|der|des)\s+([^\n.]{1,40})", re.I),
-    re.compile(r"(?:(?:first|originally)\s+published\s+by|republished\s+(?:from|with\s+"
-               r"permission\s+(?:of|from)))\s+([^\n.]{1,40})", re.I),
-]
-
-
-def normalise_agency(name: str) -> str:
-    """Canonical agency name ("Associated Press" -> "AP"); unknown names as written."""
-    cleaned = re.sub(r"\s+", " ", name).strip(" \t.,;:!?\"'()[]")
-    return _AGENCY_NAMES.get(cleaned.lower(), cleaned)
-
-
-def _known(fragment: str) -> str | None:
-    match = _KNOWN_AGENCY_RE.search(fragment)
-    return _AGENCY_NAMES[re.sub(r"\s+", " ", match.group(0)).lower()] if match else None
-
-
-def wire_credit(text: str) -> str | None:
-    """The news agency (or source) the text credits, or None; the earliest credit wins.
-
-    Recognised: datelines "CITY, Nov 20 (Reuters) -" / "(AP) —" / "Berlin (dpa/lno) -"
-    (known agencies, or an upper-case acronym such as CNN); a short credit line
-    "Via Reuters, NBC News & Sunday Times" / "Source: AFP" (first name, as written when
-    not a known agency); "Reuters contributed to this report", "Additional reporting by
-    AFP", "Copyright 2024 The Associated Press", "Mit Material von dpa", "first published
-    by AFP" (known agencies only: these phrases also name people and outlets).
-    """
-    found: list[tuple[int, str]] = []
-    for match in _DATELINE_RE.finditer(text):
-        parts = [p for p in _NAME_SPLIT_RE.split(match.group(1)) if p]
-        if not parts:
-            continue
-        first = parts[0].strip()
-        name = _AGENCY_NAMES.get(re.sub(r"\s+", " ", first).lower())
-        if name is None and re.fullmatch(r"[A-Z]{2,6}", first):
-            # an unknown acronym counts only in a dateline: at most a place and a date
-            # before it on its line, e.g. "WASHINGTON (CNN) —"
-            line_start = text.rfind("\n", 0, match.start()) + 1
-            if _DATELINE_PLACE_RE.fullmatch(text[line_start:match.start()]):
-                name = first
-        if name is not None:
-            found.append((match.start(), name))
-            break
-    for match in _VIA_RE.finditer(text):
-        body = match.group(1).strip()
-        if len(body.split()) > 12 or re.search(r"[.!?]\s+\S", body):
-            continue  # a sentence that starts with "via", not a credit line
-        parts = [p for p in _NAME_SPLIT_RE.split(body) if p.strip(" .")]
-        if parts and (parts[0].strip()[:1].isupper() or parts[0].strip()[:1].isdigit()):
-            found.append((match.start(), normalise_agency(parts[0])))
-            break
-    for match in _CONTRIBUTED_RE.finditer(text):  # "<who> contributed to this report"
-        window = max(0, match.start() - 80)  # the sentence before, at most 80 chars
-        cut = max(text.rfind("\n", window, match.start()), text.rfind(".", window, match.start()))
-        start = cut + 1 if cut >= 0 else window
-        name = _known(text[start:match.start()])
-        if name is not None:
-            found.append((start, name))
-            break
-    for pattern in _PHRASE_RES:
-        for match in pattern.finditer(text):
-            name = _known(match.group(1))
-            if name is not None:
-                found.append((match.start(1), name))
-                break
-    return min(found)[1] if found else None

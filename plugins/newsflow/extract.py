@@ -1,5 +1,10 @@
 """Extraction: article HTML → main text and metadata, with trafilatura.
 
+This is the only place a page becomes text: the worker also normalises the body (the
+headline line dropped), hashes it and fingerprints it for near-duplicate search, so the
+coordinating process only fetches and writes, and no later stage cleans a page's text
+again.
+
 Pages run in a process pool (pebble) so extraction uses every core and a page that
 makes lxml spin or crash costs one worker, not the batch: each page has a time limit
 after which its worker is killed and replaced.
@@ -10,34 +15,30 @@ from __future__ import annotations
 import logging
 import re
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 from .config import Settings
-from .models import Extracted
+from .models import Extracted, ExtractJob
 
 log = logging.getLogger(__name__)
 
 _HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.I)
 
 
-def extract_page(html: bytes, url: str, max_bytes: int, settings: Settings | None = None,
-                 titles: Sequence[str | None] = (), search_date: bool = True) -> Extracted:
-    """Run trafilatura on one page. Pure function: safe to call in a worker process.
+def extract_page(job: ExtractJob, settings: Settings) -> Extracted:
+    """Run trafilatura on one page and prepare its body. Pure function: safe to call in a
+    worker process.
 
-    With ``settings``, also does the rest of the CPU work on the text here in the
-    worker: the normalised body (headline line dropped), its content hash and its
-    dedup fingerprint, so the coordinating process only fetches and writes.
-
-    ``search_date=False`` skips htmldate's extensive search of the page (about an
+    ``job.search_date=False`` skips htmldate's extensive search of the page (about an
     eighth of the extraction time): used when the feed already dated the entry, since
     the feed's date is the one stored.
     """
-    found = _extract(html, url, max_bytes, search_date)
-    if settings is not None and found.text:
+    found = _extract(job.html, job.url, settings.max_extract_bytes, job.search_date)
+    if found.text:
         from . import dedup
         from .normalize import clean_text, content_hash, drop_leading_title
 
-        found.body = drop_leading_title(clean_text(found.text), [*titles, found.title])
+        found.body = drop_leading_title(clean_text(found.text), [*job.titles, found.title])
         found.content_hash = content_hash(found.body)
         found.fingerprint = dedup.fingerprint(found.body, settings)
     return found
@@ -92,26 +93,16 @@ class Extractor:
             self._pool.stop() if exc[0] else self._pool.close()
             self._pool.join()
 
-    def extract_many(self, pages: Iterable[tuple]) -> list[Extracted]:
-        """Extract pages in parallel; results in input order, failures as Extracted.error.
+    def extract_many(self, jobs: Iterable[ExtractJob]) -> list[Extracted]:
+        """Extract pages in parallel; results in input order, failures as Extracted.error."""
+        return list(self.extract_iter(jobs))
 
-        ``pages`` holds (html, url) or (html, url, titles, search_date): with titles,
-        the workers also prepare body, hash and fingerprint (see :func:`extract_page`).
-        """
-        return list(self.extract_iter(pages))
-
-    def extract_iter(self, pages: Iterable[tuple]) -> Iterator[Extracted]:
+    def extract_iter(self, jobs: Iterable[ExtractJob]) -> Iterator[Extracted]:
         """Like extract_many, but yields each result (in input order) as soon as it is
         ready, so the caller's own work overlaps with the workers'."""
         assert self._pool is not None, "use Extractor as a context manager"
-        futures = []
-        for html, url, *prepare in pages:
-            args = (html, url, self.settings.max_extract_bytes)
-            if prepare:
-                titles, search_date = prepare
-                args += (self.settings, tuple(titles), search_date)
-            futures.append(self._pool.schedule(extract_page, args=args,
-                                               timeout=self.settings.extract_timeout))
+        futures = [self._pool.schedule(extract_page, args=(job, self.settings),
+                                       timeout=self.settings.extract_timeout) for job in jobs]
         for future in futures:
             try:
                 yield future.result()

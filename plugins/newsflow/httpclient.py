@@ -4,9 +4,9 @@ One function, :meth:`SafeClient.get`, used for feeds and article pages alike:
 
 * only http/https; redirects followed by hand so every hop is checked and a
   permanent redirect (301/308) can be told apart from a temporary one;
-* the address guard runs inside the connection layer, *after* DNS resolution and on
-  every hop, and the socket connects to the very address that was checked (no DNS
-  rebinding window);
+* the address guard runs inside the connection layer (:mod:`newsflow.netguard`), *after*
+  DNS resolution and on every hop, and the socket connects to the very address that was
+  checked (no DNS rebinding window);
 * bodies are streamed and decompressed by us with a bounded output size, so a gzip
   bomb or an endless chunked body stops at the cap; a total deadline stops servers
   that trickle bytes (httpx's timeouts are per read, not per response).
@@ -17,135 +17,29 @@ Nothing here raises for a bad server: every outcome is a :class:`FetchResult`.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
-import socket
 import ssl
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 
 from .config import Settings
+from .models import ErrorKind
+from .netguard import BlockedAddress, GuardedBackend, Resolver, set_deadline, system_resolver
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
 
 
-class BlockedAddress(httpcore.ConnectError):
-    """The target resolved to an address we refuse to connect to."""
-
-
-def address_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        # ::ffff:127.0.0.1 and friends are IPv4 addresses in disguise
-        if ip.ipv4_mapped is not None:
-            return address_is_public(ip.ipv4_mapped)
-        if ip.sixtofour is not None and not address_is_public(ip.sixtofour):
-            return False
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                or ip.is_reserved or ip.is_unspecified or not ip.is_global)
-
-
-# Resolver hook: tests point host names at 127.0.0.x without touching /etc/hosts.
-Resolver = Callable[[str, int], list[str]]
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
-
-
-# The total deadline of the request running in this thread (SafeClient.get sets it).
-# httpx's timeouts apply to each socket operation; a server that trickles its headers
-# or body one byte at a time never trips them, so every socket operation below is also
-# bounded by what is left of the whole response's time budget.
-_deadline = threading.local()
-
-
-def _remaining(timeout: float | None, what: str, exc: type[Exception]) -> float | None:
-    deadline = getattr(_deadline, "value", None)
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise exc(f"total deadline exceeded during {what} (trickling or stalled server)")
-    return left if timeout is None else min(timeout, left)
-
-
-class DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every read, write and TLS handshake ends by the deadline."""
-
-    def __init__(self, stream: httpcore.NetworkStream):
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _remaining(timeout, "read", httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _remaining(timeout, "write", httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
-        timeout = _remaining(timeout, "TLS handshake", httpcore.ConnectTimeout)
-        return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str):
-        return self._stream.get_extra_info(info)
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """Resolves, checks every address, then connects to a checked address."""
-
-    def __init__(self, allow_private: bool, resolver: Resolver = system_resolver,
-                 exempt_networks: Iterable[str] = ()):
-        self.allow_private = allow_private
-        self.resolver = resolver
-        # Networks allowed even when private networks are refused (an intranet feed
-        # server; the tests' "allowed" loopback host).
-        self.exempt = [ipaddress.ip_network(n, strict=False) for n in exempt_networks]
-
-    def allowed(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        if self.allow_private or address_is_public(ip):
-            return True
-        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
-        return any(plain.version == n.version and plain in n for n in self.exempt)
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        try:
-            addresses = self.resolver(host, port)
-        except (socket.gaierror, socket.herror, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"DNS lookup failed for {host}: {exc}") from exc
-        if not addresses:
-            raise httpcore.ConnectError(f"DNS lookup failed for {host}: no address")
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                ip = ipaddress.ip_address(address.split("%")[0])
-            except ValueError:
-                last_error = httpcore.ConnectError(f"DNS lookup failed for {host}: bad address {address!r}")
-                continue
-            if not self.allowed(ip):
-                last_error = BlockedAddress(
-                    f"refused: {host} resolves to non-public address {ip} "
-                    "(set NEWSFLOW_ALLOW_PRIVATE_NETWORKS=1 to allow)")
-                continue
-            try:
-                stream = super().connect_tcp(
-                    str(ip), port, _remaining(timeout, "connect", httpcore.ConnectTimeout),
-                    local_address, socket_options)
-                return DeadlineStream(stream)
-            except httpcore.ConnectError as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
+# What a response means for the pipeline: the rules live on the response type (one home,
+# as Miniflux's ResponseHandler), so polling and page fetching read the same answers.
+RATE_LIMITED = {429, 503}  # Retry-After applies to the whole host
+GONE = {410}  # the publisher removed the resource
+PERMANENT_STATUS = {400, 401, 403, 404, 405, 406, 410, 414, 415, 451}  # retrying will not help
 
 
 @dataclass
@@ -156,7 +50,7 @@ class FetchResult:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     error: str | None = None                  # set when the fetch did not succeed
-    error_kind: str | None = None             # timeout, too_large, blocked, redirect, network, http, ...
+    error_kind: ErrorKind | None = None
     permanent_redirect: str | None = None     # new URL when every hop was 301/308
     elapsed: float = 0.0
     retry_after: float | None = None          # seconds, from a 429/503
@@ -170,12 +64,54 @@ class FetchResult:
         return self.status == 304
 
     @property
+    def failed(self) -> bool:
+        """No usable answer: an error, no response, or a 4xx/5xx status."""
+        return bool(self.error) or self.status is None or self.status >= 400
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.status in RATE_LIMITED
+
+    @property
+    def gone(self) -> bool:
+        return self.status in GONE
+
+    @property
+    def permanent_failure(self) -> bool:
+        """A failure that retrying will not fix (a refused address, a 404, a PDF, ...)."""
+        return bool(self.error_kind and self.error_kind.permanent) or self.status in PERMANENT_STATUS
+
+    @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
+    @property
+    def is_page_type(self) -> bool:
+        """Could this be an article page? Missing types are sniffed by extraction."""
+        ct = self.content_type
+        return (not ct or ct.startswith("text/") or ct in ("application/xhtml+xml", "application/xml")
+                or ct.endswith("+xml"))
+
+    def cache_lifetime(self) -> int | None:
+        """Seconds the server says the document stays fresh (Cache-Control, Expires)."""
+        control = self.headers.get("cache-control", "")
+        for part in control.split(","):
+            key, _, value = part.strip().partition("=")
+            if key.lower() in ("max-age", "s-maxage") and value.strip().isdigit():
+                return int(value.strip())
+        if self.headers.get("expires"):
+            try:
+                expires = email.utils.parsedate_to_datetime(self.headers["expires"])
+                if expires.tzinfo is None:
+                    expires = expires.replace(tzinfo=timezone.utc)
+                return max(0, int((expires - datetime.now(timezone.utc)).total_seconds()))
+            except (TypeError, ValueError):
+                return None
+        return None
+
 
 class FetchAborted(Exception):
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: ErrorKind, message: str):
         super().__init__(message)
         self.kind = kind
 
@@ -223,12 +159,12 @@ class SafeClient:
         current = url
         seen: set[str] = set()
         all_permanent = True
-        _deadline.value = deadline
+        set_deadline(deadline)
         try:
             for _hop in range(self.settings.max_redirects + 1):
                 check_scheme(current)
                 if current in seen:
-                    raise FetchAborted("redirect", f"redirect loop at {current}")
+                    raise FetchAborted(ErrorKind.REDIRECT, f"redirect loop at {current}")
                 seen.add(current)
                 status, resp_headers, body = self._one(current, request_headers, max_bytes, deadline)
                 result.status, result.headers, result.final_url = status, resp_headers, current
@@ -239,17 +175,17 @@ class SafeClient:
                 result.body = body
                 if all_permanent and current != url:
                     result.permanent_redirect = current
-                if status in (429, 503):
+                if result.rate_limited:
                     result.retry_after = parse_retry_after(resp_headers.get("retry-after"))
                 if status >= 400:
-                    result.error_kind = "http"
+                    result.error_kind = ErrorKind.HTTP
                     result.error = f"HTTP {status}"
                 return result
-            raise FetchAborted("redirect", f"more than {self.settings.max_redirects} redirects")
+            raise FetchAborted(ErrorKind.REDIRECT, f"more than {self.settings.max_redirects} redirects")
         except FetchAborted as exc:
             result.error_kind, result.error = exc.kind, str(exc)
         except BlockedAddress as exc:
-            result.error_kind, result.error = "blocked", str(exc)
+            result.error_kind, result.error = ErrorKind.BLOCKED, str(exc)
         except httpx.TimeoutException as exc:
             what = {httpx.ConnectTimeout: "connect timeout", httpx.ReadTimeout: "read timeout",
                     httpx.WriteTimeout: "write timeout", httpx.PoolTimeout: "pool timeout"}.get(
@@ -257,26 +193,26 @@ class SafeClient:
             if time.monotonic() >= deadline - 0.05:
                 what = (f"total timeout: response not complete after {self.settings.total_timeout:g}s "
                         f"(trickling or stalled server); {what}")
-            result.error_kind, result.error = "timeout", f"{what}: {exc or type(exc).__name__}"
+            result.error_kind, result.error = ErrorKind.TIMEOUT, f"{what}: {exc or type(exc).__name__}"
         except httpx.ConnectError as exc:
             message = str(exc)
             if "refused: " in message:
-                kind = "blocked"
+                kind = ErrorKind.BLOCKED
             elif "DNS lookup failed" in message:
-                kind = "dns"
+                kind = ErrorKind.DNS
             elif _caused_by(exc, ssl.SSLError):
-                kind = "tls"
+                kind = ErrorKind.TLS
             else:
-                kind = "network"
+                kind = ErrorKind.NETWORK
             result.error_kind = kind
-            result.error = message if kind in ("blocked", "dns") else f"{kind} error: {message}"
+            result.error = message if kind in (ErrorKind.BLOCKED, ErrorKind.DNS) else f"{kind.value} error: {message}"
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            kind = "tls" if _caused_by(exc, ssl.SSLError) else "network"
+            kind = ErrorKind.TLS if _caused_by(exc, ssl.SSLError) else ErrorKind.NETWORK
             reset = _caused_by(exc, ConnectionResetError) or "reset" in str(exc).lower()
             detail = "connection reset by peer" if reset else f"{type(exc).__name__}: {exc}"
-            result.error_kind, result.error = kind, f"{kind} error: {detail}"
+            result.error_kind, result.error = kind, f"{kind.value} error: {detail}"
         finally:
-            _deadline.value = None
+            set_deadline(None)
             result.elapsed = time.monotonic() - started
         result.body = b""
         return result
@@ -290,12 +226,12 @@ class SafeClient:
             declared = resp_headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes * 4:
                 # compressed bodies may legitimately be smaller than decoded; 4x slack
-                raise FetchAborted("too_large", f"Content-Length {declared} exceeds cap {max_bytes}")
+                raise FetchAborted(ErrorKind.TOO_LARGE, f"Content-Length {declared} exceeds cap {max_bytes}")
             decoder = _Decoder(resp_headers.get("content-encoding", ""), max_bytes)
             for chunk in response.iter_raw():
                 decoder.feed(chunk)
                 if time.monotonic() > deadline:
-                    raise FetchAborted("timeout", f"response not complete after "
+                    raise FetchAborted(ErrorKind.TIMEOUT, f"response not complete after "
                                                   f"{self.settings.total_timeout:.0f}s (trickling server)")
             return response.status_code, resp_headers, decoder.finish()
 
@@ -316,7 +252,7 @@ class _Decoder:
         elif encoding in ("", "identity"):
             self.zlib = None
         else:
-            raise FetchAborted("encoding", f"unsupported Content-Encoding {encoding!r}")
+            raise FetchAborted(ErrorKind.ENCODING, f"unsupported Content-Encoding {encoding!r}")
 
     def feed(self, data: bytes) -> None:
         if self.zlib is None:
@@ -334,12 +270,12 @@ class _Decoder:
                 self._deflate = False
                 self.feed(data)
                 return
-            raise FetchAborted("encoding", f"corrupt compressed body: {exc}") from exc
+            raise FetchAborted(ErrorKind.ENCODING, f"corrupt compressed body: {exc}") from exc
 
     def _add(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise FetchAborted("too_large", f"body exceeds cap of {self.max_bytes} bytes")
+            raise FetchAborted(ErrorKind.TOO_LARGE, f"body exceeds cap of {self.max_bytes} bytes")
         if data:
             self.parts.append(data)
 
@@ -362,7 +298,7 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 def check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise FetchAborted("scheme", f"refused scheme {scheme or '(none)'!r}: only http and https")
+        raise FetchAborted(ErrorKind.SCHEME, f"refused scheme {scheme or '(none)'!r}: only http and https")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -384,27 +320,3 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-class HostDeferrals:
-    """Hosts that asked us (429/503 + Retry-After) to come back later, within one run.
-
-    Shared by feed polling and page fetching: a host's wish applies to every request
-    we would send it, whichever stage sends it."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._until: dict[str, tuple[float, str]] = {}
-
-    def block(self, host: str, seconds: float, reason: str) -> None:
-        with self._lock:
-            until = time.monotonic() + seconds
-            if until > self._until.get(host, (0.0, ""))[0]:
-                self._until[host] = (until, reason)
-
-    def check(self, host: str) -> tuple[float, str] | None:
-        """(seconds left, reason) while ``host`` is deferred."""
-        with self._lock:
-            until, reason = self._until.get(host, (0.0, ""))
-        left = until - time.monotonic()
-        return (left, reason) if left > 0 else None

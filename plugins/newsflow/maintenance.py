@@ -6,20 +6,30 @@ from datetime import datetime, timedelta, timezone
 
 from . import db
 from .config import Settings
-from .storage import dedup_index
+from .models import FeedStatus
+from .storage import dedup_index, schema
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
 from .storage import fetch_log
 
+TABLES = ["news.feeds", "news.entries", "news.articles", "news.stories",
+          "news.dedup_signatures", "news.dedup_bands", "news.fetch_log"]
 
-def health_report(url: str) -> dict[str, list[dict]]:
+
+def health_report(url: str) -> dict[str, list[FeedStatus]]:
     """Feeds grouped by health: failing, stale, disabled (with reasons), ok, new."""
     with db.connect(url) as conn:
         rows = feed_store.status(conn)
-    report: dict[str, list[dict]] = {}
+    report: dict[str, list[FeedStatus]] = {}
     for row in rows:
-        report.setdefault(row["health"], []).append(row)
+        report.setdefault(row.health, []).append(row)
     return report
+
+
+def unhealthy(report: dict[str, list[FeedStatus]]) -> list[str]:
+    """One line per failing, stale or disabled feed, with its reason."""
+    return [f"{health:8} feed {row.id} {row.url} ({row.publisher}): {row.reason}"
+            for health in ("failing", "stale", "disabled") for row in report.get(health, [])]
 
 
 def retention(url: str, settings: Settings) -> dict[str, int]:
@@ -35,9 +45,6 @@ def retention(url: str, settings: Settings) -> dict[str, int]:
 
 
 def analyze(url: str) -> list[str]:
-    tables = ["news.feeds", "news.entries", "news.articles", "news.stories",
-              "news.dedup_signatures", "news.dedup_bands", "news.fetch_log"]
     with db.connect(url, autocommit=True) as conn:
-        for table in tables:
-            conn.execute(f"ANALYZE {table}")  # fixed identifiers, not input
-    return tables
+        schema.analyze(conn, TABLES)
+    return TABLES

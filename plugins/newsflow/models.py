@@ -1,11 +1,53 @@
-"""The records that flow between the pipeline's stages."""
+"""The records that flow between the pipeline's stages, in pipeline order.
+
+Each record that people read has exactly one rendering, its ``summary()``: the command
+line, the Airflow task logs and the pass report all print that, so a count never reads
+differently in two places. Error kinds are an enum (:class:`ErrorKind`) that says whether
+retrying can help; no stage matches error strings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from enum import Enum
 
+
+class ErrorKind(str, Enum):
+    """Why a fetch or an entry failed. ``permanent``: retrying will not fix it."""
+
+    # no usable HTTP response (httpclient)
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    DNS = "dns"
+    TLS = "tls"
+    HTTP = "http"  # a 4xx/5xx answer: permanence depends on the status (FetchResult)
+    TOO_LARGE = "too_large"
+    BLOCKED = "blocked"  # non-public address
+    SCHEME = "scheme"  # not http(s)
+    REDIRECT = "redirect"  # loop or too many hops
+    ENCODING = "encoding"  # unknown Content-Encoding, corrupt compressed body
+    # page rules (fetch, politeness)
+    CONTENT_TYPE = "content_type"  # not a web page (PDF, image)
+    DEFERRED = "deferred"  # the host asked us to wait (429/503 Retry-After)
+    ROBOTS = "robots"  # robots.txt disallows the page
+    ROBOTS_UNAVAILABLE = "robots_unavailable"  # robots.txt 5xx/unreachable: ask later
+    # entries
+    NO_LINK = "no_link"  # the feed item has no link to fetch
+    NO_TEXT = "no_text"  # the page has no article text (or only a paywall notice)
+    EXTRACTION = "extraction"  # trafilatura failed, timed out, or its worker died
+
+    @property
+    def permanent(self) -> bool:
+        return self in _PERMANENT
+
+
+_PERMANENT = {ErrorKind.TOO_LARGE, ErrorKind.BLOCKED, ErrorKind.SCHEME, ErrorKind.REDIRECT,
+              ErrorKind.ENCODING, ErrorKind.CONTENT_TYPE, ErrorKind.ROBOTS, ErrorKind.NO_LINK,
+              ErrorKind.NO_TEXT}
+
+
+# --- feeds and polling ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class FeedSpec:
@@ -59,6 +101,7 @@ class ParsedFeed:
 
 @dataclass
 class PollOutcome:
+    """What polling one feed did (also what `newsflow poll` prints per feed)."""
     feed_id: int
     url: str
     status: int | None
@@ -69,6 +112,41 @@ class PollOutcome:
     not_modified: bool = False
     deferred: bool = False  # not requested: its host asked us to wait (Retry-After)
 
+    def summary(self) -> str:
+        state = (f"error: {self.error}" if self.error else "not modified" if self.not_modified
+                 else f"{self.new_entries} new of {self.seen_entries}")
+        return f"[{self.status or '---'}] {self.url}  {state}"
+
+
+@dataclass
+class FeedStatus:
+    """One feed's health, as `newsflow feeds status` and the maintenance report show it."""
+    id: int
+    publisher: str
+    name: str | None
+    url: str
+    enabled: bool
+    disabled_reason: str | None
+    last_status: int | None
+    consecutive_errors: int
+    last_error: str | None
+    last_polled_at: datetime | None
+    next_poll_at: datetime
+    effective_interval: int | None
+    guid_mode: str
+    entries: int
+    pending: int
+    failed: int
+    last_new_entry_at: datetime | None
+    health: str  # ok, new, failing, stale, disabled
+
+    @property
+    def reason(self) -> str:
+        """Why the feed is unhealthy, in one line."""
+        return self.disabled_reason or self.last_error or "no new entries for 7 days"
+
+
+# --- article work ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PageJob:
@@ -84,10 +162,46 @@ class PageJob:
     attempts: int
 
 
+@dataclass(frozen=True)
+class ExtractJob:
+    """One page for the extraction workers."""
+    html: bytes
+    url: str
+    titles: tuple[str | None, ...] = ()  # headlines to drop when the body starts with one
+    search_date: bool = True  # False: the feed dated the entry, skip htmldate's deep search
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """An article text's near-duplicate signature (see newsflow.dedup)."""
+    shingles: tuple[int, ...]  # sorted unique signed int64 hashes
+    minhash: tuple[int, ...]  # settings.dedup_num_perm values, each fits in signed int64
+    bands: tuple[int, ...]  # one signed int64 per band, band i at index i
+
+
+@dataclass(frozen=True)
+class Member:
+    """An article already in the near-duplicate index."""
+    article_id: int
+    story_id: int
+    shingles: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Which story a new text joins (``story_id`` None: a new story) and how."""
+    story_id: int | None
+    relation: str  # 'original' | 'copy' | 'excerpt' | 'update'
+    matched_article_id: int | None  # the story's representative it was verified against
+    jaccard: float
+    containment: float
+
+
 @dataclass
 class Extracted:
-    """What trafilatura found in a page (all optional)."""
-    text: str | None = None
+    """What extraction made of a page (all optional). The body is normalised here, once:
+    later stages never clean a page's text again."""
+    text: str | None = None  # trafilatura's text, as it gave it
     title: str | None = None
     author: str | None = None
     date: str | None = None
@@ -96,10 +210,9 @@ class Extracted:
     canonical_url: str | None = None
     image: str | None = None
     error: str | None = None
-    # prepared in the extraction worker (see extract.extract_page)
     body: str | None = None  # normalised text, headline line dropped
     content_hash: str | None = None
-    fingerprint: Any = None  # dedup.Fingerprint
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass
@@ -120,34 +233,152 @@ class Article:
     body_source: str  # 'page' or 'feed'
     fallback_reason: str | None = None
     wire_credit: str | None = None
-    fingerprint: Any = None  # dedup.Fingerprint, when the worker computed it
+    fingerprint: Fingerprint | None = None  # when the extraction worker computed it
+
+
+class Action(str, Enum):
+    LOAD = "load"  # store the article (or link the entry to the one it duplicates)
+    RETRY = "retry"  # keep the entry pending, try again after a backoff
+    FAIL = "fail"  # give up on the entry, with its error
 
 
 @dataclass
-class JobResult:
-    """The outcome for one claimed entry, decided before anything is written."""
+class PageFetchRecord:
+    """The HTTP fetch of an entry's page, for the fetch log."""
+    status: int | None
+    bytes: int
+    ms: int
+    url: str
+
+
+@dataclass
+class Decision:
+    """What to do with one claimed entry: decided (by newsflow.decide) before anything is
+    written, applied by ingestion in the write transaction."""
     job: PageJob
-    article: Article | None = None
-    error: str | None = None
-    permanent: bool = False  # failure that retrying will not fix
-    fetch_status: int | None = None
-    fetch_bytes: int = 0
-    fetch_ms: int | None = None
-    fetched_url: str | None = None
-    skipped_reason: str | None = None
+    action: Action
+    article: Article | None = None  # LOAD
+    error: str | None = None  # RETRY, FAIL
+    kind: ErrorKind | None = None
+    retry_in: float | None = None  # RETRY: seconds
+    fetch: PageFetchRecord | None = None
 
 
 @dataclass
-class RunSummary:
-    feeds_polled: int = 0
-    feeds_failed: int = 0
-    feeds_not_modified: int = 0
-    entries_new: int = 0
-    entries_processed: int = 0
-    articles_loaded: int = 0
-    exact_duplicates: int = 0
-    near_duplicates: int = 0
-    entries_failed: int = 0
-    entries_retry: int = 0
+class BatchResult:
+    """Counts of one ingestion batch, or of several added up."""
+    claimed: int = 0
+    loaded: int = 0  # new articles
+    exact_duplicates: int = 0  # entries linked to an article that already existed
+    near_duplicates: int = 0  # new articles that joined an existing story
     fallbacks: int = 0
+    retry: int = 0
+    failed: int = 0
+    article_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def add(self, other: "BatchResult") -> None:
+        for f in fields(self):
+            if f.name in ("article_ids", "errors"):
+                getattr(self, f.name).extend(getattr(other, f.name))
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def summary(self) -> str:
+        return (f"{self.claimed} entries -> {self.loaded} new articles, "
+                f"{self.exact_duplicates} exact duplicates, {self.near_duplicates} joined a story, "
+                f"{self.fallbacks} from feed text, {self.retry} to retry, {self.failed} failed")
+
+    def counts(self) -> dict[str, int]:
+        """The counts as plain values (what an Airflow task returns through XCom)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("article_ids", "errors")}
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+@dataclass
+class Totals:
+    """What the database holds, counted (the end of a pass report)."""
+    feeds: int = 0
+    entries: int = 0
+    pending: int = 0
+    failed: int = 0
+    articles: int = 0
+    fallbacks: int = 0
+    stories: int = 0
+    syndicated: int = 0  # stories carried by more than one outlet
+
+    def summary(self) -> str:
+        return (f"{self.feeds} feeds, {self.entries} entries ({self.pending} pending, {self.failed} failed), "
+                f"{self.articles} articles, {self.stories} stories "
+                f"({self.syndicated} carried by several outlets)")
+
+
+@dataclass
+class StoryOverview:
+    """A story with every outlet that carried it (identical copies included)."""
+    id: int
+    title: str | None
+    origin_publisher: str | None
+    origin_basis: str | None
+    first_published_at: datetime | None
+    outlet_count: int
+    article_count: int
+    members: list[str]  # "Publisher (relation)", in publication order
+
+    def summary(self) -> list[str]:
+        if self.outlet_count == 1:
+            return [f"  #{self.id} {self.title or '(untitled)'} — {self.members[0]}"]
+        origin = f"origin {self.origin_publisher} ({self.origin_basis})" if self.origin_publisher else ""
+        return [f"  #{self.id} {self.title or '(untitled)'}",
+                f"      {self.outlet_count} outlets, {self.article_count} distinct texts, {origin}",
+                f"      carried by: {', '.join(self.members)}"]
+
+
+@dataclass
+class PassReport:
+    """One full pass (`newsflow run`): what was synced, polled, ingested, and the result."""
+    feeds_synced: dict[str, int] = field(default_factory=dict)
+    polls: list[PollOutcome] = field(default_factory=list)
+    ingest: BatchResult = field(default_factory=BatchResult)
+    totals: Totals = field(default_factory=Totals)
+    stories: list[StoryOverview] = field(default_factory=list)
+
+    @property
+    def new_entries(self) -> int:
+        return sum(p.new_entries for p in self.polls)
+
+    @property
+    def feeds_failed(self) -> list[PollOutcome]:
+        return [p for p in self.polls if p.error and not p.deferred]
+
+    @property
+    def feeds_deferred(self) -> list[PollOutcome]:
+        return [p for p in self.polls if p.deferred]
+
+    def summary(self, max_stories: int = 20) -> str:
+        lines = [
+            "",
+            "newsflow pass summary",
+            "=====================",
+            f"feeds polled       {len(self.polls)} ({len(self.feeds_failed)} failed, "
+            f"{sum(p.not_modified for p in self.polls)} not modified, "
+            f"{len(self.feeds_deferred)} deferred by their host's Retry-After)",
+            f"new entries        {self.new_entries}",
+            f"entries processed  {self.ingest.summary()}",
+            f"database totals    {self.totals.summary()}",
+        ]
+        for p in self.feeds_failed + self.feeds_deferred:
+            lines.append(f"  feed {'deferred' if p.deferred else 'error'}: {p.url}: {p.error}")
+        syndicated = [s for s in self.stories if s.outlet_count > 1]
+        if syndicated:
+            lines += ["", "Syndicated stories (one story, several outlets):"]
+            for s in syndicated[:max_stories]:
+                lines += s.summary()
+        singles = [s for s in self.stories if s.outlet_count == 1]
+        if singles:
+            lines += ["", f"Single-outlet stories: {len(singles)}"]
+            for s in singles[:max_stories]:
+                lines += s.summary()
+        return "\n".join(lines)

@@ -13,30 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Callable, Sequence
 
 from . import db
 from .config import Settings
-from .fetch import host_key
-from .httpclient import FetchResult, HostDeferrals, SafeClient
+from .httpclient import FetchResult, SafeClient
 from .models import Feed, PollOutcome
 from .parse import parse_feed
-from .storage import feeds as feed_store
+from .politeness import HostDeferrals, host_key, retry_after_delay
 from .storage import entries as entry_store
+from .storage import feeds as feed_store
 from .storage import fetch_log
 
 log = logging.getLogger(__name__)
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
-# A permanent failure: the feed is gone; polling again will not help.
-GONE = {410}
-# Statuses whose Retry-After applies to the whole host.
-RATE_LIMITED = {429, 503}
 
 
 def select_feeds(conn, *, feed_ids: Sequence[int] | None = None, force: bool = False,
@@ -100,7 +94,7 @@ def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
     result = client.get(feed.url, max_bytes=settings.max_feed_bytes, headers=headers, accept=FEED_ACCEPT)
     outcome = PollOutcome(feed.id, feed.url, result.status, bytes=len(result.body))
     with db.transaction(url) as conn:
-        if result.error or result.status is None or result.status >= 400:
+        if result.failed:
             outcome.error = result.error or f"HTTP {result.status}"
             _record_failure(conn, settings, feed, result, outcome.error, deferrals)
         elif result.not_modified:
@@ -152,12 +146,12 @@ def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, e
                     deferrals: HostDeferrals | None = None) -> None:
     errors = feed.consecutive_errors + 1
     disable = None
-    if result.status in GONE:
+    if result.gone:
         disable = f"HTTP {result.status} Gone: the publisher removed this feed"
     elif errors >= settings.max_feed_errors and result.status != 429:
         # (429 is about our request rate, not the feed: it never disables a feed)
         disable = f"{errors} consecutive failures; last: {error}"
-    if result.retry_after is not None and result.status in RATE_LIMITED:
+    if result.retry_after is not None and result.rate_limited:
         # The server told us when to come back: honour it, capped, with jitter so a
         # fleet of feeds on one host does not return in the same second. It applies to
         # the whole host: the other feeds there wait as well.
@@ -174,12 +168,6 @@ def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, e
                               retry_in=max(retry, 1.0), disable_reason=disable)
 
 
-def retry_after_delay(settings: Settings, retry_after: float) -> float:
-    """Retry-After capped at ``retry_after_cap``, plus up to 20% jitter (still capped)."""
-    capped = min(max(retry_after, 1.0), settings.retry_after_cap)
-    return min(capped * random.uniform(1.0, 1.2), max(capped, settings.retry_after_cap))
-
-
 def next_interval(settings: Settings, feed: Feed, result: FetchResult, *, changed: bool,
                   ttl: int | None = None) -> int:
     """Seconds until the next poll.
@@ -190,25 +178,8 @@ def next_interval(settings: Settings, feed: Feed, result: FetchResult, *, change
     [min_poll_interval, max_poll_interval].
     """
     base = feed.poll_interval or settings.default_poll_interval
-    hinted = max(filter(None, [ttl, cache_lifetime(result.headers)]), default=0)
+    hinted = max(filter(None, [ttl, result.cache_lifetime()]), default=0)
     interval = max(base, hinted)
     if not changed and feed.effective_interval:
         interval = max(interval, int(feed.effective_interval * 1.5))
     return int(min(max(interval, settings.min_poll_interval), settings.max_poll_interval))
-
-
-def cache_lifetime(headers) -> int | None:
-    control = headers.get("cache-control", "")
-    for part in control.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.lower() in ("max-age", "s-maxage") and value.strip().isdigit():
-            return int(value.strip())
-    if headers.get("expires"):
-        try:
-            expires = parsedate_to_datetime(headers["expires"])
-            if expires.tzinfo is None:
-                expires = expires.replace(tzinfo=timezone.utc)
-            return max(0, int((expires - datetime.now(timezone.utc)).total_seconds()))
-        except (TypeError, ValueError):
-            return None
-    return None

@@ -1,13 +1,12 @@
-"""SQL for news.articles and news.stories."""
+"""SQL for news.articles: the stored texts, their story membership, and the totals."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Sequence
 
 import psycopg
 
-from ..models import Article
+from ..models import Article, Totals
 
 
 def find_exact(conn: psycopg.Connection, canonical_url: str, content_hash: str) -> int | None:
@@ -33,74 +32,12 @@ def insert(conn: psycopg.Connection, a: Article, *, story_id: int, relation: str
     return row["id"]
 
 
-def new_story(conn: psycopg.Connection) -> int:
-    return conn.execute("INSERT INTO news.stories DEFAULT VALUES RETURNING id").fetchone()["id"]
-
-
-def set_representative(conn: psycopg.Connection, story_id: int, article_id: int) -> None:
-    conn.execute("UPDATE news.stories SET representative_id = %s WHERE id = %s",
-                 (article_id, story_id))
-
-
-def members_with_shingles(conn: psycopg.Connection, story_id: int) -> list[dict]:
-    """A story's members with their indexed shingle sets (empty when not indexed)."""
-    return conn.execute("""
-        SELECT a.id, a.published_at, (a.id = st.representative_id) AS is_representative,
-               coalesce(s.shingles, '{}') AS shingles
-        FROM news.articles a JOIN news.stories st ON st.id = a.story_id
-        LEFT JOIN news.dedup_signatures s ON s.article_id = a.id
-        WHERE a.story_id = %s ORDER BY a.id""", (story_id,), binary=True).fetchall()
-
-
-def refresh_story(conn: psycopg.Connection, story_id: int) -> None:
-    """Recompute a story's count, first date, title and origin from its members.
-
-    Origin: the earliest published member, unless a member's text credits a wire
-    agency ("(Reuters) -", "Via Reuters"): then the member from that agency if we
-    have it, else the agency's name with the earliest member.
-    """
-    members = conn.execute("""
-        SELECT id, publisher, title, published_at, fetched_at, wire_credit
-        FROM news.articles WHERE story_id = %s
-        ORDER BY coalesce(published_at, fetched_at), canonical_url""", (story_id,)).fetchall()
-    if not members:
-        conn.execute("DELETE FROM news.stories WHERE id = %s", (story_id,))
-        return
-    earliest = members[0]
-    origin_id, origin_publisher, basis = earliest["id"], earliest["publisher"], "earliest"
-    credits = [m["wire_credit"] for m in members if m["wire_credit"]]
-    if credits:
-        credit = max(set(credits), key=lambda c: (credits.count(c), c))
-        from_agency = [m for m in members if credit.lower() in m["publisher"].lower()]
-        origin_id = from_agency[0]["id"] if from_agency else earliest["id"]
-        origin_publisher = from_agency[0]["publisher"] if from_agency else credit
-        basis = "credit"
-    dates = [m["published_at"] for m in members if m["published_at"]]
+def attach(conn: psycopg.Connection, article_id: int, story_id: int, relation: str,
+           jaccard: float | None, containment: float | None) -> None:
     conn.execute("""
-        UPDATE news.stories SET article_count = %s, first_published_at = %s,
-            title = coalesce((SELECT title FROM news.articles WHERE id = %s), title),
-            origin_article_id = %s, origin_publisher = %s, origin_basis = %s,
-            representative_id = coalesce(representative_id, %s), updated_at = now()
-        WHERE id = %s""",
-        (len(members), min(dates) if dates else None, origin_id, origin_id, origin_publisher,
-         basis, earliest["id"], story_id))
-
-
-def story_overview(conn: psycopg.Connection, since: datetime | None = None) -> list[dict]:
-    """Stories with every outlet that carried them, biggest first (the demo's summary).
-
-    Outlets come from news.story_outlets, so an outlet whose copy was byte-identical to
-    another's (one article row) is listed too, as 'identical'.
-    """
-    return conn.execute("""
-        SELECT s.id, s.title, s.origin_publisher, s.origin_basis, s.first_published_at,
-               count(o.*) AS outlet_count, s.article_count,
-               array_agg(o.publisher || ' (' || o.relation || ')'
-                         ORDER BY o.published_at, o.publisher) AS members
-        FROM news.stories s JOIN news.story_outlets o ON o.story_id = s.id
-        WHERE %s::timestamptz IS NULL OR s.updated_at >= %s
-        GROUP BY s.id ORDER BY count(o.*) DESC, s.first_published_at, s.id""",
-        (since, since)).fetchall()
+        UPDATE news.articles SET story_id = %s, story_relation = %s, story_jaccard = %s,
+               story_containment = %s WHERE id = %s""",
+        (story_id, relation, jaccard, containment, article_id))
 
 
 def detach(conn: psycopg.Connection, article_ids: Sequence[int]) -> list[int]:
@@ -112,26 +49,18 @@ def detach(conn: psycopg.Connection, article_ids: Sequence[int]) -> list[int]:
     return sorted({r["story_id"] for r in rows if r["story_id"] is not None})
 
 
-def attach(conn: psycopg.Connection, article_id: int, story_id: int, relation: str,
-           jaccard: float | None, containment: float | None) -> None:
-    conn.execute("""
-        UPDATE news.articles SET story_id = %s, story_relation = %s, story_jaccard = %s,
-               story_containment = %s WHERE id = %s""",
-        (story_id, relation, jaccard, containment, article_id))
+def in_content_order(conn: psycopg.Connection, since=None) -> list[dict]:
+    """Articles (dated at or after ``since``) in an order given by their content, never
+    by ids or arrival: (date, canonical URL, content hash). The rebuild's order."""
+    return conn.execute("""
+        SELECT id, body, coalesce(published_at, fetched_at) AS at, story_id
+        FROM news.articles
+        WHERE %s::timestamptz IS NULL OR coalesce(published_at, fetched_at) >= %s
+        ORDER BY coalesce(published_at, fetched_at), canonical_url, content_hash""",
+        (since, since)).fetchall()
 
 
-def delete_empty_stories(conn: psycopg.Connection, story_ids: Sequence[int]) -> int:
-    conn.execute("""UPDATE news.stories SET representative_id = NULL, origin_article_id = NULL
-                    WHERE id = ANY(%s) AND NOT EXISTS
-                    (SELECT 1 FROM news.articles a WHERE a.story_id = news.stories.id)""",
-                 (list(story_ids),))
-    cur = conn.execute("""DELETE FROM news.stories s WHERE s.id = ANY(%s) AND NOT EXISTS
-                          (SELECT 1 FROM news.articles a WHERE a.story_id = s.id)""",
-                       (list(story_ids),))
-    return cur.rowcount
-
-
-def counts(conn: psycopg.Connection) -> dict[str, int]:
+def totals(conn: psycopg.Connection) -> Totals:
     row = conn.execute("""
         SELECT (SELECT count(*) FROM news.feeds) AS feeds,
                (SELECT count(*) FROM news.entries) AS entries,
@@ -142,4 +71,4 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
                (SELECT count(*) FROM news.stories) AS stories,
                (SELECT count(*) FROM (SELECT story_id FROM news.story_outlets GROUP BY story_id
                                       HAVING count(*) > 1) multi) AS syndicated""").fetchone()
-    return dict(row)
+    return Totals(**row)

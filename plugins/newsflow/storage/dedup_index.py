@@ -18,7 +18,7 @@ from typing import Sequence
 
 import psycopg
 
-from ..dedup import Fingerprint, Member
+from ..models import Fingerprint, Member
 
 _CANDIDATES = """
     WITH q AS (SELECT (ordinality - 1)::smallint AS band, hash
@@ -84,6 +84,9 @@ class PgIndex:
         if rep is None:
             raise KeyError(f"story {story_id} has no indexed representative")
         return rep
+
+    def order(self, story_id: int) -> int:
+        return story_id
 
 
 _ADD = """

@@ -85,7 +85,7 @@ def mark_failed(conn: psycopg.Connection, entry_id: int, error: str) -> None:
 def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str | None = None,
             since=None, until=None, include_loaded: bool = False) -> int:
     """Put entries back in the queue (re-ingest an entry or URL, backfill a date range)."""
-    statuses = ["failed", "skipped", "pending"] + (["loaded"] if include_loaded else [])
+    statuses = ["failed", "pending"] + (["loaded"] if include_loaded else [])
     cur = conn.execute("""
         UPDATE news.entries SET status = 'pending', next_attempt_at = now(), attempts = 0,
                updated_at = now()
@@ -108,6 +108,6 @@ def pending_count(conn: psycopg.Connection, due_only: bool = True) -> int:
 def purge(conn: psycopg.Connection, older_than_days: int) -> int:
     """Drop finished raw entries past retention; articles stay."""
     cur = conn.execute("""
-        DELETE FROM news.entries WHERE status IN ('failed', 'skipped')
+        DELETE FROM news.entries WHERE status = 'failed'
           AND updated_at < now() - make_interval(days => %s)""", (older_than_days,))
     return cur.rowcount

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import psycopg
 
-from ..models import Feed, FeedSpec
+from ..models import Feed, FeedSpec, FeedStatus
 
 _FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_interval,
                    effective_interval, consecutive_errors, last_full_fetch_at, guid_mode"""
@@ -165,9 +165,9 @@ def set_enabled(conn: psycopg.Connection, feed_ref: str, enabled: bool) -> int:
     return len(rows)
 
 
-def status(conn: psycopg.Connection) -> list[dict]:
+def status(conn: psycopg.Connection) -> list[FeedStatus]:
     """One row per feed: health, last error, next poll, entry counts."""
-    return conn.execute("""
+    rows = conn.execute("""
         SELECT f.id, f.publisher, f.name, f.url, f.enabled, f.disabled_reason, f.last_status,
                f.consecutive_errors, f.last_error, f.last_polled_at, f.next_poll_at,
                f.effective_interval, f.guid_mode,
@@ -184,3 +184,4 @@ def status(conn: psycopg.Connection) -> list[dict]:
                     ELSE 'ok' END AS health
         FROM news.feeds f LEFT JOIN news.entries e ON e.feed_id = f.id
         GROUP BY f.id ORDER BY f.id""").fetchall()
+    return [FeedStatus(**r) for r in rows]

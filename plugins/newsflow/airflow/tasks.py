@@ -2,9 +2,9 @@
 
 Each takes and returns plain JSON values (ids and counts, never article text), so what
 travels through XCom stays small. They resolve the database and settings themselves
-(``newsflow.airflow_support``: connection ``newsflow_db``, Variables, env), and call the
-pipeline stages of this package; they hold no pipeline logic of their own and run the
-same way from a plain Python shell, which is how the tests call some of them.
+(:mod:`.context`: connection ``newsflow_db``, Variables, env), and call the pipeline
+stages of this package; they hold no pipeline logic of their own and run the same way
+from a plain Python shell, which is how the tests call some of them.
 """
 
 from __future__ import annotations
@@ -12,28 +12,28 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from . import airflow_support as support
-from . import db
+from .. import db
+from . import context
 
 log = logging.getLogger(__name__)
 
 
 def _context(settings=None):
-    settings = settings or support.settings()
-    return settings, support.database_url(settings)
+    settings = settings or context.settings()
+    return settings, context.database_url(settings)
 
 
 # --- newsflow_poll_feeds -------------------------------------------------------------------
 
 def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
     """Sync the feeds table from the feeds file (Variable/env), when one is configured."""
-    from .pipeline import sync_feeds as sync
-    from .registry import load_feeds_file
+    from ..pipeline import sync_feeds as sync
+    from ..registry import load_feeds_file
 
-    path = feeds_file or support.feeds_file()
+    path = feeds_file or context.feeds_file()
     if not path:
         log.warning("no feeds file configured (Variable %s / env %s): using the feeds table as is",
-                    support.FEEDS_FILE_VARIABLE, support.FEEDS_FILE_ENV)
+                    context.FEEDS_FILE_VARIABLE, context.FEEDS_FILE_ENV)
         return {"file": None, "inserted": 0, "updated": 0}
     _, url = _context()
     result = sync(url, load_feeds_file(path))
@@ -47,7 +47,7 @@ def plan_poll(feed_id: int | None = None, force: bool = False, shards: int = 4) 
     ``feed_id``: that feed only, due or not (manual "poll this feed now");
     ``force``: every enabled feed; otherwise the due ones (own interval, error backoff).
     """
-    from .poll import select_feeds, shard
+    from ..poll import select_feeds, shard
 
     _, url = _context()
     with db.connect(url) as conn:
@@ -59,18 +59,14 @@ def plan_poll(feed_id: int | None = None, force: bool = False, shards: int = 4) 
 
 def poll_shard(feed_ids: Sequence[int]) -> dict[str, int]:
     """Poll one shard of feeds; every outcome is recorded in the database, none raises."""
-    from .poll import poll_feeds, select_feeds
+    from ..poll import poll_feeds, select_feeds
 
     settings, url = _context()
     with db.connect(url) as conn:
         feeds = select_feeds(conn, feed_ids=list(feed_ids))
     outcomes = poll_feeds(url, settings, feeds)
     for o in outcomes:
-        if o.error:
-            log.warning("feed %s (%s): %s", o.feed_id, o.url, o.error)
-        else:
-            log.info("feed %s (%s): %s", o.feed_id, o.url,
-                     "not modified" if o.not_modified else f"{o.new_entries} new of {o.seen_entries}")
+        (log.warning if o.error else log.info)("feed %s: %s", o.feed_id, o.summary())
     return {"feeds": len(outcomes), "new_entries": sum(o.new_entries for o in outcomes),
             "failed": sum(1 for o in outcomes if o.error),
             "not_modified": sum(1 for o in outcomes if o.not_modified)}
@@ -101,8 +97,8 @@ def requeue(entry_id: int | None = None, url: str | None = None, since: str | No
     One entry (by id) or one URL is re-ingested even when already loaded; a date range
     (backfill) takes already-loaded entries only with ``include_loaded``.
     """
-    from .normalize import to_utc
-    from .storage import entries as entry_store
+    from ..normalize import to_utc
+    from ..storage import entries as entry_store
 
     if not (entry_id or url or since or until):
         return {"requeued": 0, "entry_ids": []}
@@ -120,13 +116,9 @@ def requeue(entry_id: int | None = None, url: str | None = None, since: str | No
     return {"requeued": n, "entry_ids": [int(entry_id)] if entry_id else []}
 
 
-def pending() -> int:
-    """Due pending entries right now."""
-    from .storage import entries as entry_store
-
-    _, url = _context()
-    with db.connect(url) as conn:
-        return entry_store.pending_count(conn)
+def plan_workers(workers: int | None) -> list[int]:
+    """The worker labels to fan ingestion out to (one mapped task each)."""
+    return list(range(max(1, int(workers or 1))))
 
 
 def ingest(max_batches: int | None = None, entry_ids: Sequence[int] | None = None) -> dict[str, int]:
@@ -135,23 +127,17 @@ def ingest(max_batches: int | None = None, entry_ids: Sequence[int] | None = Non
     Safe to run several at once (task mapping, overlapping DAG runs, Celery workers):
     every batch claims its entries with FOR UPDATE SKIP LOCKED.
     """
-    from .ingest import ingest_pending
+    from ..ingest import ingest_pending
 
-    support.allow_child_processes()
+    context.allow_child_processes()
     settings, url = _context()
-
-    def progress(b) -> None:
-        log.info("batch: %d entries -> %d new articles, %d exact duplicates, %d joined a story, "
-                 "%d from feed text, %d to retry, %d failed", b.claimed, b.loaded, b.exact_duplicates,
-                 b.near_duplicates, b.fallbacks, b.retry, b.failed)
-
     result = ingest_pending(url, settings, max_batches=max_batches,
-                            entry_ids=list(entry_ids) if entry_ids else None, progress=progress)
+                            entry_ids=list(entry_ids) if entry_ids else None,
+                            progress=lambda b: log.info("batch: %s", b.summary()))
     for error in result.errors[:50]:
         log.warning("%s", error)
-    return {"claimed": result.claimed, "loaded": result.loaded,
-            "exact_duplicates": result.exact_duplicates, "near_duplicates": result.near_duplicates,
-            "fallbacks": result.fallbacks, "retry": result.retry, "failed": result.failed,
+    log.info("ingested: %s", result.summary())
+    return {**result.counts(),
             "first_article_id": min(result.article_ids, default=0),
             "last_article_id": max(result.article_ids, default=0)}
 
@@ -160,21 +146,20 @@ def ingest(max_batches: int | None = None, entry_ids: Sequence[int] | None = Non
 
 def health_report() -> dict[str, int]:
     """Log every failing, stale and disabled feed with its reason; return counts by health."""
-    from .maintenance import health_report as report
+    from ..maintenance import health_report as report
+    from ..maintenance import unhealthy
 
     _, url = _context()
     groups = report(url)
-    for health in ("failing", "stale", "disabled"):
-        for row in groups.get(health, []):
-            reason = row["disabled_reason"] or row["last_error"] or "no new entries for 7 days"
-            log.warning("%s feed %s %s (%s): %s", health, row["id"], row["url"], row["publisher"], reason)
+    for line in unhealthy(groups):
+        log.warning("%s", line)
     counts = {k: len(v) for k, v in sorted(groups.items())}
     log.info("feed health: %s", counts or "no feeds")
     return counts
 
 
 def retention() -> dict[str, int]:
-    from .maintenance import retention as purge
+    from ..maintenance import retention as purge
 
     settings, url = _context()
     result = purge(url, settings)
@@ -183,7 +168,7 @@ def retention() -> dict[str, int]:
 
 
 def analyze() -> int:
-    from .maintenance import analyze as run
+    from ..maintenance import analyze as run
 
     _, url = _context()
     return len(run(url))

@@ -1,0 +1,128 @@
+"""The article decision: what to do with one claimed entry, from what its page gave.
+
+Pure (in the manner of lemon24/reader's ``_update``): no I/O, no database. It turns an
+entry, its page fetch and its extraction into a :class:`~newsflow.models.Decision`:
+
+* ``LOAD`` an article made from the page's text, or from the feed's own text when the
+  page cannot give one and retrying will not help (or the attempts are used up);
+* ``RETRY`` after a backoff, when the failure may pass (timeouts, 5xx, a host that
+  asked us to wait);
+* ``FAIL`` with the error, when nothing usable is left.
+
+Ingestion applies the decision in its write transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from . import credit
+from .config import Settings
+from .fetch import PageFetch
+from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetchRecord, PageJob
+from .normalize import canonical_url, clean_text, content_hash, drop_leading_title, split_authors, to_utc, word_count
+
+# Phrases of the boxes that replace an article's text for non-subscribers.
+PAYWALL = re.compile(r"subscribe (now )?to (continue|keep) reading|to continue reading,? (please )?"
+                     r"(subscribe|log ?in|sign in)|already a subscriber|subscribers only|"
+                     r"this (article|content) is (only )?(available|reserved) (to|for) subscribers",
+                     re.I)
+PAYWALL_MAX_WORDS = 200  # longer texts with such a phrase are articles that mention one
+
+
+def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settings: Settings) -> Decision:
+    """What to do with one entry, from what its page gave (``page`` None: not fetched)."""
+    fetch = None
+    if page is not None and page.result is not None:
+        r = page.result
+        fetch = PageFetchRecord(status=r.status, bytes=len(r.body), ms=int(r.elapsed * 1000), url=r.final_url)
+    if job.link is None:
+        return _fallback_or_fail(job, fetch, settings, ErrorKind.NO_LINK, "entry has no link")
+    if page.denied:
+        kind, reason = page.denied
+        return _fallback_or_fail(job, fetch, settings, kind, reason)
+    r = page.result
+    if not r.ok:
+        kind = r.error_kind or ErrorKind.HTTP
+        # a permanent answer (404, refused address, PDF, ...) counts as permanent whatever its kind
+        return _fallback_or_fail(job, fetch, settings, kind, f"page fetch failed: {r.error or r.status}",
+                                 permanent=r.permanent_failure)
+    thin = thin_page_reason(found, settings)
+    if thin:
+        summary = clean_text(job.summary or "")
+        page_text = (found.body or "") if found else ""
+        if len(summary) > len(page_text) or not page_text or PAYWALL.search(page_text):
+            return _fallback_or_fail(job, fetch, settings, ErrorKind.NO_TEXT, thin,
+                                     page_url=r.final_url, meta=found)
+        # a short page text that is still more than the feed gave us: keep it
+    return Decision(job, Action.LOAD, fetch=fetch,
+                    article=build_article(job, found, r.final_url, body_source="page"))
+
+
+def thin_page_reason(found: Extracted | None, settings: Settings) -> str | None:
+    """Why a page's text cannot stand as the article, or None when it can."""
+    if found is None or found.error:
+        return found.error if found else "page not extracted"
+    text = found.text or ""
+    if PAYWALL.search(text) and word_count(text) < PAYWALL_MAX_WORDS:
+        return "page text is a paywall notice"
+    if len(text) < settings.min_body_chars:
+        return f"page yielded {len(text)} characters of text (not an article?)"
+    return None
+
+
+def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Settings, kind: ErrorKind,
+                      reason: str, *, permanent: bool | None = None, page_url: str | None = None,
+                      meta: Extracted | None = None) -> Decision:
+    """Use the feed's own text when the page cannot give us one; otherwise fail or retry."""
+    permanent = kind.permanent if permanent is None else permanent
+    last_attempt = job.attempts + 1 >= settings.max_attempts
+    if clean_text(job.summary or "") and (permanent or last_attempt):
+        article = build_article(job, meta, page_url or job.link, body_source="feed", fallback_reason=reason)
+        return Decision(job, Action.LOAD, article=article, fetch=fetch)
+    if permanent or last_attempt:
+        return Decision(job, Action.FAIL, error=reason, kind=kind, fetch=fetch)
+    return Decision(job, Action.RETRY, error=reason, kind=kind, fetch=fetch,
+                    retry_in=settings.retry_backoff_base * 2 ** job.attempts)
+
+
+def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None, *,
+                  body_source: str, fallback_reason: str | None = None) -> Article:
+    found = found or Extracted()
+    link = job.link or fetched_url or f"urn:newsflow:entry:{job.entry_id}"
+    if body_source == "page":
+        body, digest, fingerprint = found.body or "", found.content_hash, found.fingerprint  # the worker's
+    else:
+        body = drop_leading_title(clean_text(job.summary or ""), [job.title, found.title])
+        digest, fingerprint = content_hash(body), None
+    canonical = canonical_url(trusted_canonical(found.canonical_url, fetched_url) or fetched_url or link)
+    # The feed's date first (readers complain about page-date errors; CC prefers it),
+    # then the page's.
+    published = job.published_at or to_utc(found.date)
+    title = clean_text(job.title or "") or clean_text(found.title or "") or None
+    return Article(
+        url=link, canonical_url=canonical, publisher=job.publisher, title=title, body=body,
+        published_at=published, language=(found.language or None),
+        authors=split_authors(found.author or job.author), image_url=found.image,
+        site_name=found.site_name, content_hash=digest or content_hash(body),
+        word_count=word_count(body), body_source=body_source, fallback_reason=fallback_reason,
+        wire_credit=credit.wire_credit(credit.credit_window(body)), fingerprint=fingerprint,
+    )
+
+
+def trusted_canonical(declared: str | None, fetched: str | None) -> str | None:
+    """A page's rel=canonical, when it names an article on the same site.
+
+    Some sites point every page's canonical at their home page, and syndication
+    partners point it at the originating outlet; trusting either would merge distinct
+    copies into one row, so only same-host, non-root canonicals are used.
+    """
+    if not declared or not fetched:
+        return None
+    d, f = urlsplit(declared), urlsplit(fetched)
+    if d.scheme not in ("http", "https") or d.netloc.lower() != f.netloc.lower():
+        return None
+    if d.path in ("", "/"):
+        return None
+    return declared

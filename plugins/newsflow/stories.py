@@ -1,0 +1,95 @@
+"""Stories: which story an article joins, and which member represents it.
+
+Used alike by ingestion (:func:`add_article`, one new article) and by the rebuild
+(``newsflow.recluster``, every article again in content order):
+
+1. :func:`place` looks the text up in the near-duplicate index (``newsflow.dedup.assign``)
+   and either joins the best verified story or starts a new one;
+2. :func:`settle` makes a new story's first article its representative, indexes the
+   text, and lets a late-arriving original take the representative's place.
+
+Callers hold the load lock (``storage.locks``), so two workers placing copies of one new
+story at the same moment end in one story.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from . import dedup
+from .config import Settings
+from .models import Article, Fingerprint
+from .storage import articles as article_store
+from .storage import dedup_index
+from .storage import stories as story_store
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a text goes: its story and its relation to the story's representative."""
+    story_id: int
+    joined: bool  # False: a new story, this text its first member
+    relation: str
+    jaccard: float | None
+    containment: float | None
+
+
+def place(conn, settings: Settings, fp: Fingerprint, index: dedup.StoryIndex,
+          new_story: Callable[[], int] | None = None) -> Placement:
+    """The story for a text: the best verified candidate, else a new one (``new_story``
+    makes it; by default a new row)."""
+    assignment = dedup.assign(fp, index, settings)
+    if assignment.story_id is None:
+        story_id = new_story() if new_story else story_store.create(conn)
+        return Placement(story_id, False, assignment.relation, None, None)
+    return Placement(assignment.story_id, True, assignment.relation, assignment.jaccard,
+                     assignment.containment)
+
+
+def settle(conn, placement: Placement, article_id: int, fp: Fingerprint, indexed_at: datetime,
+           published_at: datetime | None = None) -> None:
+    """After the article row carries its placement: representative, index, promotion.
+    ``published_at``: promote the article if it predates the story's representative."""
+    if not placement.joined:
+        story_store.set_representative(conn, placement.story_id, article_id)
+    dedup_index.add(conn, article_id, fp, indexed_at)
+    if placement.joined and published_at is not None:
+        promote_if_earlier(conn, placement.story_id, article_id, published_at, fp.shingles)
+
+
+def add_article(conn, settings: Settings, article: Article) -> tuple[int, bool]:
+    """Insert a new article into its story; (article id, whether it joined an existing story)."""
+    when = article.published_at or datetime.now(timezone.utc)
+    fp = article.fingerprint or dedup.fingerprint(article.body, settings)
+    placement = place(conn, settings, fp, dedup_index.PgIndex(conn, when, settings.dedup_window_days))
+    article_id = article_store.insert(conn, article, story_id=placement.story_id,
+                                      relation=placement.relation, jaccard=placement.jaccard,
+                                      containment=placement.containment)
+    settle(conn, placement, article_id, fp, when, article.published_at)
+    story_store.refresh(conn, placement.story_id)
+    return article_id, placement.joined
+
+
+def promote_if_earlier(conn, story_id: int, article_id: int, published_at: datetime,
+                       shingles: Sequence[int]) -> bool:
+    """Make a late-arriving original the story's representative.
+
+    Workers finish in any order, so a copy may be stored before the text it copies.
+    The representative should be the original: it anchors the no-chaining check for
+    every later candidate, and members' relations (copy, excerpt, update) are relative
+    to it. When the new member was published before the current representative, it
+    takes that place and the other members' relations are recomputed against it.
+    """
+    members = story_store.members_with_shingles(conn, story_id)
+    rep = next((m for m in members if m["is_representative"]), None)
+    if rep is None or rep["published_at"] is None or published_at >= rep["published_at"]:
+        return False
+    story_store.set_representative(conn, story_id, article_id)
+    article_store.attach(conn, article_id, story_id, "original", None, None)
+    for m in members:
+        if m["id"] != article_id:
+            relation, jaccard, containment = dedup.relation(m["shingles"], shingles)
+            article_store.attach(conn, m["id"], story_id, relation, jaccard, containment)
+    return True
