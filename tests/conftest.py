@@ -28,11 +28,26 @@ CORPUS_FEEDS = SHARED / "corpus" / "feeds"
 
 
 def pytest_configure(config):
+    # A temporary folder of this session's own: pytest's default /tmp/pytest-of-<user>
+    # keeps the last 3 sessions and deletes older ones, so two sessions at once (two
+    # checkouts) would delete each other's folders, embedded PostgreSQL data included.
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        base = Path(tempfile.gettempdir()) / "newsflow-pytest"
+        base.mkdir(exist_ok=True)
+        config.option.basetemp = base / str(os.getpid())
     # Tests never touch a developer's real database or the demo's embedded server.
     os.environ.pop("NEWSFLOW_DATABASE_URL", None)
     # Airflow, when a test imports its task SDK in this process, writes under AIRFLOW_HOME:
     # never a developer's ~/airflow.
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="nf_airflow_home_"))
+
+
+def pytest_unconfigure(config):
+    base = Path(tempfile.gettempdir()) / "newsflow-pytest" / str(os.getpid())
+    if config.option.basetemp == base:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from newsflow.pipeline import sync_feeds
 from newsflow.poll import poll_feeds, select_feeds
 
 from conftest import REPO_ROOT
+from newsflow.storage.workers import LIVE_OWNERS_SQL
 
 FAST = dict(connect_timeout=0.5, read_timeout=1.0, total_timeout=2.0)
 
@@ -108,18 +109,24 @@ def test_sigkill_mid_batch_then_rerun_loads_every_entry_exactly_once(database_ur
             while not fs.hits("/page/0") and time.monotonic() < deadline and first.poll() is None:
                 time.sleep(0.05)
             assert fs.hits("/page/0"), f"first run never fetched a page: {first.stderr.read()!r}"
-            # the batch is open: its entries are locked by the first run's transaction
-            locked = q(database_url, "SELECT id FROM news.entries FOR UPDATE SKIP LOCKED")
-            assert len(q(database_url, "SELECT id FROM news.entries")) == N_PAGES and locked == []
+            # the batch is in flight: its entries are leased to the first run's live worker,
+            # and no transaction of the run stays open while it waits on the server
+            leased = q(database_url, f"""
+                SELECT e.id FROM news.entries e WHERE e.lease_owner IN ({LIVE_OWNERS_SQL})""")
+            assert len(q(database_url, "SELECT id FROM news.entries")) == N_PAGES and len(leased) == N_PAGES
+            open_tx = q(database_url, """SELECT state FROM pg_stat_activity WHERE datname = current_database()
+                                          AND pid <> pg_backend_pid() AND xact_start IS NOT NULL""")
+            assert open_tx == [], open_tx
         finally:
             os.killpg(first.pid, signal.SIGKILL)  # the run and its extraction workers
             first.wait(timeout=30)
             first.stderr.close()
         assert first.returncode == -signal.SIGKILL
 
-        # the dead transaction rolled back: everything pending again, no article, no attempt counted
+        # the dead worker's leases died with its connection: everything is free again, no
+        # article, no attempt counted
         deadline = time.monotonic() + 20
-        while (len(q(database_url, "SELECT id FROM news.entries FOR UPDATE SKIP LOCKED")) < N_PAGES
+        while (q(database_url, f"SELECT id FROM news.entries WHERE lease_owner IN ({LIVE_OWNERS_SQL})")
                and time.monotonic() < deadline):
             time.sleep(0.1)
         rows = q(database_url, "SELECT status, attempts, article_id FROM news.entries")

@@ -293,26 +293,22 @@ class _RacePages(BaseHTTPRequestHandler):
 INGEST_CHILD = r"""
 import json, sys
 from newsflow.config import Settings
-from newsflow.extract import Extractor
-from newsflow.fetch import PageFetcher
 from newsflow.httpclient import SafeClient
-from newsflow.ingest import ingest_batch
+from newsflow.ingest import ingest_pending
 url, data_dir, entry_ids = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 settings = Settings(database_url=url, data_dir=data_dir, allow_private_networks=True,
-                    per_host_delay=0.0, per_host_concurrency=4, extract_workers=1)
+                    per_host_delay=0.0, per_host_concurrency=4, extract_workers=1, ingest_concurrency=1)
 client = SafeClient(settings)
-with Extractor(settings) as extractor:
-    fetcher = PageFetcher(settings, client)
-    for entry_id in entry_ids:
-        out = ingest_batch(url, settings, fetcher, extractor, [entry_id])
-        print(json.dumps({"loaded": out.loaded, "near": out.near_duplicates, "errors": out.errors}),
-              flush=True)
+for entry_id in entry_ids:
+    out = ingest_pending(url, settings, entry_ids=[entry_id], max_batches=1, client=client)
+    print(json.dumps({"loaded": out.loaded, "near": out.near_duplicates, "errors": out.errors}),
+          flush=True)
 client.close()
 """
 
 
 def test_two_ingest_batches_racing_on_a_new_story_make_one_story(database_url, settings, tmp_path):
-    """The same race through ingest_batch itself: two processes, one entry each, the
+    """The same race through a whole batch (ingest_pending): two processes, one entry each, the
     page server holding both pages until both are requested."""
     rounds = 4
     handler = type("H", (_RacePages,), {"pages": {}, "barriers": {}})

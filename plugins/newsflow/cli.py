@@ -15,15 +15,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
+import psycopg
+
 from . import db
 from .config import Settings, describe
+from .fetch import Interrupted
+from .redaction import redact
 from .registry import FeedsFileError
+
+
+# Exit codes (README "Using it"): 0 the command did its work (failed feeds and pages are
+# recorded, not fatal); 1 a requested thing was not found; 2 a configuration or database
+# error, with one line saying what to check; 130 / 143 stopped by SIGINT / SIGTERM after
+# in-flight work was finished or given back.
+EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,16 +50,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not hasattr(args, "func"):
         parser.print_help()
-        return 2
+        return EXIT_ERROR
+    args.stop = threading.Event()
+    received = _stop_on_signals(args.stop)
+    settings = None
     try:
         settings = Settings.from_env()
-        return args.func(args, settings) or 0
+        code = args.func(args, settings) or EXIT_OK
+    except Interrupted:
+        code = EXIT_OK  # replaced below by the signal's code
     except (FeedsFileError, db.DatabaseError, ValueError) as exc:
-        print(f"newsflow: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("newsflow: interrupted; pending work stays queued", file=sys.stderr)
-        return 130
+        print(f"newsflow: error: {redact(str(exc), keep_user=True)}", file=sys.stderr)
+        code = EXIT_ERROR
+    except psycopg.Error as exc:
+        where = (settings.database_url if settings and settings.database_url
+                 else f"the embedded PostgreSQL in {settings.data_dir if settings else '.newsflow'}")
+        print(f"newsflow: {db.explain(exc, where)}", file=sys.stderr)
+        code = EXIT_ERROR
+    if received:
+        signum = received[0]
+        print(f"newsflow: stopped by {signal.Signals(signum).name}: claimed work was finished or given "
+              "back; pending work stays queued for the next run", file=sys.stderr)
+        code = 128 + signum
+    return _exit(code)
+
+
+def _stop_on_signals(stop: threading.Event) -> list[int]:
+    """SIGINT/SIGTERM: stop claiming work and wind down (a second one forces the exit).
+    Returns the list the received signal numbers are appended to."""
+    received: list[int] = []
+
+    def handler(signum, frame) -> None:
+        if received:
+            os._exit(128 + signum)  # asked twice: leave now (leases lapse with the connection)
+        received.append(signum)
+        stop.set()
+        print(f"newsflow: {signal.Signals(signum).name} received: finishing or giving back "
+              "in-flight work (again to force)", file=sys.stderr, flush=True)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, handler)
+    return received
+
+
+def _exit(code: int) -> int:
+    """Return ``code``, unless fetch threads abandoned by a stop are still waiting on a
+    server (bounded by their timeouts, up to a minute): then leave now. Everything that
+    matters is committed or given back by this point."""
+    lingering = [t for t in threading.enumerate() if t is not threading.current_thread()
+                 and not t.daemon and t.is_alive()]
+    if lingering and code >= 128:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _echo(line: str) -> None:
@@ -76,7 +135,7 @@ def cmd_db(args, settings: Settings) -> int:
 def cmd_run(args, settings: Settings) -> int:
     from .pipeline import run_once
 
-    report = run_once(settings, args.feeds, force=not args.due_only, echo=_echo)
+    report = run_once(settings, args.feeds, force=not args.due_only, echo=_echo, stop=args.stop)
     print(report.summary())
     return 0
 
@@ -100,7 +159,7 @@ def cmd_demo(args, settings: Settings) -> int:
         feeds_file = server.render_feeds_file(SAMPLE_DIR / "feeds.yaml",
                                               Path(settings.data_dir) / "demo-feeds.yaml")
         _echo(f"demo: sample world at {server.base}; feeds file {feeds_file}")
-        report = run_once(settings, feeds_file, force=True, echo=_echo)
+        report = run_once(settings, feeds_file, force=True, echo=_echo, stop=args.stop)
     print(report.summary())
     print("\nRun `make demo` again: nothing is duplicated (feeds answer 304, entries are known).")
     return 0
@@ -144,7 +203,7 @@ def cmd_poll(args, settings: Settings) -> int:
     url = _url(settings)
     with db.connect(url) as conn:
         feeds = select_feeds(conn, feed_ids=args.feed, force=args.all)
-    outcomes = poll_feeds(url, settings, feeds)
+    outcomes = poll_feeds(url, settings, feeds, stop=args.stop)
     for o in outcomes:
         print(o.summary())
     print(f"{len(outcomes)} feeds polled, {sum(o.new_entries for o in outcomes)} new entries")
@@ -156,7 +215,7 @@ def cmd_ingest(args, settings: Settings) -> int:
 
     url = _url(settings)
     result = ingest_pending(url, settings, max_batches=args.max_batches,
-                            progress=lambda b: _echo(f"batch: {b.summary()}"))
+                            progress=lambda b: _echo(f"batch: {b.summary()}"), stop=args.stop)
     print(result.summary())
     return 0
 

@@ -49,16 +49,34 @@ class Settings:
     per_host_concurrency: int = 2  # article fetches in flight per host
     per_host_delay: float = 1.0  # seconds between two requests to one host
     obey_robots: bool = True  # robots.txt obeyed for article pages
+    max_crawl_delay: float = 60.0  # a robots.txt Crawl-delay is honoured up to this many seconds
+    frontier_horizon: float = 2.0  # seconds of a host's schedule one claim may reserve (entries per host per batch)
+    frontier_scan: int = 5000  # oldest due entries a claim chooses from (hosts in rotation)
+    frontier_max_wait: float = 30.0  # a worker waits this long for a busy host's next slot, else ends its run
     max_attempts: int = 5  # article fetch attempts before an entry is marked failed
     retry_backoff_base: int = 300  # seconds; doubled per failed attempt
-    batch_size: int = 32  # entries claimed per batch (one transaction)
+    batch_size: int = 32  # entries claimed per batch (claimed in one short transaction)
     ingest_concurrency: int = 2  # batches in flight per process: one loads while one extracts
+    lease_seconds: int = 900  # a claimed entry is another worker's again after this long
+    max_strikes: int = 3  # claims without a result (crashed worker, load error) before quarantine
+    shutdown_grace: float = 5.0  # seconds Ctrl-C/SIGTERM waits for in-flight work before exiting
 
     # --- extraction ----------------------------------------------------------------
     extract_workers: int = 0  # process pool size; 0 = number of CPU cores
     extract_timeout: float = 30.0  # seconds per page before the worker is killed
     max_extract_bytes: int = 2 * 1024 * 1024  # HTML larger than this is truncated
     min_body_chars: int = 200  # shorter extracted text counts as "no text"
+
+    # --- untrusted input (one validation boundary: newsflow/validate.py) ------------------
+    max_title_chars: int = 1000  # longer titles are cut (feed and page)
+    max_author_chars: int = 500  # longer author fields are cut
+    max_summary_chars: int = 200_000  # feed summary/content text kept per entry
+    max_body_chars: int = 500_000  # article text kept (PostgreSQL's tsvector caps at 1 MB)
+    max_guid_bytes: int = 1000  # longer entry identities (UTF-8 bytes) are replaced by their sha256
+    max_url_bytes: int = 2048  # longer links, canonicals and image URLs (UTF-8 bytes) are dropped
+    min_year: int = 1990  # dates before this year are dropped (zero dates, epoch 0)
+    max_future_seconds: int = 86400  # dates further in the future than this are dropped
+    min_hash_words: int = 5  # bodies with fewer words never match another by content hash
 
     # --- dedup ---------------------------------------------------------------------
     dedup_window_days: int = 7  # near-duplicates are searched within +/- this many days

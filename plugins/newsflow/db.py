@@ -20,6 +20,7 @@ from typing import Iterator
 import psycopg
 from psycopg.rows import dict_row
 
+from . import redaction
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,50 @@ _MIGRATION_RE = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 
 class DatabaseError(RuntimeError):
     """A database could not be reached or set up; the message says what to do."""
+
+
+# What one record (a feed item, an entry's result) may do to a write and still leave the
+# batch standing: values the database refuses, and Python errors from a value we did not
+# foresee. Anything else from the database (lost connection, server restart, read-only,
+# no privilege, disk full, a killed session) is the database's fault, not the record's:
+# it ends the run with exit 2, and the next run resumes.
+RECORD_FAULTS = (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+                 psycopg.errors.ProgramLimitExceeded)
+
+
+def is_record_fault(exc: BaseException) -> bool:
+    if isinstance(exc, psycopg.Error):
+        return isinstance(exc, RECORD_FAULTS)
+    return isinstance(exc, Exception)
+
+
+# (SQLSTATE class or code, what to check), most specific first
+_ADVICE = [
+    ("25006", "the database is read-only (a standby, or default_transaction_read_only): "
+              "point NEWSFLOW_DATABASE_URL at the primary"),
+    ("42501", "the database user lacks a privilege newsflow needs: grant it, or use the "
+              "owner of the news schema"),
+    ("53100", "the database server's disk is full: free space, then run again"),
+    ("53", "the database server is out of resources (memory, connections): check its logs"),
+    ("57P", "the server was shut down or restarted, or this session was terminated: run "
+            "again once it is up"),
+    ("25P03", "the server ended an idle transaction (idle_in_transaction_session_timeout): "
+              "run again; report it if it repeats"),
+    ("08", "the connection to the database was lost: check that the server is up and "
+           "reachable, then run again"),
+]
+
+
+def explain(exc: BaseException, url: str) -> str:
+    """One line for an operator: which database, what happened, what to check."""
+    state = getattr(exc, "sqlstate", None) or ""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    advice = next((text for prefix, text in _ADVICE if state.startswith(prefix)), None)
+    if advice is None:
+        advice = ("the connection to the database was lost: check that the server is up, then run again"
+                  if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+                  else "check the database's log; the run can be repeated safely")
+    return f"database error at {redact(url)}: {type(exc).__name__}: {first} — {advice}"
 
 
 def embedded_url(data_dir: str | os.PathLike) -> str:
@@ -86,8 +131,8 @@ def transaction(url: str) -> Iterator[psycopg.Connection]:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The database URL without its password, for messages and logs."""
+    return redaction.redact(url, keep_user=True)
 
 
 # --- migrations ---------------------------------------------------------------------

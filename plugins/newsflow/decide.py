@@ -21,7 +21,8 @@ from . import credit
 from .config import Settings
 from .fetch import PageFetch
 from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetchRecord, PageJob
-from .normalize import canonical_url, clean_text, content_hash, drop_leading_title, split_authors, to_utc, word_count
+from .normalize import (canonical_url, clean_text, content_hash, drop_leading_title, own_hash, split_authors,
+                        to_utc, word_count)
 
 # Phrases of the boxes that replace an article's text for non-subscribers.
 PAYWALL = re.compile(r"subscribe (now )?to (continue|keep) reading|to continue reading,? (please )?"
@@ -34,20 +35,29 @@ PAYWALL_MAX_WORDS = 200  # longer texts with such a phrase are articles that men
 def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settings: Settings) -> Decision:
     """What to do with one entry, from what its page gave (``page`` None: not fetched)."""
     fetch = None
-    if page is not None and page.result is not None:
+    if page is not None and page.result is not None and page.result.error_kind is not ErrorKind.DEFERRED:
         r = page.result
         fetch = PageFetchRecord(status=r.status, bytes=len(r.body), ms=int(r.elapsed * 1000), url=r.final_url)
     if job.link is None:
-        return _fallback_or_fail(job, fetch, settings, ErrorKind.NO_LINK, "entry has no link")
+        return _fallback_or_fail(job, fetch, settings, ErrorKind.NO_LINK, "entry has no usable link")
     if page.denied:
         kind, reason = page.denied
         return _fallback_or_fail(job, fetch, settings, kind, reason)
     r = page.result
+    if r.error_kind is ErrorKind.DEFERRED or r.rate_limited:
+        # the host asked us to wait: not an attempt; the frontier hands it out again later
+        reason = r.error if r.error_kind is ErrorKind.DEFERRED else f"host answered HTTP {r.status} (Retry-After)"
+        return Decision(job, Action.POSTPONE, error=reason, kind=ErrorKind.DEFERRED, fetch=fetch,
+                        retry_in=page.deferred_for if page.deferred_for is not None else 0.0)
     if not r.ok:
         kind = r.error_kind or ErrorKind.HTTP
         # a permanent answer (404, refused address, PDF, ...) counts as permanent whatever its kind
         return _fallback_or_fail(job, fetch, settings, kind, f"page fetch failed: {r.error or r.status}",
                                  permanent=r.permanent_failure)
+    if found is not None and found.error_kind is ErrorKind.EXTRACTION:
+        # a timeout or a crashed worker may pass: retried like a fetch error
+        return _fallback_or_fail(job, fetch, settings, ErrorKind.EXTRACTION, found.error or "extraction failed",
+                                 page_url=r.final_url)
     thin = thin_page_reason(found, settings)
     if thin:
         summary = clean_text(job.summary or "")
@@ -57,7 +67,7 @@ def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settin
                                      page_url=r.final_url, meta=found)
         # a short page text that is still more than the feed gave us: keep it
     return Decision(job, Action.LOAD, fetch=fetch,
-                    article=build_article(job, found, r.final_url, body_source="page"))
+                    article=build_article(job, found, r.final_url, settings, body_source="page"))
 
 
 def thin_page_reason(found: Extracted | None, settings: Settings) -> str | None:
@@ -79,7 +89,8 @@ def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Set
     permanent = kind.permanent if permanent is None else permanent
     last_attempt = job.attempts + 1 >= settings.max_attempts
     if clean_text(job.summary or "") and (permanent or last_attempt):
-        article = build_article(job, meta, page_url or job.link, body_source="feed", fallback_reason=reason)
+        article = build_article(job, meta, page_url or job.link, settings, body_source="feed",
+                                fallback_reason=reason)
         return Decision(job, Action.LOAD, article=article, fetch=fetch)
     if permanent or last_attempt:
         return Decision(job, Action.FAIL, error=reason, kind=kind, fetch=fetch)
@@ -87,7 +98,7 @@ def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Set
                     retry_in=settings.retry_backoff_base * 2 ** job.attempts)
 
 
-def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None, *,
+def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None, settings: Settings, *,
                   body_source: str, fallback_reason: str | None = None) -> Article:
     found = found or Extracted()
     link = job.link or fetched_url or f"urn:newsflow:entry:{job.entry_id}"
@@ -97,6 +108,8 @@ def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None
         body = drop_leading_title(clean_text(job.summary or ""), [job.title, found.title])
         digest, fingerprint = content_hash(body), None
     canonical = canonical_url(trusted_canonical(found.canonical_url, fetched_url) or fetched_url or link)
+    if word_count(body) < settings.min_hash_words:
+        digest = own_hash(body, canonical)  # too few words to say two articles are one
     # The feed's date first (readers complain about page-date errors; CC prefers it),
     # then the page's.
     published = job.published_at or to_utc(found.date)
@@ -112,17 +125,47 @@ def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None
 
 
 def trusted_canonical(declared: str | None, fetched: str | None) -> str | None:
-    """A page's rel=canonical, when it names an article on the same site.
+    """A page's rel=canonical, when it names this very article.
 
-    Some sites point every page's canonical at their home page, and syndication
-    partners point it at the originating outlet; trusting either would merge distinct
-    copies into one row, so only same-host, non-root canonicals are used.
+    Some sites point every page's canonical at their home page or at the page's section
+    (``/world/``), and syndication partners point it at the originating outlet; trusting
+    any of those would merge distinct articles into one row. So a canonical is used only
+    when it is on the same host and at least as specific as the page itself:
+
+    * the same path (and the same query, once tracking parameters are gone), or
+    * another path that contains the page's own slug, its last path segment
+      (``/amp/world/some-story`` → ``/world/some-story``; ``/news/12345`` →
+      ``/news/12345/the-headline``).
+
+    A canonical that is the home page, a section above the page, or another article
+    is ignored, and the page's own URL is its identity.
     """
     if not declared or not fetched:
         return None
     d, f = urlsplit(declared), urlsplit(fetched)
-    if d.scheme not in ("http", "https") or d.netloc.lower() != f.netloc.lower():
+    if d.scheme.lower() not in ("http", "https") or d.netloc.lower() != f.netloc.lower():
         return None
-    if d.path in ("", "/"):
-        return None
-    return declared
+    declared_segments = [p for p in d.path.split("/") if p]
+    page_segments = [p for p in f.path.split("/") if p]
+    if not declared_segments:
+        return None  # the home page
+    if declared_segments == page_segments:
+        same_query = urlsplit(canonical_url(declared)).query == urlsplit(canonical_url(fetched)).query
+        return declared if same_query else None
+    if page_segments and page_segments[-1] in declared_segments:
+        return declared
+    return None
+
+
+def decide_safely(job: PageJob, page: PageFetch | None, found: Extracted | None,
+                  settings: Settings) -> Decision:
+    """:func:`decide`, but an unforeseen error is this entry's failure, never the batch's:
+    retried with backoff like a fetch error, failed once its attempts are used up."""
+    try:
+        return decide(job, page, found, settings)
+    except Exception as exc:  # a hostile value we did not foresee, or a bug: this entry only
+        error = f"decision failed: {type(exc).__name__}: {str(exc)[:300]}"
+        if job.attempts + 1 >= settings.max_attempts:
+            return Decision(job, Action.FAIL, error=error, kind=ErrorKind.LOAD)
+        return Decision(job, Action.RETRY, error=error, kind=ErrorKind.LOAD,
+                        retry_in=settings.retry_backoff_base * 2 ** job.attempts)

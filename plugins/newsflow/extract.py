@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Iterable, Iterator
 
 from .config import Settings
-from .models import Extracted, ExtractJob
+from .models import ErrorKind, Extracted, ExtractJob
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,18 @@ def extract_page(job: ExtractJob, settings: Settings) -> Extracted:
     """Run trafilatura on one page and prepare its body. Pure function: safe to call in a
     worker process.
 
+    What the page says about itself (title, author, date, canonical URL, language, image,
+    and the text) passes the validation boundary here, before anything else sees it.
+
     ``job.search_date=False`` skips htmldate's extensive search of the page (about an
     eighth of the extraction time): used when the feed already dated the entry, since
     the feed's date is the one stored.
     """
-    found = _extract(job.html, job.url, settings.max_extract_bytes, job.search_date)
+    from . import validate
+
+    found, notes = validate.page(_extract(job.html, job.url, settings.max_extract_bytes, job.search_date),
+                                 settings)
+    found.notes = tuple(notes)
     if found.text:
         from . import dedup
         from .normalize import clean_text, content_hash, drop_leading_title
@@ -56,18 +64,26 @@ def _extract(html: bytes, url: str, max_bytes: int, search_date: bool = True) ->
             date_extraction_params={"extensive_search": search_date, "original_date": True,
                                     "outputformat": "%Y-%m-%dT%H:%M:%S%z"})
     except Exception as exc:  # trafilatura/lxml on hostile markup: record, never raise
-        return Extracted(error=f"extraction failed: {type(exc).__name__}: {exc}")
+        return Extracted(error=f"extraction failed: {type(exc).__name__}: {exc}", error_kind=ErrorKind.NO_TEXT)
     language = None
     match = _HTML_LANG.search(html[:4096])
     if match:
         language = match.group(1).decode("ascii").lower()
     if doc is None:
-        return Extracted(error="no main text found", language=language)
+        return Extracted(error="no main text found", error_kind=ErrorKind.NO_TEXT, language=language)
     return Extracted(
         text=doc.text, title=doc.title, author=doc.author, date=doc.date,
         site_name=doc.sitename, language=doc.language or language,
         canonical_url=doc.url, image=doc.image,
     )
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the coordinating process, which stops them when it is done
+    (a terminal sends SIGINT to the whole process group)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Extractor:
@@ -85,7 +101,8 @@ class Extractor:
         import trafilatura  # noqa: F401
 
         # max_tasks recycles workers now and then: lxml's caches only grow.
-        self._pool = ProcessPool(max_workers=self.settings.extract_pool_size(), max_tasks=2000)
+        self._pool = ProcessPool(max_workers=self.settings.extract_pool_size(), max_tasks=2000,
+                                 initializer=_ignore_interrupts)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -97,17 +114,33 @@ class Extractor:
         """Extract pages in parallel; results in input order, failures as Extracted.error."""
         return list(self.extract_iter(jobs))
 
-    def extract_iter(self, jobs: Iterable[ExtractJob]) -> Iterator[Extracted]:
+    def extract_iter(self, jobs: Iterable[ExtractJob],
+                     stop: threading.Event | None = None) -> Iterator[Extracted]:
         """Like extract_many, but yields each result (in input order) as soon as it is
-        ready, so the caller's own work overlaps with the workers'."""
+        ready, so the caller's own work overlaps with the workers'. A set ``stop`` cancels
+        what is not done and raises ``fetch.Interrupted``.
+
+        A page that outlives ``extract_timeout`` or kills its worker is an ``EXTRACTION``
+        error, which may pass (retried later); a page trafilatura finds no text in is
+        ``NO_TEXT``."""
+        from .fetch import Interrupted
+
         assert self._pool is not None, "use Extractor as a context manager"
         futures = [self._pool.schedule(extract_page, args=(job, self.settings),
                                        timeout=self.settings.extract_timeout) for job in jobs]
-        for future in futures:
-            try:
-                yield future.result()
-            except FutureTimeout:
-                yield Extracted(error=f"extraction exceeded {self.settings.extract_timeout:.0f}s; "
-                                      "worker killed")
-            except Exception as exc:  # ProcessExpired (worker crashed) and friends
-                yield Extracted(error=f"extraction worker failed: {type(exc).__name__}: {exc}")
+        try:
+            for future in futures:
+                while stop is not None and not future.done():
+                    if stop.wait(0.1):
+                        raise Interrupted("stopped while extracting")
+                try:
+                    yield future.result()
+                except FutureTimeout:
+                    yield Extracted(error=f"extraction exceeded {self.settings.extract_timeout:.0f}s; "
+                                          "worker killed", error_kind=ErrorKind.EXTRACTION)
+                except Exception as exc:  # ProcessExpired (worker crashed) and friends
+                    yield Extracted(error=f"extraction worker failed: {type(exc).__name__}: {exc}",
+                                    error_kind=ErrorKind.EXTRACTION)
+        finally:
+            for future in futures:
+                future.cancel()  # an abandoned iteration leaves no work queued

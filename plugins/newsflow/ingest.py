@@ -1,17 +1,23 @@
 """Ingestion: claimed entries → fetched pages → extracted text → decisions → load.
 
-One batch is one transaction:
+A batch is three steps, and no transaction stays open across network I/O:
 
-1. claim up to ``batch_size`` due pending entries (``FOR UPDATE SKIP LOCKED``);
-2. fetch their pages politely (``fetch``) and extract them in the process pool
-   (``extract``); decide what each entry becomes (``decide``, pure) — no writes yet;
-3. take the load lock, then apply each decision: link the entry to an existing article
-   (exact duplicate), add a new article to its story (``stories``), or record the
-   retry or the failure;
-4. commit.
+1. **claim** (``frontier.claim``, one short transaction): up to ``batch_size`` due
+   entries, hosts in rotation, leased to this worker, each with its host slot;
+2. **work**, with no transaction open: fetch the pages politely (``fetch``), extract
+   them in the process pool (``extract``), decide what each entry becomes (``decide``,
+   pure);
+3. **write** (one short transaction under the load lock): for each entry whose lease is
+   still ours, apply its decision in a savepoint of its own — link it to an existing
+   article (exact duplicate), add a new article to its story (``stories``), or record the
+   retry or the failure. A record the database refuses (or a bug it trips) rolls back
+   that entry only: the error is recorded on it, it gets a strike, and the others commit;
+   after ``max_strikes`` it is quarantined (failed, with the reason).
 
-A crash anywhere before the commit rolls the batch back and releases the rows, so a
-re-run processes them again from the start and nothing is loaded twice.
+A worker killed anywhere loses nothing: its leases die with its worker lock (see
+``frontier.Worker``) and the next run takes the entries again; nothing is written twice
+because only the lease's owner writes. A set ``stop`` event (Ctrl-C, SIGTERM) stops
+claiming; batches in flight give their leases back unused (``Interrupted``).
 """
 
 from __future__ import annotations
@@ -21,89 +27,157 @@ import threading
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-from . import db, stories
+import psycopg
+
+from . import db, frontier, stories
 from .config import Settings
-from .decide import decide
+from .decide import decide_safely
 from .extract import Extractor
-from .fetch import PageFetcher
+from .fetch import Interrupted, PageFetch, PageFetcher
 from .httpclient import SafeClient
 from .models import Action, BatchResult, Decision, ExtractJob, PageJob
+from .politeness import host_key
 from .storage import articles as article_store
 from .storage import entries as entry_store
 from .storage import fetch_log
+from .storage import hosts as host_store
 from .storage.locks import take_load_lock
 
 log = logging.getLogger(__name__)
 
-
-def ingest_batch(url: str, settings: Settings, fetcher: PageFetcher, extractor: Extractor,
-                 entry_ids: Sequence[int] | None = None) -> BatchResult:
-    out = BatchResult()
-    with db.connect(url) as conn:
-        with conn.transaction():
-            jobs = entry_store.claim(conn, settings.batch_size, entry_ids)
-            out.claimed = len(jobs)
-            if not jobs:
-                return out
-            decisions = process(jobs, settings, fetcher, extractor)
-            take_load_lock(conn)
-            # Oldest first, so a story's original becomes its representative when the
-            # original and its copies arrive in one batch.
-            for decision in sorted(decisions, key=_publication_order):
-                _apply(conn, settings, decision, out)
-    return out
-
-
 def ingest_pending(url: str, settings: Settings, *, max_batches: int | None = None,
                    entry_ids: Sequence[int] | None = None, client: SafeClient | None = None,
-                   progress: Callable[[BatchResult], None] | None = None) -> BatchResult:
-    """Process batches until no due pending entry is left (or ``max_batches``).
+                   progress: Callable[[BatchResult], None] | None = None,
+                   stop: threading.Event | None = None) -> BatchResult:
+    """Process batches until no due pending entry is left (or ``max_batches``, or ``stop``).
 
     ``ingest_concurrency`` batches are in flight at once (threads sharing one HTTP
-    client and one extraction pool): while one batch holds the load lock and writes,
-    the next is fetching and extracting, so no core waits on the database.
+    client, one extraction pool and one worker identity): while one batch writes, the
+    next is fetching and extracting, so no core waits on the database. Raises
+    ``Interrupted`` when stopped, and the database's error when the database fails.
     """
+    stop = stop or threading.Event()
     total = BatchResult()
     own_client = client is None
     client = client or SafeClient(settings)
-    fetcher = PageFetcher(settings, client)
+    fetcher = PageFetcher(settings, client, stop)
     lock = threading.Lock()
     started = 0
     failures: list[BaseException] = []
 
-    def worker(extractor: Extractor) -> None:
+    def worker(extractor: Extractor, worker_id: int) -> None:
         nonlocal started
-        while not failures:
-            with lock:
-                if max_batches is not None and started >= max_batches:
-                    return
-                started += 1
-            try:
-                batch = ingest_batch(url, settings, fetcher, extractor, entry_ids)
-            except BaseException as exc:  # surfaced in the calling thread below
-                failures.append(exc)
-                return
-            if batch.claimed == 0:
-                return
-            with lock:
-                total.add(batch)
-                if progress:
-                    progress(batch)
+        try:
+            with db.connect(url, autocommit=True) as conn:
+                while not stop.is_set() and not failures:
+                    with lock:
+                        if max_batches is not None and started >= max_batches:
+                            return
+                        started += 1
+                    jobs = frontier.claim(conn, worker_id, settings, entry_ids)
+                    if not jobs:
+                        wait = frontier.next_opening(conn, settings, entry_ids)
+                        if wait is None or wait > settings.frontier_max_wait:
+                            return
+                        with lock:
+                            started -= 1  # waiting for a host's slot is not a batch
+                        stop.wait(max(wait, 0.05))
+                        continue
+                    batch = run_batch(conn, worker_id, jobs, settings, fetcher, extractor, stop)
+                    with lock:
+                        total.add(batch)
+                        if progress:
+                            progress(batch)
+        except BaseException as exc:  # surfaced in the calling thread below
+            failures.append(exc)
+            stop.set()  # the other batch threads stop claiming and give back their leases
 
     try:
-        with Extractor(settings) as extractor:
-            threads = [threading.Thread(target=worker, args=(extractor,), name=f"ingest-{i}")
+        with frontier.Worker(url) as me, Extractor(settings) as extractor:
+            threads = [threading.Thread(target=worker, args=(extractor, me.id), name=f"ingest-{i}")
                        for i in range(max(1, settings.ingest_concurrency))]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            if failures:
+                raise failures[0]
     finally:
         if own_client:
             client.close()
-    if failures:
-        raise failures[0]
     return total
+
+
+def run_batch(conn: psycopg.Connection, worker_id: int, jobs: Sequence[PageJob], settings: Settings,
+              fetcher: PageFetcher, extractor: Extractor, stop: threading.Event) -> BatchResult:
+    """Work and write one claimed batch; on ``stop``, give the leases back and raise."""
+    out = BatchResult(claimed=len(jobs))
+    try:
+        decisions, pages = process(jobs, settings, fetcher, extractor, stop)
+    except Interrupted:
+        with conn.transaction():
+            released = entry_store.release(conn, worker_id, [j.entry_id for j in jobs])
+        log.info("stopped: %d claimed entries given back", released)
+        raise
+    write(conn, worker_id, settings, decisions, pages, out)
+    return out
+
+
+# --- work: fetch, extract, decide (no transaction open) ----------------------------------
+
+def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, extractor: Extractor,
+            stop: threading.Event | None = None) -> tuple[list[Decision], dict[int, PageFetch]]:
+    fetchable = [j for j in jobs if j.link]
+    fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_jobs(fetchable)))
+    to_extract = [j for j in fetchable
+                  if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
+    pages = [ExtractJob(html=fetched[j.entry_id].result.body, url=fetched[j.entry_id].result.final_url,
+                        titles=(j.title,),
+                        search_date=j.published_at is None)  # the feed's date wins
+             for j in to_extract]
+    decisions = {}
+    # decisions are made here while the workers extract the next pages
+    for job, found in zip(to_extract, extractor.extract_iter(pages, stop)):
+        decisions[job.entry_id] = decide_safely(job, fetched[job.entry_id], found, settings)
+    return ([decisions.get(job.entry_id) or decide_safely(job, fetched.get(job.entry_id), None, settings)
+             for job in jobs], fetched)
+
+
+# --- write (one short transaction, under the load lock) ----------------------------------
+
+def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decisions: Sequence[Decision],
+          pages: dict[int, PageFetch], out: BatchResult) -> None:
+    with conn.transaction():
+        take_load_lock(conn)
+        _host_news(conn, settings, pages)
+        mine = entry_store.owned(conn, worker_id, [d.job.entry_id for d in decisions])
+        # Oldest first, so a story's original becomes its representative when the
+        # original and its copies arrive in one batch.
+        for decision in sorted(decisions, key=_publication_order):
+            job = decision.job
+            if job.entry_id not in mine:
+                out.lost += 1  # the lease ran out and another worker took the entry
+                log.warning("entry %s: lease lost before writing; its new owner writes it", job.entry_id)
+                continue
+            try:
+                with conn.transaction():  # a savepoint: this entry alone
+                    _apply(conn, settings, decision, out)
+            except Exception as exc:
+                if not db.is_record_fault(exc):
+                    raise
+                _record_load_failure(conn, settings, job, exc, out)
+
+
+def _host_news(conn: psycopg.Connection, settings: Settings, pages: dict[int, PageFetch]) -> None:
+    """What the hosts told us in this batch, kept for every worker: Retry-After, Crawl-delay."""
+    told: dict[str, PageFetch] = {}
+    for page in pages.values():
+        told.setdefault(host_key(page.url), page)
+        if page.deferred_for is not None and page.result is not None and page.result.rate_limited:
+            host_store.defer(conn, host_key(page.url), page.deferred_for, page.result.error or "Retry-After")
+    for host, page in told.items():
+        if page.crawl_delay and page.crawl_delay > settings.per_host_delay:
+            host_store.set_crawl_delay(conn, host, page.crawl_delay)
 
 
 def _publication_order(decision: Decision) -> tuple:
@@ -112,29 +186,7 @@ def _publication_order(decision: Decision) -> tuple:
     return (when, a.canonical_url if a else "", decision.job.entry_id)
 
 
-# --- fetch, extract, decide (no database writes) ------------------------------------------
-
-def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher,
-            extractor: Extractor) -> list[Decision]:
-    fetchable = [j for j in jobs if j.link]
-    fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_all([j.link for j in fetchable])))
-    to_extract = [j for j in fetchable
-                  if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
-    pages = [ExtractJob(html=fetched[j.entry_id].result.body, url=fetched[j.entry_id].result.final_url,
-                        titles=(j.title,),
-                        search_date=j.published_at is None)  # the feed's date wins
-             for j in to_extract]
-    decisions = {}
-    # decide() runs here while the workers extract the next pages
-    for job, found in zip(to_extract, extractor.extract_iter(pages)):
-        decisions[job.entry_id] = decide(job, fetched[job.entry_id], found, settings)
-    return [decisions.get(job.entry_id) or decide(job, fetched.get(job.entry_id), None, settings)
-            for job in jobs]
-
-
-# --- apply (inside the batch transaction, under the load lock) -----------------------------
-
-def _apply(conn, settings: Settings, decision: Decision, out: BatchResult) -> None:
+def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out: BatchResult) -> None:
     job = decision.job
     if decision.fetch is not None:
         fetch_log.record(conn, kind="page", feed_id=job.feed_id, entry_id=job.entry_id,
@@ -145,10 +197,14 @@ def _apply(conn, settings: Settings, decision: Decision, out: BatchResult) -> No
         entry_store.mark_failed(conn, job.entry_id, decision.error or "failed")
         out.failed += 1
         return
-    if decision.action is Action.RETRY:
+    if decision.action in (Action.RETRY, Action.POSTPONE):
         out.errors.append(f"entry {job.entry_id} ({job.link}): {decision.error}")
-        entry_store.mark_retry(conn, job.entry_id, decision.error or "retry", decision.retry_in or 0)
-        out.retry += 1
+        entry_store.mark_retry(conn, job.entry_id, decision.error or "retry", decision.retry_in or 0,
+                               attempt=decision.action is Action.RETRY)
+        if decision.action is Action.RETRY:
+            out.retry += 1
+        else:
+            out.postponed += 1
         return
     article = decision.article
     if article.body_source == "feed":
@@ -163,3 +219,21 @@ def _apply(conn, settings: Settings, decision: Decision, out: BatchResult) -> No
     out.loaded += 1
     out.near_duplicates += joined
     out.article_ids.append(article_id)
+
+
+def _record_load_failure(conn: psycopg.Connection, settings: Settings, job: PageJob, exc: BaseException,
+                         out: BatchResult) -> None:
+    """The entry's writes were rolled back (its savepoint); record why, with a strike."""
+    first_line = (str(exc).splitlines() or [""])[0][:300]
+    error = f"load failed: {type(exc).__name__}: {first_line}"
+    log.warning("entry %s (%s): %s", job.entry_id, job.link, error)
+    out.errors.append(f"entry {job.entry_id} ({job.link}): {error}")
+    if job.strikes >= settings.max_strikes:
+        entry_store.mark_failed(conn, job.entry_id, f"quarantined after {job.strikes} failed claims; {error}")
+        out.failed += 1
+    else:
+        entry_store.mark_retry(conn, job.entry_id, error, settings.retry_backoff_base * 2 ** job.attempts,
+                               strike=True)
+        out.retry += 1
+    out.load_errors += 1
+

@@ -35,7 +35,8 @@ class ErrorKind(str, Enum):
     # entries
     NO_LINK = "no_link"  # the feed item has no link to fetch
     NO_TEXT = "no_text"  # the page has no article text (or only a paywall notice)
-    EXTRACTION = "extraction"  # trafilatura failed, timed out, or its worker died
+    EXTRACTION = "extraction"  # extraction timed out or its worker died: may pass
+    LOAD = "load"  # writing the entry's result failed (a record the database refuses)
 
     @property
     def permanent(self) -> bool:
@@ -87,6 +88,7 @@ class ParsedEntry:
     author: str | None
     published_at: datetime | None
     raw_guid: str | None = None  # the feed's own id, kept to judge GUID quality
+    notes: tuple[str, ...] = ()  # what the validation boundary changed or dropped
 
 
 @dataclass
@@ -95,8 +97,9 @@ class ParsedFeed:
     title: str | None = None
     ttl: int | None = None  # seconds, from RSS <ttl>
     error: str | None = None  # fatal: nothing usable
-    warning: str | None = None  # recoverable: feedparser's bozo on a usable feed
+    warning: str | None = None  # recoverable: feedparser's bozo, skipped items, downgrades
     guid_mode: str = "guid"  # identity mode the entries were keyed with
+    skipped: int = 0  # items that could not be made into entries
 
 
 @dataclass
@@ -160,6 +163,9 @@ class PageJob:
     author: str | None
     published_at: datetime | None
     attempts: int
+    host: str | None = None  # politeness unit of the link
+    not_before: datetime | None = None  # the host slot reserved for this fetch (frontier)
+    strikes: int = 0  # claims without a result, this one included
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,8 @@ class Extracted:
     canonical_url: str | None = None
     image: str | None = None
     error: str | None = None
+    error_kind: ErrorKind | None = None  # NO_TEXT (the page has none), EXTRACTION (timeout, crash)
+    notes: tuple[str, ...] = ()  # what the validation boundary changed or dropped
     body: str | None = None  # normalised text, headline line dropped
     content_hash: str | None = None
     fingerprint: Fingerprint | None = None
@@ -238,7 +246,8 @@ class Article:
 
 class Action(str, Enum):
     LOAD = "load"  # store the article (or link the entry to the one it duplicates)
-    RETRY = "retry"  # keep the entry pending, try again after a backoff
+    RETRY = "retry"  # keep the entry pending, try again after a backoff (an attempt used)
+    POSTPONE = "postpone"  # not attempted (its host asked us to wait): back in the queue as is
     FAIL = "fail"  # give up on the entry, with its error
 
 
@@ -260,7 +269,7 @@ class Decision:
     article: Article | None = None  # LOAD
     error: str | None = None  # RETRY, FAIL
     kind: ErrorKind | None = None
-    retry_in: float | None = None  # RETRY: seconds
+    retry_in: float | None = None  # RETRY, POSTPONE: seconds
     fetch: PageFetchRecord | None = None
 
 
@@ -274,6 +283,9 @@ class BatchResult:
     fallbacks: int = 0
     retry: int = 0
     failed: int = 0
+    postponed: int = 0  # not attempted: the host asked us to wait (Retry-After)
+    load_errors: int = 0  # entries whose write the database refused (recorded on each entry)
+    lost: int = 0  # leases that ran out before the write: another worker writes those
     article_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -285,9 +297,12 @@ class BatchResult:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def summary(self) -> str:
+        extra = "".join(f", {n} {what}" for n, what in (
+            (self.postponed, "postponed (host asked to wait)"), (self.load_errors, "refused by the database"),
+            (self.lost, "taken over by another worker")) if n)
         return (f"{self.claimed} entries -> {self.loaded} new articles, "
                 f"{self.exact_duplicates} exact duplicates, {self.near_duplicates} joined a story, "
-                f"{self.fallbacks} from feed text, {self.retry} to retry, {self.failed} failed")
+                f"{self.fallbacks} from feed text, {self.retry} to retry, {self.failed} failed{extra}")
 
     def counts(self) -> dict[str, int]:
         """The counts as plain values (what an Airflow task returns through XCom)."""

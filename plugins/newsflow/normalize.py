@@ -8,6 +8,7 @@ fragment removal and a few tracking parameters courlan keeps.
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -57,16 +58,20 @@ def clean_text(text: str) -> str:
 
 
 def html_to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment (feed summaries), paragraphs kept apart."""
-    if not fragment or "<" not in fragment:
-        return fragment or ""
+    """Plain text of an HTML fragment (feed titles and summaries of type HTML), paragraphs
+    kept apart and character references decoded exactly once ("Jupiter&#x27;s" ->
+    "Jupiter's"); text that is already plain is not for this function."""
+    if not fragment:
+        return ""
+    if "<" not in fragment:
+        return html.unescape(fragment)
     from lxml import html as lxml_html
     from lxml.etree import ParserError
 
     try:
         root = lxml_html.fragment_fromstring(fragment, create_parent="div")
     except (ParserError, ValueError):
-        return re.sub(r"<[^>]+>", " ", fragment)
+        return html.unescape(re.sub(r"<[^>]+>", " ", fragment))
     for el in root.iter():
         if isinstance(el.tag, str) and el.tag.lower() in _BLOCK_TAGS:
             el.tail = "\n\n" + (el.tail or "")
@@ -77,6 +82,12 @@ def content_hash(body: str) -> str:
     """sha256 over the body's words, lower-cased: whitespace and case never split a copy."""
     words = _WORD.findall(body.lower())
     return hashlib.sha256(" ".join(words).encode("utf-8")).hexdigest()
+
+
+def own_hash(body: str, canonical: str) -> str:
+    """The content hash of a text too short to tell articles apart ("***", "📷 📷",
+    "Video"): tied to its own URL, so it never matches another article's."""
+    return "url:" + hashlib.sha256(f"{canonical}\x1f{body}".encode("utf-8")).hexdigest()
 
 
 def word_count(body: str) -> int:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import calendar
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from urllib.parse import urljoin
 
 import feedparser
 
+from . import validate
+from .config import Settings
 from .models import ParsedEntry, ParsedFeed
 from .normalize import clean_text, html_to_text
 
@@ -32,7 +34,6 @@ _ANY_DECL = re.compile(rb"<!--.*?-->|<![A-Z]+[^>]*>|<\?.*?\?>", re.S)
 MAX_DOCTYPE_PASSES = 4
 # feedparser's complaints about the HTTP labels, not the document
 _BENIGN_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
-FUTURE_TOLERANCE = timedelta(days=1)
 
 # feedparser would otherwise fetch a URL if handed one; we only ever give it bytes.
 feedparser.RESOLVE_RELATIVE_URIS = True
@@ -40,14 +41,22 @@ feedparser.SANITIZE_HTML = True
 
 
 def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
-               content_type: str | None = None, now: datetime | None = None) -> ParsedFeed:
+               content_type: str | None = None, now: datetime | None = None,
+               settings: Settings | None = None) -> ParsedFeed:
+    """Parse one feed document. Never raises: a document nothing can be made of is an
+    ``error``; an item that cannot be made into an entry is skipped and counted in the
+    ``warning``, and the other items are kept."""
+    settings = settings or Settings()
     now = now or datetime.now(timezone.utc)
-    warning = None
+    warnings: list[str] = []
     if not body or not body.strip():
         return ParsedFeed(entries=[], error="empty response body")
     body, removed = strip_unsafe_doctype(body)
     if removed:
-        warning = f"document type declaration removed: {removed}"
+        warnings.append(f"document type declaration removed: {removed}")
+    body, scrubbed = validate.scrub_document(body)
+    if scrubbed:
+        warnings.append(f"{scrubbed} character reference(s) to characters XML forbids replaced")
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -68,22 +77,49 @@ def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
             return ParsedFeed(entries=[], error=f"malformed {version} feed with no usable items: {detail}")
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
-        bozo = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
-        warning = f"{warning}; {bozo}" if warning else bozo
+        warnings.append(_clip(f"{type(exc).__name__}: {exc}" if exc else "malformed feed"))
     base = parsed.get("href") or url
-    entries = [e for e in (_entry(item, base, guid_mode, now) for item in parsed.entries) if e]
+    entries, skipped = _entries(parsed.entries, base, guid_mode, now, settings)
     # Bad GUIDs (shared by different items) would make items vanish: judge the document
     # and, if needed, re-identify its items by a stronger key. The caller stores the mode.
     while guid_mode != "link_title_date" and (reason := identity_problem(entries, guid_mode)):
         guid_mode = "link" if guid_mode == "guid" else "link_title_date"
-        warning = f"identity downgraded to {guid_mode}: {reason}"
-        entries = [e for e in (_entry(item, base, guid_mode, now) for item in parsed.entries) if e]
+        warnings = [w for w in warnings if not w.startswith("identity downgraded")]
+        warnings.append(f"identity downgraded to {guid_mode}: {reason}")
+        entries, skipped = _entries(parsed.entries, base, guid_mode, now, settings)
+    if skipped:
+        warnings.append(f"{len(skipped)} item(s) skipped: {'; '.join(sorted(set(skipped))[:3])}")
     ttl = None
     raw_ttl = parsed.feed.get("ttl")
-    if raw_ttl and str(raw_ttl).strip().isdigit():
+    if raw_ttl and str(raw_ttl).strip().isdigit() and len(str(raw_ttl).strip()) < 7:
         ttl = int(str(raw_ttl).strip()) * 60  # RSS <ttl> is in minutes
-    return ParsedFeed(entries=dedupe_within_feed(entries), title=parsed.feed.get("title"),
-                      ttl=ttl, warning=warning, guid_mode=guid_mode)
+    return ParsedFeed(entries=dedupe_within_feed(entries),
+                      title=validate.text(parsed.feed.get("title"), settings.max_title_chars, "feed title", []),
+                      ttl=ttl, warning="; ".join(warnings) or None, guid_mode=guid_mode,
+                      skipped=len(skipped))
+
+
+def _clip(message: str, size: int = 300) -> str:
+    message = validate.text(message, size, "message", []) or ""
+    return message
+
+
+def _entries(items, base: str, guid_mode: str, now: datetime,
+             settings: Settings) -> tuple[list[ParsedEntry], list[str]]:
+    """The items that make entries, and why the others were skipped. One item never costs
+    the document: whatever goes wrong with it is its own reason to be skipped."""
+    entries, skipped = [], []
+    for item in items:
+        try:
+            entry = _entry(item, base, guid_mode, now, settings)
+        except Exception as exc:  # a parser quirk on one hostile item
+            skipped.append(_clip(f"{type(exc).__name__}: {exc}", 120))
+            continue
+        if entry is None:
+            skipped.append("no link, title or text")
+        else:
+            entries.append(entry)
+    return entries, skipped
 
 
 def strip_unsafe_doctype(body: bytes) -> tuple[bytes, str | None]:
@@ -153,56 +189,74 @@ def _utf8_if_wide(body: bytes) -> bytes:
     return text.encode("utf-8")
 
 
-def _entry(item, base: str, guid_mode: str, now: datetime) -> ParsedEntry | None:
-    link = item.get("link")
-    if link:
-        link = urljoin(base, link.strip())
-        if not link.startswith(("http://", "https://")):
-            link = None
-    title = clean_text(html_to_text(item.get("title") or "")) or None
-    summary = _best_text(item)
-    published = entry_date(item, now)
-    raw_guid = (item.get("id") or "").strip() or None
+def _entry(item, base: str, guid_mode: str, now: datetime, settings: Settings) -> ParsedEntry | None:
+    """One item through the validation boundary (see newsflow.validate)."""
+    notes: list[str] = []
+    link = None
+    raw_link = item.get("link")
+    if raw_link is not None:
+        raw_link = str(raw_link).strip()
+        link = validate.url(urljoin(base, raw_link) if raw_link else raw_link, settings, "link", notes)
+    title = validate.text(clean_text(_as_text(item, "title")), settings.max_title_chars, "title", notes)
+    summary = validate.text(_best_text(item), settings.max_summary_chars, "summary", notes)
+    published = validate.date(entry_date(item), settings, "date", notes, now)
+    raw_guid = validate.guid(_text(item.get("id")), notes)
     if not (link or title or summary):
         return None  # nothing to identify or show
-    guid = entry_identity(raw_guid, link, title, published, guid_mode)
-    author = clean_text(item.get("author") or "") or None
+    guid = validate.identity(entry_identity(raw_guid, link, title, published, guid_mode), settings, notes)
+    author = validate.text(clean_text(_text(item.get("author"))), settings.max_author_chars, "author", notes)
     return ParsedEntry(guid=guid, link=link, title=title, summary=summary, author=author,
-                       published_at=published, raw_guid=raw_guid)
+                       published_at=published, raw_guid=raw_guid, notes=tuple(notes))
+
+
+def _text(value) -> str:
+    """A feedparser field as a string (hostile documents give odd types)."""
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _plain(value, content_type: str | None) -> str:
+    """Plain text of a feed field: HTML (escaped or not) is turned into text once; a
+    field the feed marks as plain text (Atom type="text") is taken as it is."""
+    value = _text(value)
+    return value if content_type == "text/plain" else html_to_text(value)
+
+
+def _as_text(item, key: str) -> str:
+    detail = item.get(f"{key}_detail") or {}
+    return _plain(item.get(key), detail.get("type") if hasattr(detail, "get") else None)
 
 
 def entry_identity(raw_guid: str | None, link: str | None, title: str | None,
                    published: datetime | None, mode: str = "guid") -> str:
     """guid → link → hash of link+title+date, downgraded per feed when GUIDs are bad."""
     if mode == "guid" and raw_guid:
-        return raw_guid[:2000]
+        return raw_guid
     if mode in ("guid", "link") and link:
-        return link[:2000]
+        return link
     digest = hashlib.sha1("\x1f".join([link or "", title or "",
                                        published.isoformat() if published else ""]).encode()).hexdigest()
     return f"sha1:{digest}"
 
 
-def entry_date(item, now: datetime) -> datetime | None:
+def entry_date(item) -> datetime | None:
+    """The item's own date (published, else updated, else created), as feedparser read it;
+    its range is judged by the validation boundary."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         struct = item.get(key)
         if struct:
             try:
-                when = datetime.fromtimestamp(calendar.timegm(struct), tz=timezone.utc)
-            except (OverflowError, ValueError, OSError):
+                return datetime.fromtimestamp(calendar.timegm(struct), tz=timezone.utc)
+            except (OverflowError, ValueError, OSError, TypeError):
                 continue
-            if when > now + FUTURE_TOLERANCE:
-                return None  # a date in the future is a publisher's bug, not a fact
-            return when
     return None
 
 
 def _best_text(item) -> str | None:
-    candidates = []
-    for content in item.get("content") or []:
-        candidates.append(content.get("value") or "")
-    candidates.append(item.get("summary") or "")
-    texts = [clean_text(html_to_text(c)) for c in candidates if c]
+    """The longest of the item's content and summary, as plain text."""
+    candidates = [_plain(c.get("value"), c.get("type")) for c in item.get("content") or []
+                  if hasattr(c, "get")]
+    candidates.append(_as_text(item, "summary"))
+    texts = [clean_text(c) for c in candidates if c]
     texts = [t for t in texts if t]
     return max(texts, key=len) if texts else None
 

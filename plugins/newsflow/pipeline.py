@@ -6,11 +6,13 @@ The Airflow DAGs call the same stage functions (sync, poll, ingest) one task eac
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import db
 from .config import Settings
+from .fetch import Interrupted
 from .httpclient import SafeClient
 from .ingest import ingest_pending
 from .models import BatchResult, FeedSpec, PassReport, PollOutcome
@@ -29,9 +31,11 @@ def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> dict[str, int]:
 
 
 def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force: bool = True,
-             echo: Callable[[str], None] | None = None) -> PassReport:
+             echo: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> PassReport:
     """Sync the feeds file, poll its enabled feeds (all with ``force``, else the due ones;
-    without a file: every feed in the table), then ingest every pending entry."""
+    without a file: every feed in the table), then ingest every pending entry. A set
+    ``stop`` ends the pass early (``fetch.Interrupted``); what was done stays done."""
+    stop = stop or threading.Event()
     echo = echo or (lambda line: None)
     url = db.ready(settings)
     report = PassReport()
@@ -48,12 +52,14 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
     with SafeClient(settings) as client:
         def on_poll(o: PollOutcome) -> None:
             echo(f"  {o.summary()}")
-        report.polls = poll_feeds(url, settings, feeds, client, progress=on_poll)
+        report.polls = poll_feeds(url, settings, feeds, client, progress=on_poll, stop=stop)
+        if stop.is_set():
+            raise Interrupted("stopped after polling")
 
         def on_batch(b: BatchResult) -> None:
             echo(f"  batch: {b.summary()}")
         echo("ingesting pending entries...")
-        report.ingest = ingest_pending(url, settings, client=client, progress=on_batch)
+        report.ingest = ingest_pending(url, settings, client=client, progress=on_batch, stop=stop)
     with db.connect(url) as conn:
         report.totals = article_store.totals(conn)
         report.stories = story_store.overview(conn)

@@ -72,22 +72,29 @@ class HostDeferrals:
 
 
 class HostGate:
-    """Concurrency and spacing per host; ``with gate(host):`` around each request."""
+    """Concurrency and spacing per host within this process; ``with gate(host):`` around
+    each request. (Across processes, the frontier's slots keep the spacing.)"""
 
     def __init__(self, concurrency: int, delay: float):
         self.concurrency, self.delay = max(1, concurrency), max(0.0, delay)
         self._lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = {}
         self._next_start: dict[str, float] = {}
+        self._delays: dict[str, float] = {}  # hosts whose robots.txt asks for more
         self.deferrals = HostDeferrals()
+
+    def slow_down(self, host: str, delay: float) -> None:
+        """Space this host's requests ``delay`` apart (its robots.txt Crawl-delay)."""
+        with self._lock:
+            self._delays[host] = max(self.delay, delay)
 
     def block(self, host: str, seconds: float, reason: str) -> None:
         """Leave ``host`` alone for ``seconds`` (it answered 429/503)."""
         self.deferrals.block(host, seconds, reason)
 
-    def blocked(self, host: str) -> str | None:
-        deferred = self.deferrals.check(host)
-        return deferred[1] if deferred else None
+    def blocked(self, host: str) -> tuple[float, str] | None:
+        """(seconds left, reason) while the host asked us to wait."""
+        return self.deferrals.check(host)
 
     def __call__(self, host: str):
         return _GateSlot(self, host)
@@ -99,7 +106,7 @@ class HostGate:
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next_start.get(host, now))
-            self._next_start[host] = start + self.delay
+            self._next_start[host] = start + self._delays.get(host, self.delay)
         if start > now:
             time.sleep(start - now)
 
@@ -119,7 +126,9 @@ class _GateSlot:
 
 
 class RobotsCache:
-    """robots.txt per host (RFC 9309): 4xx = allow all, 5xx/unreachable = disallow for now."""
+    """robots.txt per host (RFC 9309): 4xx = allow all, 5xx/unreachable = disallow for now.
+    A Crawl-delay for our user agent (capped at ``max_crawl_delay``) slows the gate down
+    for that host and is reported (``crawl_delay``) so the frontier can keep to it."""
 
     def __init__(self, client: SafeClient, settings: Settings, gate: HostGate):
         self.client, self.settings, self.gate = client, settings, gate
@@ -131,8 +140,7 @@ class RobotsCache:
         """None when allowed, else (kind, reason)."""
         if not self.settings.obey_robots:
             return None
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        origin = _origin(url)
         with self._lock:
             host_lock = self._host_locks.setdefault(origin, threading.Lock())
         with host_lock:  # one robots.txt fetch per host, even with many pages in flight
@@ -145,6 +153,17 @@ class RobotsCache:
             return ErrorKind.ROBOTS, "robots.txt disallows this page"
         return None
 
+    def crawl_delay(self, url: str) -> float | None:
+        """The Crawl-delay robots.txt gave for this URL's host (after ``check``), capped."""
+        rules, _ = self._rules.get(_origin(url), (None, None))
+        if rules is None:
+            return None
+        try:
+            delay = rules.crawl_delay(self.settings.http_user_agent)
+        except Exception:
+            return None
+        return min(float(delay), self.settings.max_crawl_delay) if delay else None
+
     def _load(self, origin: str, host: str) -> tuple[Protego | None, str | None]:
         with self.gate(host):
             result = self.client.get(origin + "/robots.txt", max_bytes=ROBOTS_MAX_BYTES)
@@ -152,12 +171,21 @@ class RobotsCache:
             return None, None
         if result.ok:
             try:
-                return Protego.parse(result.body.decode("utf-8", "replace")), None
+                rules = Protego.parse(result.body.decode("utf-8", "replace"))
+                delay = rules.crawl_delay(self.settings.http_user_agent)
             except Exception:  # an unparseable robots.txt restricts nothing
                 return None, None
+            if delay:
+                self.gate.slow_down(host, min(float(delay), self.settings.max_crawl_delay))
+            return rules, None
         return None, f"robots.txt unavailable ({result.error or result.status}); retrying later"
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def deferred_result(url: str, reason: str) -> FetchResult:
-    """The result of a request we did not send because the host asked us to wait."""
+    """The result of a request we did not send (the host asked us to wait, or we stop)."""
     return FetchResult(url=url, final_url=url, error=f"deferred: {reason}", error_kind=ErrorKind.DEFERRED)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import Callable, Sequence
@@ -20,12 +21,14 @@ from typing import Callable, Sequence
 from . import db
 from .config import Settings
 from .httpclient import FetchResult, SafeClient
-from .models import Feed, PollOutcome
+from .models import Feed, ParsedFeed, PollOutcome
 from .parse import parse_feed
 from .politeness import HostDeferrals, host_key, retry_after_delay
+from .redaction import redact
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
 from .storage import fetch_log
+from .storage import hosts as host_store
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +52,61 @@ def shard(feeds: Sequence[Feed], shards: int) -> list[list[int]]:
 
 
 def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: SafeClient | None = None,
-               progress: Callable[[PollOutcome], None] | None = None) -> list[PollOutcome]:
-    """Poll the given feeds concurrently; every outcome is recorded, none raises."""
+               progress: Callable[[PollOutcome], None] | None = None,
+               stop: threading.Event | None = None) -> list[PollOutcome]:
+    """Poll the given feeds concurrently; every outcome is recorded on its feed.
+
+    A feed never fails the others: whatever goes wrong with one (its server, its
+    document, an item the database refuses, a bug) is that feed's recorded error. Only
+    the database itself failing (connection lost, read-only, no privilege, disk full)
+    ends the poll, with that error. A set ``stop`` starts no further feed."""
+    stop = stop or threading.Event()
     own_client = client is None
     client = client or SafeClient(settings)
     outcomes: list[PollOutcome] = []
     deferrals = HostDeferrals()
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.poll_concurrency))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, settings.poll_concurrency)) as pool:
-            futures = {pool.submit(_poll_one, url, settings, client, f, deferrals): f for f in feeds}
-            for future in as_completed(futures):
-                feed = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # a bug or a database error for this feed only
-                    log.exception("polling feed %s failed", feed.url)
-                    outcome = PollOutcome(feed.id, feed.url, None, error=f"{type(exc).__name__}: {exc}")
-                outcomes.append(outcome)
-                if progress:
-                    progress(outcome)
+        futures = {pool.submit(_poll_guarded, url, settings, client, f, deferrals, stop): f for f in feeds}
+        for future in as_completed(futures):
+            outcome = future.result()  # a database failure propagates from here
+            if outcome is None:  # not started: stopping
+                continue
+            outcomes.append(outcome)
+            if progress:
+                progress(outcome)
     finally:
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         if own_client:
             client.close()
     return sorted(outcomes, key=lambda o: o.feed_id)
 
 
+def _poll_guarded(url: str, settings: Settings, client: SafeClient, feed: Feed,
+                  deferrals: HostDeferrals, stop: threading.Event) -> PollOutcome | None:
+    if stop.is_set():
+        return None
+    try:
+        return _poll_one(url, settings, client, feed, deferrals)
+    except Exception as exc:
+        if not db.is_record_fault(exc):
+            raise  # the database's fault, not the feed's
+        # a bug or a hostile document we did not foresee: this feed's error, on its row
+        error = f"internal error while polling: {type(exc).__name__}: {str(exc)[:300]}"
+        log.exception("polling feed %s failed", redact(feed.url))
+        with db.transaction(url) as conn:
+            _record_failure(conn, settings, feed, FetchResult(url=feed.url, final_url=feed.url), error)
+        return PollOutcome(feed.id, redact(feed.url), None, error=error)
+
+
 def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
               deferrals: HostDeferrals) -> PollOutcome:
+    shown = redact(feed.url)
     if (deferred := deferrals.check(host_key(feed.url))):
         left, reason = deferred
         with db.transaction(url) as conn:
             feed_store.defer(conn, feed.id, left)
-        return PollOutcome(feed.id, feed.url, None, error=f"deferred: {reason}", deferred=True)
+        return PollOutcome(feed.id, shown, None, error=f"deferred: {reason}", deferred=True)
     now = datetime.now(timezone.utc)
     full = (feed.last_full_fetch_at is None or
             (now - feed.last_full_fetch_at).total_seconds() >= settings.full_fetch_interval)
@@ -92,21 +118,34 @@ def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
     result = client.get(feed.url, max_bytes=settings.max_feed_bytes, headers=headers, accept=FEED_ACCEPT)
-    outcome = PollOutcome(feed.id, feed.url, result.status, bytes=len(result.body))
+    outcome = PollOutcome(feed.id, shown, result.status, bytes=len(result.body))
+    # Parsing is CPU work on strangers' bytes: done before the transaction opens, so no
+    # transaction waits on it (managed PostgreSQL kills idle-in-transaction sessions).
+    answered = not result.failed and not result.not_modified
+    body_hash = hashlib.sha256(result.body).hexdigest() if answered else None
+    parsed = hosts = None
+    if answered and body_hash != feed.body_hash:
+        parsed = parse_feed(result.body, result.final_url, feed.guid_mode, result.content_type,
+                            settings=settings)
+        hosts = [host_key(e.link) if e.link else None for e in parsed.entries]
     with db.transaction(url) as conn:
         if result.failed:
             outcome.error = result.error or f"HTTP {result.status}"
             _record_failure(conn, settings, feed, result, outcome.error, deferrals)
-        elif result.not_modified:
+        elif result.not_modified or body_hash == feed.body_hash:  # (body_hash is set when answered)
+            # 304, or the same bytes as last time although the server did not say 304
             outcome.not_modified = True
-            feed_store.record_success(conn, feed.id, status=304, etag=None, last_modified=None,
-                                      body_hash=None, full_fetch=False, keep_warning=True,
+            validators = ({} if result.not_modified else
+                          dict(etag=result.headers.get("etag"), last_modified=result.headers.get("last-modified")))
+            feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
+                                      full_fetch=full and not result.not_modified, keep_warning=True,
+                                      etag=validators.get("etag"), last_modified=validators.get("last_modified"),
                                       interval=next_interval(settings, feed, result, changed=False))
         else:
-            _record_document(conn, settings, feed, result, full, outcome)
+            _record_document(conn, settings, feed, result, full, parsed, hosts, body_hash, outcome)
         if result.permanent_redirect and not outcome.error:
             if feed_store.move(conn, feed.id, result.permanent_redirect):
-                log.info("feed %s moved permanently to %s", feed.url, result.permanent_redirect)
+                log.info("feed %s moved permanently to %s", shown, redact(result.permanent_redirect))
         fetch_log.record(conn, kind="feed", feed_id=feed.id, url=feed.url, status=result.status,
                          bytes=len(result.body), duration_ms=int(result.elapsed * 1000),
                          error=outcome.error, new_entries=outcome.new_entries)
@@ -114,30 +153,25 @@ def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
 
 
 def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, full: bool,
+                     parsed: ParsedFeed, hosts: list[str | None], body_hash: str,
                      outcome: PollOutcome) -> None:
-    body_hash = hashlib.sha256(result.body).hexdigest()
     validators = dict(etag=result.headers.get("etag"), last_modified=result.headers.get("last-modified"))
-    if body_hash == feed.body_hash:
-        # Same bytes as last time although the server did not say 304.
-        outcome.not_modified = True
-        feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
-                                  full_fetch=full, keep_warning=True, **validators,
-                                  interval=next_interval(settings, feed, result, changed=False))
-        return
-    parsed = parse_feed(result.body, result.final_url, feed.guid_mode, result.content_type)
     if parsed.error:
         outcome.error = f"unparseable feed: {parsed.error}"
         _record_failure(conn, settings, feed, result, outcome.error)
         return
-    new, rekeyed = entry_store.insert_new(conn, feed.id, parsed.entries)
+    new, rekeyed, problems = entry_store.insert_new(conn, feed.id, parsed.entries, hosts)
     mode = parsed.guid_mode
-    warning = parsed.warning
+    warnings = [parsed.warning] if parsed.warning else []
     if rekeyed and mode == "guid":
         mode = "link"
-        warning = f"GUIDs change between polls ({rekeyed} known items with new ids): identity by link"
+        warnings = [f"GUIDs change between polls ({rekeyed} known items with new ids): identity by link"]
+    if problems:
+        warnings.append(f"{len(problems)} item(s) refused by the database: {'; '.join(problems[:3])}")
     outcome.new_entries, outcome.seen_entries = new, len(parsed.entries)
     feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
-                              full_fetch=full, guid_mode=mode, warning=warning, **validators,
+                              full_fetch=full, guid_mode=mode, warning="; ".join(warnings) or None,
+                              **validators,
                               interval=next_interval(settings, feed, result, changed=new > 0,
                                                      ttl=parsed.ttl))
 
@@ -159,6 +193,7 @@ def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, e
         host = host_key(feed.url)
         error = f"{error}; host {host} asked to retry after {result.retry_after:.0f}s"
         feed_store.defer_host(conn, host, retry, except_feed=feed.id)
+        host_store.defer(conn, host, retry, error)  # its article pages wait as well
         if deferrals is not None:
             deferrals.block(host, retry, f"host {host} answered HTTP {result.status} with "
                                          f"Retry-After {result.retry_after:.0f}s for feed {feed.id}")

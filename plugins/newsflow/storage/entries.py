@@ -1,26 +1,44 @@
 """SQL for news.entries: the feed items seen, and the queue of article work.
 
-Work is claimed with ``FOR UPDATE SKIP LOCKED`` inside the transaction that also
-writes the results: overlapping runs and several workers never take the same entry,
-and a worker that dies mid-batch releases its rows when its connection drops, so the
-next run finds them pending again and nothing is loaded twice.
+Work is handed out with a lease (``claim``), in a transaction of its own that commits at
+once: pages are then fetched and extracted with no transaction open, and the results are
+written (``owned`` + ``mark_*``) in another short transaction, only for the entries whose
+lease the writer still holds. A lease whose owner is gone (its worker lock, see
+``storage.workers``, was released when the process died) or whose ``lease_until`` passed
+is free again, so a killed worker loses nothing and nothing is loaded twice.
+
+Which entries a claim hands out is the frontier's business (``newsflow.frontier``): the
+oldest due entries, at most a few per host, hosts in rotation, none of a host that asked
+us to wait; each entry gets the host slot (``not_before``) reserved for its fetch.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Sequence
 
 import psycopg
 
 from ..models import PageJob, ParsedEntry
+from ..redaction import redact
+from .workers import LIVE_OWNERS_SQL
+
+log = logging.getLogger(__name__)
+
+_JOB_COLUMNS = """e.id AS entry_id, e.feed_id, f.publisher, e.link, e.title, e.summary, e.author,
+                  e.published_at, e.attempts, e.host, e.not_before, e.strikes"""
 
 
-def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry]) -> tuple[int, int]:
-    """Store the entries not seen before; returns (new, rekeyed).
+def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry],
+               hosts: Sequence[str | None]) -> tuple[int, int, list[str]]:
+    """Store the entries not seen before; returns (new, rekeyed, problems).
 
     ``rekeyed`` counts items whose identity is new but whose link and title this feed
     already has: the feed changes GUIDs between polls, and storing them again would
-    duplicate every item.
+    duplicate every item. ``hosts``: each entry's politeness unit (frontier.host_key).
+    An item the database refuses is skipped and described in ``problems``; the others
+    are stored.
     """
     links = [e.link for e in entries if e.link]
     known = conn.execute("""
@@ -30,7 +48,8 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
     known_items = {(r["link"], r["title"]) for r in known}
     known_links = {r["link"] for r in known}
     new = rekeyed = 0
-    for e in entries:
+    problems: list[str] = []
+    for e, host in zip(entries, hosts):
         # keyed by link (identity downgraded): an item stored under its old GUID is
         # the same item even when its title was edited since
         same_link = (e.guid == e.link and e.raw_guid not in (None, e.guid)
@@ -38,48 +57,137 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
         if e.guid not in known_guids and e.link and ((e.link, e.title) in known_items or same_link):
             rekeyed += 1
             continue
-        row = conn.execute("""
-            INSERT INTO news.entries (feed_id, guid, link, title, summary, author, published_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (feed_id, guid) DO NOTHING RETURNING id""",
-            (feed_id, e.guid, e.link, e.title, e.summary, e.author, e.published_at)).fetchone()
+        try:
+            with conn.transaction():  # a savepoint: one refused item never costs the document
+                row = conn.execute("""
+                    INSERT INTO news.entries (feed_id, guid, link, title, summary, author,
+                                              published_at, host, notes)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (feed_id, guid) DO NOTHING RETURNING id""",
+                    (feed_id, e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
+                     "; ".join(e.notes) or None)).fetchone()
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+                psycopg.errors.ProgramLimitExceeded) as exc:
+            problems.append(f"item {redact(e.guid[:80])!r} refused: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}")
+            continue
         if row:
             new += 1
-    return new, rekeyed
+    return new, rekeyed, problems
 
 
-def claim(conn: psycopg.Connection, limit: int, entry_ids: Sequence[int] | None = None) -> list[PageJob]:
-    """Lock up to ``limit`` due pending entries for this transaction."""
+# --- the queue ----------------------------------------------------------------------------
+
+def candidates(conn: psycopg.Connection, *, scan: int, horizon: float,
+               entry_ids: Sequence[int] | None) -> list[dict]:
+    """The oldest due pending entries that are free (no live lease), with their rank in
+    their host's queue and whether their host can take a request soon. Locks nothing."""
+    return conn.execute(f"""
+        WITH live AS MATERIALIZED ({LIVE_OWNERS_SQL}),
+        cand AS (
+            SELECT e.id, e.host, e.next_attempt_at, e.strikes FROM news.entries e
+            WHERE e.status = 'pending' AND e.next_attempt_at <= now()
+              AND (%(ids)s::bigint[] IS NULL OR e.id = ANY(%(ids)s::bigint[]))
+              AND (e.lease_owner IS NULL OR e.lease_until < now()
+                   OR e.lease_owner NOT IN (SELECT owner FROM live))
+            ORDER BY e.next_attempt_at, e.id
+            LIMIT %(scan)s)
+        SELECT c.id, c.host, c.strikes,
+               row_number() OVER (PARTITION BY c.host ORDER BY c.next_attempt_at, c.id) AS rank,
+               (h.host IS NULL OR ((h.deferred_until IS NULL OR h.deferred_until <= now())
+                                   AND h.next_allowed_at <= now() + make_interval(secs => %(horizon)s)))
+                   AS open
+        FROM cand c LEFT JOIN news.hosts h ON h.host = c.host""",
+        {"ids": list(entry_ids) if entry_ids is not None else None, "scan": scan,
+         "horizon": horizon}).fetchall()
+
+
+def lock_free(conn: psycopg.Connection, ids: Sequence[int]) -> list[int]:
+    """Lock those of ``ids`` still pending and free (other claimers skip them)."""
+    rows = conn.execute(f"""
+        WITH live AS MATERIALIZED ({LIVE_OWNERS_SQL})
+        SELECT e.id FROM news.entries e
+        WHERE e.id = ANY(%s) AND e.status = 'pending'
+          AND (e.lease_owner IS NULL OR e.lease_until < now()
+               OR e.lease_owner NOT IN (SELECT owner FROM live))
+        ORDER BY e.id FOR UPDATE OF e SKIP LOCKED""", (list(ids),)).fetchall()
+    return [r["id"] for r in rows]
+
+
+def lease(conn: psycopg.Connection, owner: int, lease_seconds: float,
+          slots: dict[int, datetime | None]) -> list[PageJob]:
+    """Lease the (locked) entries to ``owner``, each with its host slot; counts a strike."""
+    ids = list(slots)
+    rows = conn.execute(f"""
+        UPDATE news.entries e SET lease_owner = %(owner)s,
+               lease_until = now() + make_interval(secs => %(lease)s),
+               not_before = s.not_before, strikes = e.strikes + 1, updated_at = now()
+        FROM unnest(%(ids)s::bigint[], %(slots)s::timestamptz[]) AS s(id, not_before),
+             news.feeds f
+        WHERE e.id = s.id AND f.id = e.feed_id
+        RETURNING {_JOB_COLUMNS}""",
+        {"owner": owner, "lease": lease_seconds, "ids": ids, "slots": [slots[i] for i in ids]}).fetchall()
+    jobs = {r["entry_id"]: PageJob(**r) for r in rows}
+    return [jobs[i] for i in ids if i in jobs]
+
+
+def quarantine(conn: psycopg.Connection, ids: Sequence[int], max_strikes: int) -> int:
+    """Fail (locked) entries that were claimed ``max_strikes`` times without a result."""
+    cur = conn.execute("""
+        UPDATE news.entries SET status = 'failed', lease_owner = NULL, lease_until = NULL,
+               last_error = format('quarantined: claimed %%s times without a result (its worker '
+                                   'crashed or was killed, or loading it failed); last error: %%s',
+                                   strikes, coalesce(last_error, 'none')),
+               updated_at = now()
+        WHERE id = ANY(%s)""", (list(ids),))
+    if cur.rowcount:
+        log.warning("quarantined %d entries after %d claims without a result", cur.rowcount, max_strikes)
+    return cur.rowcount
+
+
+def owned(conn: psycopg.Connection, owner: int, ids: Sequence[int]) -> set[int]:
+    """Lock and return those of ``ids`` whose lease ``owner`` still holds (pending)."""
     rows = conn.execute("""
-        SELECT e.id AS entry_id, e.feed_id, f.publisher, e.link, e.title, e.summary, e.author,
-               e.published_at, e.attempts
-        FROM news.entries e JOIN news.feeds f ON f.id = e.feed_id
-        WHERE e.status = 'pending' AND e.next_attempt_at <= now()
-          AND (%(ids)s::bigint[] IS NULL OR e.id = ANY(%(ids)s::bigint[]))
-        ORDER BY e.next_attempt_at, e.id
-        LIMIT %(limit)s
-        FOR UPDATE OF e SKIP LOCKED""",
-        {"limit": limit, "ids": list(entry_ids) if entry_ids is not None else None}).fetchall()
-    return [PageJob(**r) for r in rows]
+        SELECT id FROM news.entries WHERE id = ANY(%s) AND lease_owner = %s AND status = 'pending'
+        ORDER BY id FOR UPDATE""", (list(ids), owner)).fetchall()
+    return {r["id"] for r in rows}
+
+
+def release(conn: psycopg.Connection, owner: int, ids: Sequence[int] | None = None) -> int:
+    """Give leases back unused (interrupted): no attempt and no strike counted."""
+    cur = conn.execute("""
+        UPDATE news.entries SET lease_owner = NULL, lease_until = NULL, not_before = NULL,
+               strikes = greatest(strikes - 1, 0), updated_at = now()
+        WHERE lease_owner = %s AND status = 'pending'
+          AND (%s::bigint[] IS NULL OR id = ANY(%s::bigint[]))""",
+        (owner, list(ids) if ids is not None else None, list(ids) if ids is not None else None))
+    return cur.rowcount
+
+
+_DONE = "lease_owner = NULL, lease_until = NULL, not_before = NULL, updated_at = now()"
 
 
 def mark_loaded(conn: psycopg.Connection, entry_id: int, article_id: int) -> None:
-    conn.execute("""
+    conn.execute(f"""
         UPDATE news.entries SET status = 'loaded', article_id = %s, attempts = attempts + 1,
-               last_error = NULL, updated_at = now() WHERE id = %s""", (article_id, entry_id))
+               last_error = NULL, strikes = 0, {_DONE} WHERE id = %s""", (article_id, entry_id))
 
 
-def mark_retry(conn: psycopg.Connection, entry_id: int, error: str, delay_seconds: float) -> None:
-    conn.execute("""
-        UPDATE news.entries SET attempts = attempts + 1, last_error = %s,
-               next_attempt_at = now() + make_interval(secs => %s), updated_at = now()
-        WHERE id = %s""", (error[:2000], delay_seconds, entry_id))
+def mark_retry(conn: psycopg.Connection, entry_id: int, error: str, delay_seconds: float, *,
+               attempt: bool = True, strike: bool = False) -> None:
+    """Back in the queue after ``delay_seconds``. ``attempt``: count it as a fetch attempt
+    (a host's Retry-After is not); ``strike``: keep the claim's strike (loading it failed)."""
+    conn.execute(f"""
+        UPDATE news.entries SET attempts = attempts + %s, last_error = %s,
+               next_attempt_at = now() + make_interval(secs => %s),
+               strikes = CASE WHEN %s THEN strikes ELSE 0 END, {_DONE}
+        WHERE id = %s""", (int(attempt), redact(error)[:2000], delay_seconds, strike, entry_id))
 
 
 def mark_failed(conn: psycopg.Connection, entry_id: int, error: str) -> None:
-    conn.execute("""
+    conn.execute(f"""
         UPDATE news.entries SET status = 'failed', attempts = attempts + 1, last_error = %s,
-               updated_at = now() WHERE id = %s""", (error[:2000], entry_id))
+               strikes = 0, {_DONE} WHERE id = %s""", (redact(error)[:2000], entry_id))
 
 
 def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str | None = None,
@@ -88,7 +196,7 @@ def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str
     statuses = ["failed", "pending"] + (["loaded"] if include_loaded else [])
     cur = conn.execute("""
         UPDATE news.entries SET status = 'pending', next_attempt_at = now(), attempts = 0,
-               updated_at = now()
+               strikes = 0, updated_at = now()
         WHERE status = ANY(%(statuses)s)
           AND (cardinality(%(ids)s::bigint[]) = 0 OR id = ANY(%(ids)s::bigint[]))
           AND (%(url)s::text IS NULL OR link = %(url)s)

@@ -8,6 +8,7 @@ from typing import Sequence
 import psycopg
 
 from ..models import Feed, FeedSpec, FeedStatus
+from ..redaction import redact
 
 _FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_interval,
                    effective_interval, consecutive_errors, last_full_fetch_at, guid_mode"""
@@ -115,7 +116,8 @@ def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None
             enabled = CASE WHEN %(disable)s::text IS NULL THEN enabled ELSE false END,
             disabled_reason = coalesce(%(disable)s, disabled_reason), updated_at = now()
         WHERE id = %(id)s""",
-        {"status": status, "error": error[:2000], "retry": retry_in, "disable": disable_reason,
+        {"status": status, "error": redact(error)[:2000], "retry": retry_in,
+         "disable": redact(disable_reason)[:2000] if disable_reason else None,
          "id": feed_id})
 
 

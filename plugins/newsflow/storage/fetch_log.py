@@ -1,8 +1,11 @@
-"""SQL for news.fetch_log: one row per HTTP fetch, the audit trail of the pipeline."""
+"""SQL for news.fetch_log: one row per HTTP fetch, the audit trail of the pipeline.
+URLs and errors are stored with their credentials redacted (``https://***@host/…``)."""
 
 from __future__ import annotations
 
 import psycopg
+
+from ..redaction import redact
 
 
 def record(conn: psycopg.Connection, *, kind: str, url: str, status: int | None, bytes: int,
@@ -12,8 +15,8 @@ def record(conn: psycopg.Connection, *, kind: str, url: str, status: int | None,
         INSERT INTO news.fetch_log (kind, feed_id, entry_id, url, status, bytes, duration_ms,
                                     new_entries, error)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (kind, feed_id, entry_id, url, status, bytes, duration_ms, new_entries,
-         error[:2000] if error else None))
+        (kind, feed_id, entry_id, redact(url), status, bytes, duration_ms, new_entries,
+         redact(error)[:2000] if error else None))
 
 
 def purge(conn: psycopg.Connection, older_than_days: int) -> int:

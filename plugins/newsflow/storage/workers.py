@@ -1,0 +1,27 @@
+"""SQL for worker identity: news.worker_seq and a session advisory lock per worker.
+
+A worker (one ingesting process, or one Airflow task) takes a fresh id from
+``news.worker_seq`` and holds the advisory lock (WORKER_LOCK_NS, id) on a connection of
+its own for as long as it works. Its leases (news.entries.lease_owner) are live exactly
+while that lock is held: when the process dies, however it dies, PostgreSQL drops the
+connection and the lock, and the entries are free for the next worker at once. The
+connection is idle outside any transaction, so idle-in-transaction timeouts never hit it.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+WORKER_LOCK_NS = 0x6E66  # "nf": the first key of every worker lock
+
+# The ids of live workers, for a CTE (pg_locks is readable by every role).
+LIVE_OWNERS_SQL = f"""
+    SELECT objid::bigint AS owner FROM pg_locks
+    WHERE locktype = 'advisory' AND classid = {WORKER_LOCK_NS} AND objsubid = 2 AND granted"""
+
+
+def register(conn: psycopg.Connection) -> int:
+    """A new worker id, locked by this (autocommit) connection until it closes."""
+    worker_id = conn.execute("SELECT nextval('news.worker_seq')::integer AS id").fetchone()["id"]
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (WORKER_LOCK_NS, worker_id))
+    return worker_id

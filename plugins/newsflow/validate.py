@@ -1,0 +1,170 @@
+"""The validation boundary: everything that comes from outside passes here once.
+
+Feed items (``parse``), page metadata and extracted text (``extract``) become the
+pipeline's typed records only through these functions, so no later stage (and no
+database column) sees a NUL, a lone surrogate, a control character, an unbounded field,
+a year-0001 date or a ``javascript:`` link:
+
+* text: NUL, lone surrogates and control characters (other than newline and tab) removed,
+  NFC, cut at the field's documented cap (``NEWSFLOW_MAX_*_CHARS``);
+* identities (GUIDs, or links used as identities) longer than ``max_guid_bytes`` in UTF-8
+  are replaced by their sha256 (one per item still; a b-tree index row has ~2.7 kB);
+* links, canonical and image URLs: absolute http(s), no whitespace or control
+  characters, at most ``max_url_bytes`` in UTF-8; anything else is dropped, with a note;
+* dates: kept only from ``min_year`` to now + ``max_future_seconds``;
+* language codes: a BCP 47-shaped tag (``en``, ``pt-BR``), else dropped.
+
+Every change is a *note* ("title cut to 1000 characters", "date 0001-01-01 out of
+range, dropped"): the entry keeps them (``news.entries.notes``), so a cleaned record is
+never silently different from what the publisher sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from .config import Settings
+from .models import Extracted
+
+# NUL and C0/C1 controls except tab and newline (carriage returns become newlines first),
+# lone surrogates, and the non-characters U+FFFE/U+FFFF.
+_UNWANTED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
+_URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
+# numeric character references to what XML forbids: surrogates, NUL and C0 controls,
+# beyond U+10FFFF. feedparser's fallback parser crashes on "&#xD800;".
+_BAD_CHARREF = re.compile(rb"&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});")
+
+
+def text(value: object, cap: int, what: str, notes: list[str]) -> str | None:
+    """A clean, bounded string (None when nothing is left)."""
+    if value is None:
+        return None
+    s = value if isinstance(value, str) else str(value)
+    s = s.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = _UNWANTED.sub("", s)
+    if cleaned != s:
+        notes.append(f"{what}: control characters, NUL or lone surrogates removed")
+    cleaned = unicodedata.normalize("NFC", cleaned).strip()
+    if len(cleaned) > cap:
+        notes.append(f"{what} cut to {cap} characters (was {len(cleaned)})")
+        cleaned = cleaned[:cap].rstrip()
+    return cleaned or None
+
+
+def guid(value: str | None, notes: list[str]) -> str | None:
+    """A feed item's own id, clean (its length is bounded by :func:`identity`)."""
+    return text(value, 1 << 30, "guid", notes)
+
+
+def identity(value: str, settings: Settings, notes: list[str]) -> str:
+    """An entry's identity (guid, link or hash) as stored: too long ones (in UTF-8 bytes)
+    become their sha256, so the (feed, identity) index can always hold it."""
+    size = len(value.encode("utf-8"))
+    if size <= settings.max_guid_bytes:
+        return value
+    notes.append(f"identity of {size} bytes replaced by its sha256")
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def url(value: str | None, settings: Settings, what: str, notes: list[str]) -> str | None:
+    """An absolute http(s) URL fit to store and fetch, or None (with a note saying why)."""
+    if value is None:
+        return None
+    raw = value.strip() if isinstance(value, str) else str(value)
+    if not raw:
+        notes.append(f"{what} is empty")
+        return None
+    shown = raw[:80] + ("…" if len(raw) > 80 else "")
+    size = len(raw.encode("utf-8", "replace"))
+    if size > settings.max_url_bytes:
+        notes.append(f"{what} of {size} bytes is longer than {settings.max_url_bytes}: dropped")
+        return None
+    if _URL_FORBIDDEN.search(raw) or _UNWANTED.search(raw):
+        notes.append(f"{what} {_UNWANTED.sub('?', shown)!r} contains spaces or control characters: dropped")
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        notes.append(f"{what} {shown!r} is not a valid URL: dropped")
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        notes.append(f"{what} {shown!r} is not an absolute http(s) URL: dropped")
+        return None
+    return raw
+
+
+def date(value: datetime | None, settings: Settings, what: str, notes: list[str],
+         now: datetime | None = None) -> datetime | None:
+    """An aware UTC date within [min_year, now + max_future_seconds], else None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    if value.year < settings.min_year:
+        notes.append(f"{what} {value:%Y-%m-%d} is before {settings.min_year}: dropped")
+        return None
+    if value > now + timedelta(seconds=settings.max_future_seconds):
+        notes.append(f"{what} {value:%Y-%m-%d} is in the future: dropped")
+        return None
+    return value.astimezone(timezone.utc)
+
+
+def language(value: str | None, notes: list[str]) -> str | None:
+    if not value:
+        return None
+    candidate = str(value).strip()
+    if len(candidate) <= 35 and _LANGUAGE.match(candidate):
+        return candidate.replace("_", "-").lower()
+    notes.append(f"language {candidate[:40]!r} is not a language tag: dropped")
+    return None
+
+
+def page(found: Extracted, settings: Settings) -> tuple[Extracted, list[str]]:
+    """Extraction output (page metadata and text) made fit for the records; (page, notes)."""
+    from .normalize import to_utc
+
+    notes: list[str] = []
+    when = date(to_utc(found.date), settings, "page date", notes) if found.date else None
+    cleaned = replace(
+        found,
+        text=text(found.text, settings.max_body_chars, "page text", notes),
+        title=text(found.title, settings.max_title_chars, "page title", notes),
+        author=text(found.author, settings.max_author_chars, "page author", notes),
+        date=when.isoformat() if when else None,
+        site_name=text(found.site_name, settings.max_title_chars, "site name", notes),
+        language=language(found.language, notes),
+        canonical_url=url(found.canonical_url, settings, "canonical URL", notes),
+        image=url(found.image, settings, "image URL", notes),
+        error=text(found.error, 2000, "error", []),
+    )
+    return cleaned, notes
+
+
+def scrub_document(body: bytes) -> tuple[bytes, int]:
+    """Replace character references to surrogates, NUL and C0 controls (which no XML
+    allows and which crash feedparser's fallback parser) by U+FFFD; (body, how many)."""
+    count = 0
+
+    def fix(match: re.Match) -> bytes:
+        nonlocal count
+        ref = match.group(1)
+        try:
+            code = int(ref[1:], 16) if ref[:1] in (b"x", b"X") else int(ref)
+        except ValueError:
+            return match.group(0)
+        if (code < 0x20 and code not in (9, 10, 13)) or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            count += 1
+            return b"&#xFFFD;"
+        return match.group(0)
+
+    if b"&#" not in body:
+        return body, 0
+    return _BAD_CHARREF.sub(fix, body), count
