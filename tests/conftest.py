@@ -85,6 +85,12 @@ def sample_feeds(sample_world, tmp_path) -> Path:
     return sample_world.render_feeds_file(SAMPLE_DIR / "feeds.yaml", tmp_path / "feeds.yaml")
 
 
+def execute(url: str, sql: str, params=()) -> None:
+    """Run one statement that returns no rows (DDL, settings), committed."""
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute(sql, params)
+
+
 def fetch_all(url: str, sql: str, params=()) -> list[dict]:
     with db.connect(url) as conn:
         return conn.execute(sql, params).fetchall()

@@ -32,7 +32,6 @@ feeds:
     ({"feeds": [{"url": "https://x.com/rss"}]}, "`url` and `publisher` are required"),
     ({"feeds": [{"url": "ftp://x.com/rss", "publisher": "X"}]}, "not an absolute http(s) URL"),
     ({"feeds": [{"url": "https://x.com/rss", "publisher": "X", "colour": "red"}]}, "unknown keys"),
-    ({"feeds": [{"url": "https://x.com/rss", "publisher": "X"}] * 2}, "duplicate url"),
     ({"feeds": [{"url": "https://x.com/rss", "publisher": "X", "poll_interval": "soon"}]}, "poll_interval"),
 ])
 def test_feeds_file_errors_name_the_problem(data, message):
@@ -41,6 +40,32 @@ def test_feeds_file_errors_name_the_problem(data, message):
     with pytest.raises(FeedsFileError) as exc:
         parse_feeds(data)
     assert message in str(exc.value)
+
+
+def test_one_feed_per_canonical_url_with_a_warning(tmp_path):
+    warnings: list[str] = []
+    specs = parse_feeds({"feeds": [{"url": "HTTP://Example.COM:80/rss?", "publisher": "X"},
+                                   {"url": "http://example.com/rss", "publisher": "Y"},
+                                   {"url": "https://example.com:443/Rss?b=1#top", "publisher": "Z"}]},
+                        warnings=warnings)
+    assert [(s.url, s.publisher) for s in specs] == [("http://example.com/rss", "X"),
+                                                     ("https://example.com/Rss?b=1", "Z")]
+    assert len(warnings) == 1 and "list item 2" in warnings[0] and "ignored" in warnings[0]
+
+
+def test_errors_name_file_line_and_feed_without_credentials(tmp_path):
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - url: https://a.example/rss\n    publisher: A\n"
+                    "  - url: https://bob:s3cret@b.example/rss\n    publisher: B\n    colour: red\n")
+    with pytest.raises(FeedsFileError) as exc:
+        load_feeds_file(path)
+    message = str(exc.value)
+    assert f"{path}:4: list item 2" in message and "b.example/rss" in message
+    assert "s3cret" not in message and "bob" not in message
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("feeds:\n  - url: https://a.example/rss\n    publisher: Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(FeedsFileError, match=f"{latin}: not UTF-8"):
+        load_feeds_file(latin)
 
 
 def test_missing_and_broken_files(tmp_path):

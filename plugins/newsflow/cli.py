@@ -166,14 +166,15 @@ def cmd_demo(args, settings: Settings) -> int:
 
 
 def cmd_feeds(args, settings: Settings) -> int:
-    from .pipeline import sync_feeds
-    from .registry import load_feeds_file
+    from .pipeline import sync_file
     from .storage import feeds as feed_store
 
     url = _url(settings)
     if args.action == "sync":
-        result = sync_feeds(url, load_feeds_file(args.file))
-        print(f"{result['inserted']} feeds added, {result['updated']} updated")
+        result = sync_file(url, args.file)
+        for warning in result.warnings:
+            _echo(f"warning: {warning}")
+        print(f"feeds file {args.file}: {result.summary()}")
         return 0
     if args.action in ("enable", "disable"):
         with db.transaction(url) as conn:

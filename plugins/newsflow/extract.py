@@ -23,7 +23,9 @@ from .models import ErrorKind, Extracted, ExtractJob
 
 log = logging.getLogger(__name__)
 
-_HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", re.I)
+# <html lang="..."> when trafilatura finds no language: the whole attribute, so a bogus
+# value ("xxxx...", 10,000 characters) is refused by the validation boundary, not cut down.
+_HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([^\"'\s>]{1,40})[\"'\s>]", re.I)
 
 
 def extract_page(job: ExtractJob, settings: Settings) -> Extracted:
@@ -68,7 +70,7 @@ def _extract(html: bytes, url: str, max_bytes: int, search_date: bool = True) ->
     language = None
     match = _HTML_LANG.search(html[:4096])
     if match:
-        language = match.group(1).decode("ascii").lower()
+        language = match.group(1).decode("ascii", "replace").lower()
     if doc is None:
         return Extracted(error="no main text found", error_kind=ErrorKind.NO_TEXT, language=language)
     return Extracted(

@@ -63,6 +63,21 @@ class FeedSpec:
 
 
 @dataclass
+class FeedSync:
+    """What syncing a feeds file did."""
+    inserted: int = 0
+    updated: int = 0
+    feed_ids: list[int] = field(default_factory=list)  # the file's feeds, in file order
+    unchanged: bool = False  # the file's bytes were synced before: nothing to do
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.unchanged:
+            return f"unchanged since its last sync ({len(self.feed_ids)} feeds)"
+        return f"{self.inserted} new, {self.updated} known"
+
+
+@dataclass
 class Feed:
     """A feed row with the state polling needs."""
     id: int
@@ -354,7 +369,7 @@ class StoryOverview:
 @dataclass
 class PassReport:
     """One full pass (`newsflow run`): what was synced, polled, ingested, and the result."""
-    feeds_synced: dict[str, int] = field(default_factory=dict)
+    feeds_synced: FeedSync = field(default_factory=FeedSync)
     polls: list[PollOutcome] = field(default_factory=list)
     ingest: BatchResult = field(default_factory=BatchResult)
     totals: Totals = field(default_factory=Totals)

@@ -15,19 +15,55 @@ from .config import Settings
 from .fetch import Interrupted
 from .httpclient import SafeClient
 from .ingest import ingest_pending
-from .models import BatchResult, FeedSpec, PassReport, PollOutcome
+from .models import BatchResult, FeedSpec, FeedSync, PassReport, PollOutcome
 from .poll import poll_feeds, select_feeds
-from .registry import load_feeds_file
+from . import registry
 from .storage import articles as article_store
+from .storage import feed_files as feed_file_store
 from .storage import feeds as feed_store
 from .storage import stories as story_store
 
 log = logging.getLogger(__name__)
 
 
-def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> dict[str, int]:
+def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> FeedSync:
+    """Upsert the declared feeds (one transaction; concurrent syncs wait for each other)."""
     with db.transaction(url) as conn:
-        return feed_store.sync(conn, specs)
+        feed_store.lock_for_sync(conn)
+        return _sync(conn, specs)
+
+
+def sync_file(url: str, path: str | Path) -> FeedSync:
+    """Sync a feeds file; a file whose bytes did not change since its last sync costs a
+    hash and one query. Parsing happens with no transaction open."""
+    raw, digest = registry.read_file(path)
+    key = str(Path(path).resolve())
+    with db.transaction(url) as conn:
+        cached = feed_file_store.get(conn, key)
+    if cached and cached[0] == digest:
+        return FeedSync(feed_ids=cached[1], unchanged=True)
+    parsed = registry.parse_file(path, raw)
+    with db.transaction(url) as conn:
+        feed_store.lock_for_sync(conn)
+        result = _sync(conn, parsed.specs)
+        feed_file_store.put(conn, key, digest, result.feed_ids)
+    result.warnings = parsed.warnings
+    return result
+
+
+def _sync(conn, specs: Sequence[FeedSpec]) -> FeedSync:
+    """Match the specs to known feeds (by the URL each was declared with, else its current
+    URL, both in canonical spelling), update those, insert the others."""
+    by_declared: dict[str, int] = {}
+    by_url: dict[str, int] = {}
+    for row in feed_store.declared(conn):
+        by_declared.setdefault(registry.feed_url_key(row["declared"]), row["id"])
+        by_url.setdefault(registry.feed_url_key(row["url"]), row["id"])
+    known = [by_declared.get(s.url) or by_url.get(s.url) for s in specs]
+    feed_store.update_declared(conn, [(feed_id, s) for feed_id, s in zip(known, specs) if feed_id])
+    added = feed_store.insert_declared(conn, [s for feed_id, s in zip(known, specs) if not feed_id])
+    ids = [feed_id or added.get(s.url) for feed_id, s in zip(known, specs)]
+    return FeedSync(inserted=len(added), updated=sum(1 for f in known if f), feed_ids=[i for i in ids if i])
 
 
 def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force: bool = True,
@@ -39,14 +75,15 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
     echo = echo or (lambda line: None)
     url = db.ready(settings)
     report = PassReport()
-    specs = load_feeds_file(feeds_file) if feeds_file else None
-    if specs is not None:
-        report.feeds_synced = sync_feeds(url, specs)
-        echo(f"feeds file: {report.feeds_synced['inserted']} new, {report.feeds_synced['updated']} known")
+    if feeds_file:
+        report.feeds_synced = sync_file(url, feeds_file)
+        echo(f"feeds file {feeds_file}: {report.feeds_synced.summary()}")
+        for warning in report.feeds_synced.warnings:
+            echo(f"  warning: {warning}")
     with db.connect(url) as conn:
         feeds = select_feeds(conn, force=force)
-        if specs is not None:  # the pass is about the feeds of this file, wherever they moved
-            declared = set(feed_store.ids_for(conn, specs))
+        if feeds_file:  # the pass is about the feeds of this file, wherever they moved
+            declared = set(report.feeds_synced.feed_ids)
             feeds = [f for f in feeds if f.id in declared]
     echo(f"polling {len(feeds)} feed(s)...")
     with SafeClient(settings) as client:

@@ -12,7 +12,8 @@ a year-0001 date or a ``javascript:`` link:
 * links, canonical and image URLs: absolute http(s), no whitespace or control
   characters, at most ``max_url_bytes`` in UTF-8; anything else is dropped, with a note;
 * dates: kept only from ``min_year`` to now + ``max_future_seconds``;
-* language codes: a BCP 47-shaped tag (``en``, ``pt-BR``), else dropped.
+* language codes: a BCP 47-shaped tag (``en``, ``pt-BR``) kept as its primary subtag
+  (``en``, ``pt``), else dropped.
 
 Every change is a *note* ("title cut to 1000 characters", "date 0001-01-01 out of
 range, dropped"): the entry keeps them (``news.entries.notes``), so a cleaned record is
@@ -122,7 +123,8 @@ def language(value: str | None, notes: list[str]) -> str | None:
         return None
     candidate = str(value).strip()
     if len(candidate) <= 35 and _LANGUAGE.match(candidate):
-        return candidate.replace("_", "-").lower()
+        # the primary subtag (ISO 639): "en-US" and "en" are one language for consumers
+        return candidate.replace("_", "-").split("-")[0].lower()
     notes.append(f"language {candidate[:40]!r} is not a language tag: dropped")
     return None
 

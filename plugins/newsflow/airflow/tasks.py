@@ -27,8 +27,7 @@ def _context(settings=None):
 
 def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
     """Sync the feeds table from the feeds file (Variable/env), when one is configured."""
-    from ..pipeline import sync_feeds as sync
-    from ..registry import load_feeds_file
+    from ..pipeline import sync_file
 
     path = feeds_file or context.feeds_file()
     if not path:
@@ -36,9 +35,12 @@ def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
                     context.FEEDS_FILE_VARIABLE, context.FEEDS_FILE_ENV)
         return {"file": None, "inserted": 0, "updated": 0}
     _, url = _context()
-    result = sync(url, load_feeds_file(path))
-    log.info("feeds file %s: %d new, %d known", path, result["inserted"], result["updated"])
-    return {"file": str(path), **result}
+    result = sync_file(url, path)
+    for warning in result.warnings:
+        log.warning("%s", warning)
+    log.info("feeds file %s: %s", path, result.summary())
+    return {"file": str(path), "inserted": result.inserted, "updated": result.updated,
+            "unchanged": result.unchanged, "feeds": len(result.feed_ids)}
 
 
 def plan_poll(feed_id: int | None = None, force: bool = False, shards: int = 4) -> list[list[int]]:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Sequence
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ..models import Feed, FeedSpec, FeedStatus
 from ..redaction import redact
@@ -14,48 +15,57 @@ _FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_inte
                    effective_interval, consecutive_errors, last_full_fetch_at, guid_mode"""
 
 
-def sync(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> dict[str, int]:
-    """Insert new feeds and update declared fields of known ones.
-
-    A feed is known by the URL it was declared with (``declared_url``), so a feed that
-    has since moved (permanent redirect) is still recognised, or by its current URL.
-    Polling state is left alone, and feeds missing from the file are not deleted
-    (their entries and articles stay): they are only reported.
-    """
-    inserted = updated = 0
-    for spec in specs:
-        values = {"url": spec.url, "publisher": spec.publisher, "name": spec.name,
-                  "enabled": spec.enabled, "interval": spec.poll_interval, "tags": list(spec.tags),
-                  "language": spec.language}
-        row = conn.execute("""
-            UPDATE news.feeds SET
-                publisher = %(publisher)s, name = %(name)s, poll_interval = %(interval)s,
-                tags = %(tags)s, language = %(language)s,
-                -- a feed disabled by the file is disabled; one disabled for errors stays so
-                enabled = CASE WHEN NOT %(enabled)s THEN false ELSE enabled END,
-                updated_at = now()
-            WHERE id = (SELECT id FROM news.feeds
-                        WHERE coalesce(declared_url, url) = %(url)s OR url = %(url)s
-                        ORDER BY (coalesce(declared_url, url) = %(url)s) DESC LIMIT 1)
-            RETURNING id""", values).fetchone()
-        if row:
-            updated += 1
-            continue
-        conn.execute("""
-            INSERT INTO news.feeds (url, declared_url, publisher, name, enabled, poll_interval, tags, language)
-            VALUES (%(url)s, %(url)s, %(publisher)s, %(name)s, %(enabled)s, %(interval)s, %(tags)s,
-                    %(language)s)""", values)
-        inserted += 1
-    return {"inserted": inserted, "updated": updated}
+SYNC_LOCK = "newsflow.feeds.sync"
 
 
-def ids_for(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> list[int]:
-    """Ids of the enabled feeds declared by these specs (wherever they have moved)."""
-    urls = [s.url for s in specs]
+def lock_for_sync(conn: psycopg.Connection) -> None:
+    """Serialise syncs (two runs starting together on a new feeds file)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SYNC_LOCK,))
+
+
+def declared(conn: psycopg.Connection) -> list[dict]:
+    """Every feed's id, current URL and the URL it was declared with (for matching)."""
+    return conn.execute("SELECT id, url, coalesce(declared_url, url) AS declared FROM news.feeds "
+                        "ORDER BY id").fetchall()
+
+
+def update_declared(conn: psycopg.Connection, pairs: Sequence[tuple[int, FeedSpec]]) -> None:
+    """Apply the file's declared fields to known feeds (one statement). Polling state is
+    left alone; a feed the file disables is disabled, one disabled for errors stays so."""
+    if not pairs:
+        return
+    conn.execute("""
+        UPDATE news.feeds f SET publisher = s.publisher, name = s.name, poll_interval = s.interval,
+               tags = ARRAY(SELECT jsonb_array_elements_text(s.tags)), language = s.language,
+               enabled = CASE WHEN NOT s.enabled THEN false ELSE f.enabled END, updated_at = now()
+        FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::jsonb[], %s::text[], %s::bool[])
+             AS s(id, publisher, name, interval, tags, language, enabled)
+        WHERE f.id = s.id""",
+        _columns([(feed_id, *_declared_values(spec)) for feed_id, spec in pairs], 7))
+
+
+def insert_declared(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> dict[str, int]:
+    """Add new feeds (one statement); their ids by URL."""
+    if not specs:
+        return {}
     rows = conn.execute("""
-        SELECT id FROM news.feeds WHERE enabled AND (coalesce(declared_url, url) = ANY(%s) OR url = ANY(%s))
-        ORDER BY id""", (urls, urls)).fetchall()
-    return [r["id"] for r in rows]
+        INSERT INTO news.feeds (url, declared_url, publisher, name, poll_interval, tags, language, enabled)
+        SELECT s.url, s.url, s.publisher, s.name, s.interval, ARRAY(SELECT jsonb_array_elements_text(s.tags)),
+               s.language, s.enabled
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::jsonb[], %s::text[], %s::bool[])
+             AS s(url, publisher, name, interval, tags, language, enabled)
+        ON CONFLICT DO NOTHING
+        RETURNING id, url""",
+        _columns([(spec.url, *_declared_values(spec)) for spec in specs], 7)).fetchall()
+    return {r["url"]: r["id"] for r in rows}
+
+
+def _declared_values(spec: FeedSpec) -> tuple:
+    return (spec.publisher, spec.name, spec.poll_interval, Jsonb(list(spec.tags)), spec.language, spec.enabled)
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
 def _feed(row: dict) -> Feed:
@@ -186,4 +196,5 @@ def status(conn: psycopg.Connection) -> list[FeedStatus]:
                     ELSE 'ok' END AS health
         FROM news.feeds f LEFT JOIN news.entries e ON e.feed_id = f.id
         GROUP BY f.id ORDER BY f.id""").fetchall()
-    return [FeedStatus(**r) for r in rows]
+    # for display: a feed URL's credentials are never shown (they stay in news.feeds.url)
+    return [FeedStatus(**{**r, "url": redact(r["url"])}) for r in rows]
