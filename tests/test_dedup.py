@@ -377,19 +377,22 @@ def test_fingerprint_is_stable_across_processes():
 
 
 def test_fingerprint_golden_values():
-    # Stored signatures depend on these: a change here invalidates the dedup index.
+    # Stored signatures depend on these: a change here invalidates the dedup index, and
+    # must come with a new models.SIGNATURE_SCHEME (signatures are then computed again).
     fp = fingerprint("The quick brown fox jumps over the lazy dog", S)
     assert len(fp.shingles) == 5
     assert fp.shingles[0] == -4485731263546850348
     assert fp.minhash[:3] == (970976071613450407, 33697672329460385, 695804808773417214)
     assert fp.bands[:2] == (-4386528899060104414, 1264631784027713741)
+    assert dedup.SIGNATURE_SCHEME == 2  # same values as scheme 1; the row holds its bands
 
 
 def test_minhash_matches_exact_universal_hashing():
     p = (1 << 61) - 1
-    a, b = dedup._coefficients(16)
-    shingles = (-(1 << 63), -1, 0, 1, 12345678901234567, INT64_MAX)
-    expected = [min((int(a[i]) * (x % (1 << 64) % p) + int(b[i])) % p for x in shingles)
+    a_hi, a_lo, b = dedup._coefficients(16)
+    a = [(int(hi) << 32) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0])]
+    shingles = (-(1 << 63), -1, 0, 1, 12345678901234567, INT64_MAX) + tuple(range(300))  # > one block
+    expected = [min((a[i] * (x % (1 << 64) % p) + int(b[i, 0])) % p for x in shingles)
                 for i in range(16)]
     assert list(dedup.minhash(shingles, 16)) == expected
 

@@ -463,3 +463,24 @@ def test_rebuild_since_reclusters_only_newer_articles(database_url, settings):
     assert frozenset({url("span-wire"), url("span-trimmed"), url("span-excerpt")}) in parts
     assert frozenset(url(f"new-{k}") for k in new_v) in parts
     assert frozenset(url(f"old-{k}") for k in old_v) in parts
+
+
+def test_signatures_of_an_older_scheme_are_computed_again_once(database_url, settings):
+    """After an upgrade that changes the fingerprint (models.SIGNATURE_SCHEME), the next
+    start recomputes the stored signatures from the articles' text, and copies of old
+    stories are recognised again."""
+    from newsflow.models import SIGNATURE_SCHEME
+
+    load(database_url, settings, world())
+    stories_before = partition(database_url)
+    fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 1, minhash = '{1,2,3}' RETURNING 1""")
+    fetch_all(database_url, "DELETE FROM news.dedup_bands RETURNING 1")
+    assert db.ready(settings) == database_url
+    rows = fetch_all(database_url, "SELECT scheme, cardinality(minhash) AS n FROM news.dedup_signatures")
+    assert rows and all((r["scheme"], r["n"]) == (SIGNATURE_SCHEME, settings.dedup_num_perm) for r in rows)
+    bands = fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"]
+    assert bands == len(rows) * settings.dedup_bands
+    from newsflow.recluster import rebuild
+
+    rebuild(database_url, settings)  # the recomputed index clusters exactly as before
+    assert partition(database_url) == stories_before

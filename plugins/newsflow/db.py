@@ -108,9 +108,20 @@ def resolve_url(settings: Settings) -> str:
 
 def ready(settings: Settings) -> str:
     """The database URL of ``settings``, migrated to this version of the code (idempotent;
-    an advisory lock serialises concurrent workers). What every writing command uses."""
+    an advisory lock serialises concurrent workers). What every writing command uses.
+    Near-duplicate signatures of an older fingerprint scheme are computed again here,
+    once, after an upgrade that changed the scheme."""
+    from .storage import dedup_index
+
     url = resolve_url(settings)
     upgrade(url)
+    with connect(url, autocommit=True) as conn:
+        outdated = dedup_index.any_outdated(conn)
+    if outdated:
+        from .maintenance import reindex_signatures
+
+        log.warning("recomputing near-duplicate signatures of an older scheme (once, after an upgrade)")
+        log.warning("recomputed %d signatures", reindex_signatures(url, settings))
     return url
 
 

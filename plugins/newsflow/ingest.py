@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import psycopg
 
-from . import db, frontier, stories
+from . import db, dedup, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
@@ -38,6 +38,7 @@ from .httpclient import SafeClient
 from .models import Action, BatchResult, Decision, ExtractJob, PageJob
 from .politeness import host_key
 from .storage import articles as article_store
+from .storage import dedup_index
 from .storage import entries as entry_store
 from .storage import fetch_log
 from .storage import hosts as host_store
@@ -147,10 +148,16 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, e
 
 def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decisions: Sequence[Decision],
           pages: dict[int, PageFetch], out: BatchResult) -> None:
+    for d in decisions:  # texts from the feed were not fingerprinted by the workers
+        if d.article is not None and d.article.fingerprint is None:
+            d.article.fingerprint = dedup.fingerprint(d.article.body, settings)
     with conn.transaction():
         take_load_lock(conn)
         _host_news(conn, settings, pages)
         mine = entry_store.owned(conn, worker_id, [d.job.entry_id for d in decisions])
+        index = dedup_index.BatchIndex(conn, settings.dedup_window_days, [
+            (d.article.fingerprint, d.article.published_at or datetime.now(timezone.utc))
+            for d in decisions if d.article is not None and d.job.entry_id in mine])
         # Oldest first, so a story's original becomes its representative when the
         # original and its copies arrive in one batch.
         for decision in sorted(decisions, key=_publication_order):
@@ -159,13 +166,16 @@ def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decision
                 out.lost += 1  # the lease ran out and another worker took the entry
                 log.warning("entry %s: lease lost before writing; its new owner writes it", job.entry_id)
                 continue
+            mark = index.mark()
             try:
                 with conn.transaction():  # a savepoint: this entry alone
-                    _apply(conn, settings, decision, out)
+                    _apply(conn, settings, decision, out, index)
             except Exception as exc:
                 if not db.is_record_fault(exc):
                     raise
+                index.rollback(mark)
                 _record_load_failure(conn, settings, job, exc, out)
+        index.flush()
 
 
 def _host_news(conn: psycopg.Connection, settings: Settings, pages: dict[int, PageFetch]) -> None:
@@ -186,7 +196,8 @@ def _publication_order(decision: Decision) -> tuple:
     return (when, a.canonical_url if a else "", decision.job.entry_id)
 
 
-def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out: BatchResult) -> None:
+def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out: BatchResult,
+           index: dedup_index.BatchIndex) -> None:
     job = decision.job
     if decision.fetch is not None:
         fetch_log.record(conn, kind="page", feed_id=job.feed_id, entry_id=job.entry_id,
@@ -214,7 +225,7 @@ def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out
         entry_store.mark_loaded(conn, job.entry_id, existing)
         out.exact_duplicates += 1
         return
-    article_id, joined = stories.add_article(conn, settings, article)
+    article_id, joined = stories.add_article(conn, settings, article, index)
     entry_store.mark_loaded(conn, job.entry_id, article_id)
     out.loaded += 1
     out.near_duplicates += joined

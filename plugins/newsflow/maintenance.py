@@ -44,6 +44,23 @@ def retention(url: str, settings: Settings) -> dict[str, int]:
         }
 
 
+def reindex_signatures(url: str, settings: Settings, batch: int = 500) -> int:
+    """Compute again, from the articles' text, the near-duplicate signatures an older
+    fingerprint scheme stored (after an upgrade that changed it); returns how many."""
+    from . import dedup
+
+    done = 0
+    while True:
+        with db.transaction(url) as conn:
+            rows = dedup_index.outdated(conn, batch)
+            for row in rows:
+                dedup_index.add(conn, row["article_id"], dedup.fingerprint(row["body"], settings),
+                                row["published_at"])
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+
+
 def analyze(url: str) -> list[str]:
     with db.connect(url, autocommit=True) as conn:
         schema.analyze(conn, TABLES)

@@ -47,6 +47,12 @@ class _ContentOrderIndex:
         # an older story no rebuilt article can normally reach: before every ranked one
         return self.rank_of.get(story_id, -1 - story_id)
 
+    def stage(self, *args, **kwargs) -> None:
+        self.pg.stage(*args, **kwargs)
+
+    def promoted(self, story_id: int, member: Member) -> None:
+        self.pg.promoted(story_id, member)
+
 
 def rebuild(url: str, settings: Settings, since: datetime | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
@@ -83,12 +89,13 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
             fp = dedup.fingerprint(row["body"], settings)
             pg = dedup_index.PgIndex(conn, row["at"], settings.dedup_window_days)
-            placement = stories.place(conn, settings, fp, _ContentOrderIndex(pg, rank_of), new_story)
+            index = _ContentOrderIndex(pg, rank_of)
+            placement = stories.place(conn, settings, fp, index, new_story)
             if not placement.joined:
                 rank_of[placement.story_id] = offset + i
             article_store.attach(conn, row["id"], placement.story_id, placement.relation,
                                  placement.jaccard, placement.containment)
-            stories.settle(conn, placement, row["id"], fp, row["at"] or now)
+            stories.settle(conn, placement, row["id"], fp, row["at"] or now, index)
             rebuilt.add(placement.story_id)
             if progress and (i % 500 == 0 or i == len(rows)):
                 progress(i, len(rows))

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from . import dedup
 from .config import Settings
-from .models import Article, Fingerprint
+from .models import Article, Fingerprint, Member
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
@@ -49,31 +49,39 @@ def place(conn, settings: Settings, fp: Fingerprint, index: dedup.StoryIndex,
 
 
 def settle(conn, placement: Placement, article_id: int, fp: Fingerprint, indexed_at: datetime,
-           published_at: datetime | None = None) -> None:
+           index: dedup_index.PgIndex | dedup_index.BatchIndex, published_at: datetime | None = None) -> None:
     """After the article row carries its placement: representative, index, promotion.
     ``published_at``: promote the article if it predates the story's representative."""
     if not placement.joined:
         story_store.set_representative(conn, placement.story_id, article_id)
-    dedup_index.add(conn, article_id, fp, indexed_at)
+    index.stage(article_id, placement.story_id, fp, indexed_at, representative=not placement.joined)
     if placement.joined and published_at is not None:
-        promote_if_earlier(conn, placement.story_id, article_id, published_at, fp.shingles)
+        if promote_if_earlier(conn, placement.story_id, article_id, published_at, fp.shingles,
+                              staged=index.staged_shingles()):
+            index.promoted(placement.story_id, Member(article_id, placement.story_id, fp.shingles))
 
 
-def add_article(conn, settings: Settings, article: Article) -> tuple[int, bool]:
-    """Insert a new article into its story; (article id, whether it joined an existing story)."""
+def add_article(conn, settings: Settings, article: Article,
+                index: dedup_index.BatchIndex | None = None) -> tuple[int, bool]:
+    """Insert a new article into its story; (article id, whether it joined an existing story).
+    ``index``: the write batch's index (ingestion); without one, this article alone."""
     when = article.published_at or datetime.now(timezone.utc)
     fp = article.fingerprint or dedup.fingerprint(article.body, settings)
-    placement = place(conn, settings, fp, dedup_index.PgIndex(conn, when, settings.dedup_window_days))
+    if index is None:
+        index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
+    else:
+        index.announce(fp, when)
+    placement = place(conn, settings, fp, index)
     article_id = article_store.insert(conn, article, story_id=placement.story_id,
                                       relation=placement.relation, jaccard=placement.jaccard,
                                       containment=placement.containment)
-    settle(conn, placement, article_id, fp, when, article.published_at)
+    settle(conn, placement, article_id, fp, when, index, article.published_at)
     story_store.refresh(conn, placement.story_id)
     return article_id, placement.joined
 
 
 def promote_if_earlier(conn, story_id: int, article_id: int, published_at: datetime,
-                       shingles: Sequence[int]) -> bool:
+                       shingles: Sequence[int], staged: dict[int, tuple[int, ...]] | None = None) -> bool:
     """Make a late-arriving original the story's representative.
 
     Workers finish in any order, so a copy may be stored before the text it copies.
@@ -81,8 +89,12 @@ def promote_if_earlier(conn, story_id: int, article_id: int, published_at: datet
     every later candidate, and members' relations (copy, excerpt, update) are relative
     to it. When the new member was published before the current representative, it
     takes that place and the other members' relations are recomputed against it.
+    ``staged``: shingles of members placed in this write batch (see BatchIndex).
     """
     members = story_store.members_with_shingles(conn, story_id)
+    for m in members:  # texts of this write batch are not in the database's index yet
+        if not m["shingles"] and staged and m["id"] in staged:
+            m["shingles"] = staged[m["id"]]
     rep = next((m for m in members if m["is_representative"]), None)
     if rep is None or rep["published_at"] is None or published_at >= rep["published_at"]:
         return False
