@@ -82,30 +82,37 @@ def _representative(conn: psycopg.Connection, story_id: int) -> Member | None:
     return row and Member(article_id=row["id"], story_id=row["story_id"], shingles=tuple(row["shingles"]))
 
 
-class PgIndex:
-    """The index for one text at a time, around one date; writes at once (``stage``)."""
+class _Index:
+    """What both indexes share: representatives known from the last lookup (or asked
+    for), ties broken by story id."""
 
-    def __init__(self, conn: psycopg.Connection, around: datetime, window_days: int):
+    def __init__(self, conn: psycopg.Connection):
         self.conn = conn
-        self.lo = around - timedelta(days=window_days)
-        self.hi = around + timedelta(days=window_days)
-        # story id -> its representative as of the last lookup
-        self._representatives: dict[int, Member] = {}
-
-    def candidates(self, bands: Sequence[int]) -> list[Member]:
-        """Indexed articles sharing a band with ``bands``, in the window. Their shingles
-        are not fetched (empty): only each candidate story's representative is verified."""
-        (found,), self._representatives = lookup(self.conn, [(list(bands), self.lo, self.hi)])
-        return found
+        self._reps: dict[int, Member] = {}  # story id -> its representative
 
     def representative(self, story_id: int) -> Member:
-        rep = self._representatives.get(story_id) or _representative(self.conn, story_id)
+        rep = self._reps.get(story_id) or _representative(self.conn, story_id)
         if rep is None:
             raise KeyError(f"story {story_id} has no indexed representative")
         return rep
 
     def order(self, story_id: int) -> int:
         return story_id
+
+
+class PgIndex(_Index):
+    """The index for one text at a time, around one date; writes at once (``stage``)."""
+
+    def __init__(self, conn: psycopg.Connection, around: datetime, window_days: int):
+        super().__init__(conn)
+        self.lo = around - timedelta(days=window_days)
+        self.hi = around + timedelta(days=window_days)
+
+    def candidates(self, bands: Sequence[int]) -> list[Member]:
+        """Indexed articles sharing a band with ``bands``, in the window. Their shingles
+        are not fetched (empty): only each candidate story's representative is verified."""
+        (found,), self._reps = lookup(self.conn, [(list(bands), self.lo, self.hi)])
+        return found
 
     def stage(self, article_id: int, story_id: int, fp: Fingerprint, when: datetime,
               representative: bool) -> None:
@@ -115,16 +122,16 @@ class PgIndex:
         return {}  # written at once: the database has them
 
     def promoted(self, story_id: int, member: Member) -> None:
-        self._representatives[story_id] = member
+        self._reps[story_id] = member
 
 
-class BatchIndex:
+class BatchIndex(_Index):
     """The index for one write batch (see the module docstring). ``texts``: the
     (fingerprint, date) of every text the batch may place, looked up at once."""
 
     def __init__(self, conn: psycopg.Connection, window_days: int,
                  texts: Sequence[tuple[Fingerprint, datetime]]):
-        self.conn = conn
+        super().__init__(conn)
         self.window = timedelta(days=window_days)
         queries = [(list(fp.bands), when - self.window, when + self.window) for fp, when in texts]
         found, self._reps = lookup(conn, queries)
@@ -145,7 +152,7 @@ class BatchIndex:
             if pg is None:
                 raise KeyError("text not announced to the batch index")
             self._found[key] = pg.candidates(bands)
-            self._reps.update(pg._representatives)
+            self._reps.update(pg._reps)
         when = self._when[key]
         staged = {article_id for band, h in enumerate(bands) for article_id in self._buckets.get((band, h), ())}
         near = [self._staged[a][0] for a in sorted(staged) if abs(self._staged[a][1] - when) <= self.window]
@@ -154,15 +161,6 @@ class BatchIndex:
     def announce(self, fp: Fingerprint, when: datetime) -> None:
         """A text the batch did not know at the start (looked up on first use)."""
         self._when.setdefault(fp.bands, when)
-
-    def representative(self, story_id: int) -> Member:
-        rep = self._reps.get(story_id) or _representative(self.conn, story_id)
-        if rep is None:
-            raise KeyError(f"story {story_id} has no indexed representative")
-        return rep
-
-    def order(self, story_id: int) -> int:
-        return story_id
 
     def stage(self, article_id: int, story_id: int, fp: Fingerprint, when: datetime,
               representative: bool) -> None:
