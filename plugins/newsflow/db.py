@@ -15,13 +15,16 @@ from contextlib import contextmanager
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import psycopg
 from psycopg.rows import dict_row
 
 from . import redaction
 from .config import Settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,23 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row,
                                application_name="newsflow")
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+
+
+@contextmanager
+def pool(url: str, size: int) -> Iterator["ConnectionPool"]:
+    """A small pool of autocommit connections (``with pool.connection() as conn:``), for
+    stages that write many short transactions from several threads (polling a thousand
+    feeds would otherwise open two thousand connections)."""
+    from psycopg_pool import ConnectionPool
+
+    try:
+        with ConnectionPool(url, min_size=1, max_size=max(1, size), open=True, timeout=60,
+                            kwargs={"autocommit": True, "row_factory": dict_row,
+                                    "application_name": "newsflow"}) as p:
+            p.wait(timeout=30)
+            yield p
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
 

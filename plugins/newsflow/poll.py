@@ -16,7 +16,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import db
 from .config import Settings
@@ -29,6 +29,9 @@ from .storage import entries as entry_store
 from .storage import feeds as feed_store
 from .storage import fetch_log
 from .storage import hosts as host_store
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -65,46 +68,48 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
     client = client or SafeClient(settings)
     outcomes: list[PollOutcome] = []
     deferrals = HostDeferrals()
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.poll_concurrency))
+    threads = ThreadPoolExecutor(max_workers=max(1, settings.poll_concurrency))
     try:
-        futures = {pool.submit(_poll_guarded, url, settings, client, f, deferrals, stop): f for f in feeds}
-        for future in as_completed(futures):
-            outcome = future.result()  # a database failure propagates from here
-            if outcome is None:  # not started: stopping
-                continue
-            outcomes.append(outcome)
-            if progress:
-                progress(outcome)
+        with db.pool(url, settings.poll_concurrency) as connections:
+            futures = {threads.submit(_poll_guarded, connections, settings, client, f, deferrals, stop): f
+                       for f in feeds}
+            for future in as_completed(futures):
+                outcome = future.result()  # a database failure propagates from here
+                if outcome is None:  # not started: stopping
+                    continue
+                outcomes.append(outcome)
+                if progress:
+                    progress(outcome)
     finally:
-        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+        threads.shutdown(wait=not stop.is_set(), cancel_futures=True)
         if own_client:
             client.close()
     return sorted(outcomes, key=lambda o: o.feed_id)
 
 
-def _poll_guarded(url: str, settings: Settings, client: SafeClient, feed: Feed,
+def _poll_guarded(connections: ConnectionPool, settings: Settings, client: SafeClient, feed: Feed,
                   deferrals: HostDeferrals, stop: threading.Event) -> PollOutcome | None:
     if stop.is_set():
         return None
     try:
-        return _poll_one(url, settings, client, feed, deferrals)
+        return _poll_one(connections, settings, client, feed, deferrals)
     except Exception as exc:
         if not db.is_record_fault(exc):
             raise  # the database's fault, not the feed's
         # a bug or a hostile document we did not foresee: this feed's error, on its row
         error = f"internal error while polling: {type(exc).__name__}: {str(exc)[:300]}"
         log.exception("polling feed %s failed", redact(feed.url))
-        with db.transaction(url) as conn:
+        with connections.connection() as conn, conn.transaction():
             _record_failure(conn, settings, feed, FetchResult(url=feed.url, final_url=feed.url), error)
         return PollOutcome(feed.id, redact(feed.url), None, error=error)
 
 
-def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
+def _poll_one(connections: ConnectionPool, settings: Settings, client: SafeClient, feed: Feed,
               deferrals: HostDeferrals) -> PollOutcome:
     shown = redact(feed.url)
     if (deferred := deferrals.check(host_key(feed.url))):
         left, reason = deferred
-        with db.transaction(url) as conn:
+        with connections.connection() as conn, conn.transaction():
             feed_store.defer(conn, feed.id, left)
         return PollOutcome(feed.id, shown, None, error=f"deferred: {reason}", deferred=True)
     now = datetime.now(timezone.utc)
@@ -128,7 +133,7 @@ def _poll_one(url: str, settings: Settings, client: SafeClient, feed: Feed,
         parsed = parse_feed(result.body, result.final_url, feed.guid_mode, result.content_type,
                             settings=settings)
         hosts = [host_key(e.link) if e.link else None for e in parsed.entries]
-    with db.transaction(url) as conn:
+    with connections.connection() as conn, conn.transaction():
         if result.failed:
             outcome.error = result.error or f"HTTP {result.status}"
             _record_failure(conn, settings, feed, result, outcome.error, deferrals)
