@@ -23,9 +23,12 @@ from .storage import stories as story_store
 log = logging.getLogger(__name__)
 
 
-def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> dict[str, int]:
+def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> dict:
+    """The feeds table from the file (what its `enabled` means: ``operations.apply_feeds_file``)."""
+    from .operations import apply_feeds_file
+
     with db.transaction(url) as conn:
-        return feed_store.sync(conn, specs)
+        return apply_feeds_file(conn, specs)
 
 
 def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force: bool = True,

@@ -34,9 +34,12 @@ def parse_feeds(data: Any, source: str = "feeds") -> list[FeedSpec]:
     specs: list[FeedSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(data["feeds"], start=1):
-        where = f"{source}: feed #{i}"
+        # "item 10 of the feeds list", never "feed #10": feed ids are something else
+        where = f"{source}: item {i} of the feeds list"
         if not isinstance(item, dict):
             raise FeedsFileError(f"{where}: expected a mapping with url and publisher")
+        if item.get("url"):
+            where += f" (url {str(item['url']).strip()})"
         unknown = set(item) - _ALLOWED_KEYS
         if unknown:
             raise FeedsFileError(f"{where}: unknown keys {sorted(unknown)}")
