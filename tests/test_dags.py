@@ -158,3 +158,27 @@ def test_connection_and_variable_overrides_from_env(monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_NEWSFLOW_FEEDS_FILE")
     monkeypatch.setenv("NEWSFLOW_FEEDS_FILE", "/etc/feeds.yaml")
     assert support.feeds_file() == "/etc/feeds.yaml"
+
+
+def test_console_plugin_is_registered_and_light(tmp_path):
+    # Every Airflow process (task processes included) imports the plugins folder: the console
+    # plugin must not pull in FastAPI, Airflow's API-server security or the console itself.
+    import json
+    import subprocess
+
+    code = """if True:
+        import json, sys
+        import newsflow_console as p
+        plugin = p.NewsflowConsolePlugin
+        print(json.dumps({"apps": [{k: v for k, v in a.items() if k != "app"} for a in plugin.fastapi_apps],
+                          "views": plugin.external_views,
+                          "heavy": sorted(m for m in sys.modules if m.startswith(("fastapi", "newsflow.",
+                                          "airflow.api_fastapi.core_api.security")))}))"""
+    env = harness.airflow_env(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["heavy"] == []
+    assert found["apps"] == [{"url_prefix": "/newsflow", "name": "newsflow ops console"}]
+    [view] = found["views"]
+    assert (view["name"], view["href"], view["url_route"], view["destination"]) == (
+        "Newsflow", "newsflow/", "newsflow", "nav")

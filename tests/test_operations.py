@@ -85,7 +85,7 @@ def test_every_state_and_why(database_url, feeds):
     assert got[stale].rhythm_seconds == 6 * 3600 and got[stale].rhythm_trusted
     assert got[stale].stale_after == 24 * 3600  # max(4 x 6 h, 1 day)
     assert got[stale].reason == "answers, but no new entry for 2 d; usually every 6 h"
-    assert got[failing].reason.startswith("2 consecutive failure(s); last: HTTP 503; next try in")
+    assert got[failing].reason.startswith("2 consecutive failures; last: HTTP 503; next try in")
     assert got[deferred].reason.startswith("its host asked newsflow to wait (Retry-After)")
     assert got[disabled].reason == ("10 consecutive failures; last: HTTP 404; stays disabled until an "
                                     "operator re-enables it (the feeds file cannot)")
@@ -234,3 +234,16 @@ def test_cli_disable_needs_a_reason_and_status_names_feeds(database_url, feeds, 
     assert cli.main(["feeds", "status"]) == 0
     out = capsys.readouterr().out
     assert "Outlet 2 - World" in out and "disabled by" in out and "1 disabled, 5 new" in out
+
+
+def test_a_re_enabled_feed_is_new_until_it_answers(database_url, feeds):
+    gone = feeds["Outlet 1"]
+    with db.transaction(database_url) as conn:
+        feed_store.record_failure(conn, gone, status=410, error="HTTP 410", retry_in=60,
+                                  disable_reason="HTTP 410 Gone: the publisher removed this feed")
+        ops.enable(conn, gone, actor="ops", source=ops.CONSOLE)
+    row = states(database_url)[gone]
+    assert (row.state, row.last_success_at) == ("new", None)  # not stale, not healthy, no fake success
+    assert row.reason.startswith("errors cleared; not polled since")
+    polled_ok(database_url, gone)
+    assert states(database_url)[gone].state == "healthy"

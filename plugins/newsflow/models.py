@@ -156,7 +156,8 @@ class FeedStatus:
 
     ``state``: failing (errors since its last success), disabled, stale (answers but
     brings nothing new for much longer than its rhythm), deferred (its host's Retry-After),
-    new (not polled yet), healthy. One SQL definition: ``storage.feeds.health``.
+    new (not polled yet, or not since its errors were cleared), healthy. One SQL
+    definition: ``storage.feeds.health``.
     """
     id: int
     publisher: str
@@ -209,7 +210,9 @@ class FeedStatus:
             return (f"{self.disabled_reason or 'disabled after errors'}; stays disabled until an "
                     "operator re-enables it (the feeds file cannot)")
         if self.state == "failing":
-            return (f"{self.consecutive_errors} consecutive failure(s); last: {self.last_error}; "
+            failures = ("1 failure" if self.consecutive_errors == 1
+                        else f"{self.consecutive_errors} consecutive failures")
+            return (f"{failures}; last: {self.last_error}; "
                     f"next try in {span((self.next_poll_at - now).total_seconds())}")
         if self.state == "stale":
             quiet = span((now - self.last_arrival_at).total_seconds()) if self.last_arrival_at else None
@@ -221,7 +224,8 @@ class FeedStatus:
             return (f"its host asked newsflow to wait (Retry-After); next poll in "
                     f"{span((self.next_poll_at - now).total_seconds())}")
         if self.state == "new":
-            return "not polled yet"
+            return ("not polled yet" if self.last_polled_at is None
+                    else f"errors cleared; not polled since (due in {span((self.next_poll_at - now).total_seconds())})")
         return self.last_error or ""
 
     def summary(self) -> str:

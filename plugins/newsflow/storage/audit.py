@@ -18,16 +18,25 @@ def record(conn: psycopg.Connection, action: OperatorAction) -> OperatorAction:
     return action
 
 
+_SELECT = """
+    SELECT a.id, a.at, a.actor, a.source, a.action, a.feed_id, a.entry_id, a.detail, f.publisher, f.name
+    FROM news.operator_actions a LEFT JOIN news.feeds f ON f.id = a.feed_id"""
+
+
 def recent(conn: psycopg.Connection, *, feed_id: int | None = None, limit: int = 50) -> list[OperatorAction]:
     """The latest actions, newest first (of one feed, or of all)."""
-    rows = conn.execute("""
-        SELECT a.id, a.at, a.actor, a.source, a.action, a.feed_id, a.entry_id, a.detail,
-               f.publisher, f.name
-        FROM news.operator_actions a LEFT JOIN news.feeds f ON f.id = a.feed_id
+    rows = conn.execute(_SELECT + """
         WHERE %(feed)s::bigint IS NULL OR a.feed_id = %(feed)s
         ORDER BY a.at DESC, a.id DESC LIMIT %(limit)s""", {"feed": feed_id, "limit": limit}).fetchall()
-    return [OperatorAction(id=r["id"], at=r["at"], actor=r["actor"], source=r["source"],
-                           action=r["action"], feed_id=r["feed_id"], entry_id=r["entry_id"],
-                           detail=r["detail"],
-                           feed=feed_label(r["feed_id"], r["publisher"], r["name"]) if r["feed_id"] else None)
-            for r in rows]
+    return [_action(r) for r in rows]
+
+
+def get(conn: psycopg.Connection, action_id: int) -> OperatorAction | None:
+    row = conn.execute(_SELECT + " WHERE a.id = %s", (action_id,)).fetchone()
+    return _action(row) if row else None
+
+
+def _action(r: dict) -> OperatorAction:
+    return OperatorAction(id=r["id"], at=r["at"], actor=r["actor"], source=r["source"], action=r["action"],
+                          feed_id=r["feed_id"], entry_id=r["entry_id"], detail=r["detail"],
+                          feed=feed_label(r["feed_id"], r["publisher"], r["name"]) if r["feed_id"] else None)

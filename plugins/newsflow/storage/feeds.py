@@ -246,8 +246,9 @@ HEALTH_SORTS = {
 # One definition of a feed's state (models.FeedStatus): failing and disabled from the row;
 # deferred when its next poll is later than its own schedule puts it (after a success the
 # poll sets next_poll_at = last_polled_at + effective_interval exactly: only a host's
-# Retry-After, through storage.feeds.defer/defer_host, pushes it further); stale when it
-# answers but its last arrival of new entries is older than its stale_after.
+# Retry-After, through storage.feeds.defer/defer_host, pushes it further); new when it was
+# not polled, or its last answer was an error that an operator cleared (re-enabled); stale
+# when it answers but its last arrival of new entries is older than its stale_after.
 _HEALTH = """
 WITH s AS MATERIALIZED (
     SELECT f.id, f.publisher, f.name, f.url, f.enabled, f.disabled_reason, f.disabled_by,
@@ -270,7 +271,7 @@ WITH s AS MATERIALIZED (
         WHEN s.consecutive_errors > 0 THEN 'failing'
         WHEN s.next_poll_at > now() AND (s.last_polled_at IS NULL OR s.next_poll_at >
              s.last_polled_at + make_interval(secs => coalesce(s.effective_interval, 0) + 1)) THEN 'deferred'
-        WHEN s.last_polled_at IS NULL THEN 'new'
+        WHEN s.last_polled_at IS NULL OR s.last_status IS NULL OR s.last_status >= 400 THEN 'new'
         WHEN now() - coalesce(s.last_arrival_at, s.created_at) > make_interval(secs => s.stale_after)
              THEN 'stale'
         ELSE 'healthy' END AS state
@@ -284,7 +285,7 @@ SELECT cnt.counts, p.* FROM
     (SELECT coalesce(json_object_agg(state, n), '{{}}') AS counts
      FROM (SELECT state, count(*) AS n FROM st GROUP BY state) x) cnt
 LEFT JOIN LATERAL (
-    SELECT page.*, c.*, coalesce(ls.at, CASE WHEN page.consecutive_errors = 0
+    SELECT page.*, c.*, coalesce(ls.at, CASE WHEN page.consecutive_errors = 0 AND page.last_status < 400
                                              THEN page.last_polled_at END) AS last_success_at
     FROM page
     LEFT JOIN LATERAL (
