@@ -1,7 +1,8 @@
 """A real Airflow API server with the newsflow console plugin loaded, for the console's
 tests: its own AIRFLOW_HOME, a migrated SQLite metadata database with the DAGs serialized,
 SimpleAuthManager with an admin and a viewer (fixed passwords), a free loopback port, and
-the news database as connection ``newsflow_db``. Stopped (its whole process group) on exit.
+the news database as connection ``newsflow_db`` in the metadata database (listed under
+Admin → Connections, as ``make airflow`` creates it). Stopped (its process group) on exit.
 
     with ConsoleServer(home, news_dsn) as server:
         admin = server.client("admin")          # httpx client with the admin's bearer token
@@ -39,8 +40,9 @@ class ConsoleServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         (self.home / "passwords.json").write_text(json.dumps(PASSWORDS))
+        self.news_dsn = news_dsn
         self.env = harness.airflow_env(
-            self.home, news_dsn,
+            self.home, None,  # newsflow_db is a connection in the metadata DB, as `make airflow` makes it
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:ADMIN,viewer:VIEWER",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
             # fixed secrets: tokens and the console's CSRF tokens verify in every worker
@@ -59,7 +61,10 @@ class ConsoleServer:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
     def __enter__(self) -> "ConsoleServer":
+        from newsflow.airflow.context import connection_json
+
         harness.migrate(self.env)
+        self._airflow("connections", "add", "newsflow_db", "--conn-json", connection_json(self.news_dsn))
         self._airflow("dags", "reserialize")  # the DAGs in the metadata DB (no scheduler here)
         airflow = str(Path(sys.executable).with_name("airflow"))
         with open(self.log, "wb") as log:

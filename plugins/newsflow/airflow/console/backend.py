@@ -25,6 +25,8 @@ _state: dict[str, Any] = {"settings": None, "read_at": 0.0, "pool": None, "url":
 def settings() -> Settings:
     """The settings in force (env, Airflow Variables, connection newsflow_db), re-read every
     NEWSFLOW_CONSOLE_SETTINGS_TTL seconds."""
+    import airflow.sdk  # noqa: F401  (in the API server: Variables and connections come from Airflow)
+
     with _lock:
         current = _state["settings"]
         if current is None or time.monotonic() - _state["read_at"] > current.console_settings_ttl:
