@@ -81,7 +81,7 @@ class Settings:
     stale_min_age: int = 86400  # ... and for at least this many seconds
     stale_default_age: int = 7 * 86400  # seconds without a new entry that make a feed of unknown rhythm stale
     rhythm_arrivals: int = 30  # a feed's rhythm: the median gap between its last this-many arrivals of new entries
-    rhythm_min_samples: int = 5  # gaps needed before a rhythm is trusted (fewer: stale_default_age applies)
+    rhythm_min_samples: int = 5  # gaps needed before a rhythm is trusted (fewer: NEWSFLOW_STALE_DEFAULT_AGE applies)
     rhythm_lookback_days: int = 90  # arrivals older than this are not measured
 
     # --- operations console (Airflow UI) -------------------------------------------

@@ -224,8 +224,9 @@ class FeedStatus:
             return (f"its host asked newsflow to wait (Retry-After); next poll in "
                     f"{span((self.next_poll_at - now).total_seconds())}")
         if self.state == "new":
-            return ("not polled yet" if self.last_polled_at is None
-                    else f"errors cleared; not polled since (due in {span((self.next_poll_at - now).total_seconds())})")
+            due = (self.next_poll_at - now).total_seconds()
+            return ("not polled yet" if self.last_polled_at is None else
+                    "errors cleared; not polled since " + (f"(due in {span(due)})" if due > 0 else "(due now)"))
         return self.last_error or ""
 
     def summary(self) -> str:

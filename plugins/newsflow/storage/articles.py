@@ -77,12 +77,16 @@ def totals(conn: psycopg.Connection) -> Totals:
 def loaded_per_hour(conn: psycopg.Connection, hours: int) -> list[dict]:
     """Articles loaded in each of the last ``hours`` hours (hours without any included)."""
     return conn.execute("""
-        SELECT h.at, count(a.id) AS articles,
-               count(a.id) FILTER (WHERE a.story_relation IS DISTINCT FROM 'original') AS joined
+        WITH a AS (
+            SELECT date_trunc('hour', created_at) AS at, count(*) AS articles,
+                   count(*) FILTER (WHERE story_relation IS DISTINCT FROM 'original') AS joined
+            FROM news.articles
+            WHERE created_at >= date_trunc('hour', now()) - make_interval(hours => %(h)s - 1)
+            GROUP BY 1)
+        SELECT h.at, coalesce(a.articles, 0) AS articles, coalesce(a.joined, 0) AS joined
         FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %(h)s - 1),
                              date_trunc('hour', now()), interval '1 hour') AS h(at)
-        LEFT JOIN news.articles a ON a.created_at >= h.at AND a.created_at < h.at + interval '1 hour'
-        GROUP BY h.at ORDER BY h.at""", {"h": hours}).fetchall()
+        LEFT JOIN a ON a.at = h.at ORDER BY h.at""", {"h": hours}).fetchall()
 
 
 def of_story(conn: psycopg.Connection, story_id: int) -> list[dict]:

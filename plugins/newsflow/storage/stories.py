@@ -136,16 +136,16 @@ def delete_empty(conn: psycopg.Connection, story_ids: Sequence[int]) -> int:
 
 def latest(conn: psycopg.Connection, *, q: str | None = None, syndicated_only: bool = True,
            limit: int, offset: int = 0) -> list[dict]:
-    """The latest stories (first published, newest first) with their outlets; only those
-    carried by several outlets unless ``syndicated_only`` is off; ``q``: words of the title
-    (prefix match, any order)."""
+    """The latest stories (first published, newest first) with their outlets: those carried
+    by several outlets (all with ``syndicated_only`` off), or, with ``q``, every story whose
+    title has those words (prefix match, any order): a search finds single-outlet stories
+    too, and stays an index lookup (bench/console_bench.py)."""
     return conn.execute("""
         WITH s AS (
             SELECT st.id, st.title, st.origin_publisher, st.origin_basis, st.first_published_at,
                    st.article_count
             FROM news.stories st
-            WHERE (%(q)s::text IS NULL
-                   OR to_tsvector('simple', coalesce(st.title, '')) @@ to_tsquery('simple', %(q)s))
+            WHERE (%(q)s::text IS NULL OR st.title_words @@ to_tsquery('simple', %(q)s))
               AND (NOT %(syndicated)s OR st.article_count > 1 OR EXISTS (
                     SELECT 1 FROM news.articles a JOIN news.entries e ON e.article_id = a.id
                     JOIN news.feeds f ON f.id = e.feed_id
@@ -157,7 +157,8 @@ def latest(conn: psycopg.Connection, *, q: str | None = None, syndicated_only: b
                             ORDER BY so.published_at NULLS LAST, so.publisher) AS outlets
             FROM news.story_outlets so WHERE so.story_id = s.id) o ON true
         ORDER BY s.first_published_at DESC NULLS LAST, s.id DESC""",
-        {"q": _tsquery(q), "syndicated": syndicated_only, "limit": limit, "offset": offset}).fetchall()
+        {"q": _tsquery(q), "syndicated": syndicated_only and not _tsquery(q), "limit": limit,
+         "offset": offset}).fetchall()
 
 
 def _tsquery(q: str | None) -> str | None:

@@ -62,7 +62,7 @@ _STATE_HELP = {
     "disabled": "not polled; the reason says who disabled it and what enables it again",
     "stale": "answers, but no new entry for much longer than its usual rhythm",
     "deferred": "its host asked newsflow to wait (HTTP 429/503 with Retry-After)",
-    "new": "added, not polled yet",
+    "new": "added, or re-enabled, and not polled (successfully) since",
     "healthy": "answering, bringing entries at its usual rhythm",
 }
 _BACK = re.compile(r"(|feeds|feeds/\d+|stories|stories/\d+|pipeline)(\?[\w=&%+.\-]*)?")
