@@ -237,7 +237,9 @@ def requeue(entry_id: int | None = None, url: str | None = None, since: str | No
 
 def plan_workers(workers: int | None) -> list[int]:
     """The worker labels to fan ingestion out to (one mapped task each)."""
-    return list(range(max(1, int(workers or 1))))
+    labels = list(range(max(1, int(workers or 1))))
+    log.info("summary: %d ingest worker(s) to start", len(labels))
+    return labels
 
 
 def ingest(max_batches: int | None = None, entry_ids: Sequence[int] | None = None) -> dict[str, int]:
