@@ -1,182 +1,133 @@
-"""End-to-end throughput of `newsflow run` against raw trafilatura, in one run.
+"""End to end: `newsflow run` as a user (or an Airflow task) pays it, against raw trafilatura.
 
-Serves the real pages of ../shared/corpus/pages through RSS feeds on loopback, runs one
-full pass of the pipeline (poll → fetch → extract → normalise → dedup → load into a
-fresh PostgreSQL database) and compares its pages/s with single-process
-``trafilatura.extract`` over the same pages measured in the same run:
+Serves real pages of ../shared/corpus/pages through RSS feeds on a loopback server (its own
+process), runs `newsflow run` as a subprocess into a fresh, migrated PostgreSQL database, and
+times it from start to exit. The reference is single-process
+``trafilatura.extract(with_metadata=True)`` over the same pages, measured in the same round:
 
-    ratio = pipeline pages/s ÷ (raw pages/s × cores)
+    ratio = pages / run seconds ÷ (raw pages/s × cores)
 
-Politeness is lifted for the loopback server only (per-host delay 0, per-host
-concurrency raised), and said so in the output. Usage:
+Politeness is lifted for the loopback server only (per-host delay 0, 16 in flight), and
+said so. Also printed: where the run's time goes (start-up to the first request, polling,
+the fetch window, wind-down after the last page), and the extraction quality: token F1 of
+every stored page body against trafilatura's own defaults on the same page.
 
-    .venv/bin/python bench/pipeline_bench.py [--repeat 3] [--batch-size 64]
+    .venv/bin/python bench/pipeline_bench.py [--pages 330] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import tempfile
-import time
-import warnings
-from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from xml.sax.saxutils import escape
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
-sys.path.insert(0, str(REPO))
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-
-PAGES = REPO.parent / "shared" / "corpus" / "pages"
-FEEDS = 5
-
-
-def load_pages(repeat: int) -> dict[str, bytes]:
-    """Each corpus page, ``repeat`` times: copies after the first carry an added editor's
-    note, so they are near-duplicates (a syndicated copy) rather than byte-identical,
-    and go through the whole dedup and load path like new articles."""
-    files = sorted(p for p in PAGES.glob("*.html"))
-    pages = {}
-    for r in range(repeat):
-        for f in files:
-            html = f.read_bytes()
-            if r:
-                note = (f"<p>Editor's note: this copy was republished by partner outlet number {r} "
-                        f"under a syndication agreement.</p>").encode()
-                html = html.replace(b"</p>", b"</p>" + note, 1)
-            pages[f"/p{r}/{f.name}"] = html
-    return pages
-
-
-def make_feeds(pages: dict[str, bytes], base: str) -> dict[str, bytes]:
-    paths = sorted(pages)
-    feeds = {}
-    now = datetime(2026, 11, 20, tzinfo=timezone.utc)
-    for i in range(FEEDS):
-        items = []
-        for j, path in enumerate(paths[i::FEEDS]):
-            when = format_datetime(now - timedelta(minutes=j))
-            items.append(f"<item><title>Page {escape(path)}</title><link>{base}{escape(path)}</link>"
-                         f"<guid>{escape(path)}</guid><pubDate>{when}</pubDate>"
-                         f"<description>Summary of {escape(path)}</description></item>")
-        feeds[f"/feed{i}.xml"] = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Bench {i}</title>'
-                                  f"<link>{base}/</link>{''.join(items)}</channel></rss>").encode()
-    return feeds
-
-
-class Handler(BaseHTTPRequestHandler):
-    # HTTP/1.1 keep-alive, as news sites serve; HTTP/1.0 would cost a TCP connection per page
-    protocol_version = "HTTP/1.1"
-    routes: dict[str, tuple[bytes, str]] = {}
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        body, ctype = self.routes.get(self.path, (None, None))
-        if body is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def raw_reference(pages: dict[str, bytes]) -> float:
-    import trafilatura
-
-    for html in list(pages.values())[:5]:  # warm-up: imports, caches
-        trafilatura.extract(html)
-    start = time.perf_counter()
-    for path, html in pages.items():
-        trafilatura.extract(html, url="http://127.0.0.1" + path, with_metadata=True)
-    return len(pages) / (time.perf_counter() - start)
+from benchlib import (PAGES, Publisher, corpus_pages, raw_trafilatura, rss, table, timed_run,
+                      token_f1)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3, help="serve each corpus page this many times")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--verbose", action="store_true", help="the pipeline's progress, timed")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternate reference and pipeline this many times; the median is reported")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=330, help="pages served (the corpus, repeated with edits)")
+    parser.add_argument("--feeds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="the median of this many rounds is reported")
     args = parser.parse_args()
     if not PAGES.is_dir():
         print(f"{PAGES} not found: the benchmark needs the shared corpus beside the repo", file=sys.stderr)
         return 2
-
-    from newsflow.config import Settings
-    from newsflow.pipeline import run_once
     from tools.pgscratch import scratch_database, server as pg_server
 
-    pages = load_pages(args.repeat)
+    pages = corpus_pages(args.pages)
     cores = os.cpu_count() or 1
-    print(f"{len(pages)} pages ({len(pages) // args.repeat} corpus pages x {args.repeat}, "
-          f"copies carry an editor's note), {cores} cores")
-
-    # The server runs in its own process, as a publisher's would: in-process it would
-    # compete with the pipeline for the GIL and make the pipeline look slower than it is.
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    routes = {p: (b, "text/html; charset=utf-8") for p, b in pages.items()}
-    routes.update({p: (b, "application/rss+xml") for p, b in make_feeds(pages, base).items()})
-    Handler.routes = routes
-    server = multiprocessing.get_context("fork").Process(target=httpd.serve_forever, daemon=True)
-    server.start()
-    httpd.server_close()  # the child keeps its copy of the listening socket
-
-    settings_overrides = dict(allow_private_networks=True, per_host_delay=0.0, per_host_concurrency=16,
-                              fetch_concurrency=16, batch_size=args.batch_size)
-    print(f"pipeline settings: politeness lifted for loopback (per-host delay 0, per-host concurrency 16), "
-          f"batch size {args.batch_size}, {Settings.from_env().extract_pool_size()} extraction workers")
-    rows = []
-    try:
+    publisher = Publisher(hosts=1)
+    for path, html in pages:
+        publisher.add(0, path, html)
+    for i in range(args.feeds):
+        publisher.add(0, f"/feed{i}.xml", rss(publisher.base(), f"Bench {i}",
+                                              [(p, f"Page {p}") for p, _ in pages[i::args.feeds]]),
+                      "application/rss+xml")
+    print(f"{len(pages)} corpus pages ({len(list(PAGES.glob('*.html')))} distinct, copies carry an editor's "
+          f"note) behind {args.feeds} feeds; {cores} cores; politeness lifted for this loopback server only "
+          "(NEWSFLOW_PER_HOST_DELAY=0, NEWSFLOW_PER_HOST_CONCURRENCY=16, NEWSFLOW_FETCH_CONCURRENCY=16)")
+    rounds, phases, f1 = [], [], None
+    with publisher, pg_server(env=("NEWSFLOW_BENCH_DATABASE_URL", "NEWSFLOW_TEST_DATABASE_URL")) as server_url:
         for round_no in range(1, args.rounds + 1):
-            raw_pps = raw_reference(pages)
-            with tempfile.TemporaryDirectory() as tmp, \
-                    pg_server(env=("NEWSFLOW_TEST_DATABASE_URL", "NEWSFLOW_BENCH_DATABASE_URL")) as server_url, \
-                    scratch_database(server_url, prefix="nf_bench") as url:
-                feeds_file = Path(tmp) / "feeds.yaml"
-                feeds_file.write_text("feeds:\n" + "".join(
-                    f"  - url: {base}/feed{i}.xml\n    publisher: Bench {i}\n" for i in range(FEEDS)))
-                settings = Settings.from_env(dict(settings_overrides, database_url=url, data_dir=tmp))
-                start = time.perf_counter()
-                echo = (lambda line: print(f"    {time.perf_counter() - start:6.2f}s {line}", flush=True)
-                        ) if args.verbose else None
-                cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-                report = run_once(settings, feeds_file, echo=echo)
-                elapsed = time.perf_counter() - start
-                cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-                main_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-            pps = report.ingest.claimed / elapsed
-            ratio = pps / (raw_pps * cores)
-            rows.append((raw_pps, pps, ratio))
-            print(f"round {round_no}: raw trafilatura.extract {raw_pps:.1f} pages/s on one core | "
-                  f"newsflow run {report.ingest.claimed} pages in {elapsed:.1f}s = {pps:.1f} pages/s "
-                  f"({report.ingest.loaded} articles, {report.ingest.near_duplicates} joined a story, "
-                  f"{report.ingest.exact_duplicates} exact duplicates, {report.ingest.fallbacks} from feed text, "
-                  f"{report.ingest.failed + report.ingest.retry} failed; coordinating process {main_cpu:.1f} CPU-s) "
-                  f"| ratio {ratio:.2f}", flush=True)
-    finally:
-        server.terminate()
-    raw_m, pps_m, ratio_m = (statistics.median(col) for col in zip(*rows))
+            raw = raw_trafilatura(pages)
+            with tempfile.TemporaryDirectory() as tmp, scratch_database(server_url, prefix="nf_bench") as url:
+                feeds_file = f"{tmp}/feeds.yaml"
+                with open(feeds_file, "w") as f:
+                    f.write("feeds:\n" + "".join(f"  - url: {publisher.base()}/feed{i}.xml\n    publisher: Bench {i}\n"
+                                                 for i in range(args.feeds)))
+                env = {**os.environ, "NEWSFLOW_DATABASE_URL": url, "NEWSFLOW_DATA_DIR": tmp,
+                       "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1", "NEWSFLOW_PER_HOST_DELAY": "0",
+                       "NEWSFLOW_PER_HOST_CONCURRENCY": "16", "NEWSFLOW_FETCH_CONCURRENCY": "16"}
+                publisher.clear()
+                run = timed_run(["run", "--feeds", feeds_file], env)
+                if run.returncode != 0:
+                    print("\n".join(line for _, line in run.lines[-20:]), file=sys.stderr)
+                    return 1
+                phases.append(_phases(run, publisher.requests()))
+                if round_no == args.rounds:
+                    f1 = _extraction_quality(url, dict(pages))
+            pps = len(pages) / run.seconds
+            ratio = pps / (raw * cores)
+            rounds.append((raw, pps, ratio))
+            print(f"round {round_no}: raw trafilatura {raw:.1f} pages/s on one core | newsflow run "
+                  f"{len(pages)} pages in {run.seconds:.2f} s, start to exit = {pps:.1f} pages/s | ratio {ratio:.2f} "
+                  f"| {phases[-1]['summary']}", flush=True)
+    raw_m, pps_m, ratio_m = (statistics.median(col) for col in zip(*rounds))
+    p = {k: statistics.median(ph[k] for ph in phases) for k in ("startup", "polling", "fetching", "winddown")}
+    rows = [
+        ("raw trafilatura.extract(with_metadata=True), 1 core (median)", f"{raw_m:.1f} pages/s"),
+        (f"newsflow run, {len(pages)} pages, start to exit (median)", f"{pps_m:.1f} pages/s"),
+        (f"ratio = run ÷ (raw × {cores} cores)", f"**{ratio_m:.2f}** (target ≥ 0.8)"),
+        ("  start-up: process start to the first feed request", f"{p['startup']:.2f} s"),
+        ("  polling: first feed request to the first page request", f"{p['polling']:.2f} s"),
+        ("  fetch window: first to last page request", f"{p['fetching']:.2f} s"),
+        ("  wind-down: last page request to exit", f"{p['winddown']:.2f} s"),
+    ]
+    if f1:
+        rows += [(f"extraction: token F1 of stored bodies vs trafilatura defaults ({f1['n']} pages)",
+                  f"mean {f1['mean']:.3f}, median {f1['median']:.3f}, {f1['low']} below 0.9"),
+                 ("  the same against trafilatura with comments left out (as newsflow stores articles)",
+                  f"mean {f1['mean_nc']:.3f}, median {f1['median_nc']:.3f}")]
     print()
-    print(f"median of {len(rows)} rounds: ratio = pipeline {pps_m:.1f} / (raw {raw_m:.1f} x {cores} cores) "
-          f"= {ratio_m:.2f}  (target >= 0.8)")
+    print(table(rows))
     return 0
+
+
+def _phases(run, requests) -> dict:
+    feed_times = [t for t, _, path in requests if path.startswith("/feed")]
+    page_times = [t for t, _, path in requests if path.startswith("/p")]
+    start, end = run.started_at, run.started_at + run.seconds
+    first_feed, first_page, last_page = min(feed_times), min(page_times), max(page_times)
+    out = {"startup": first_feed - start, "polling": first_page - first_feed,
+           "fetching": last_page - first_page, "winddown": end - last_page}
+    out["summary"] = ("start-up {startup:.2f} s, polling {polling:.2f} s, fetch window {fetching:.2f} s, "
+                      "wind-down {winddown:.2f} s").format(**out)
+    return out
+
+
+def _extraction_quality(url: str, pages: dict[str, bytes]) -> dict:
+    """Token F1 of each stored page body against trafilatura's own output on the page."""
+    import psycopg
+    import trafilatura
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("""SELECT e.link, a.body FROM news.articles a JOIN news.entries e ON e.article_id = a.id
+                               WHERE a.body_source = 'page'""").fetchall()
+    scores, scores_nc = [], []
+    for link, body in rows:
+        path = "/" + link.split("/", 3)[3]
+        html = pages[path]
+        reference = trafilatura.extract(html, url=link) or ""
+        without_comments = trafilatura.extract(html, url=link, include_comments=False) or ""
+        scores.append(token_f1(body, reference))
+        scores_nc.append(token_f1(body, without_comments))
+    return {"n": len(scores), "mean": statistics.mean(scores), "median": statistics.median(scores),
+            "low": sum(s < 0.9 for s in scores), "mean_nc": statistics.mean(scores_nc),
+            "median_nc": statistics.median(scores_nc)}
 
 
 if __name__ == "__main__":

@@ -54,15 +54,44 @@ def extract_page(job: ExtractJob, settings: Settings) -> Extracted:
     return found
 
 
+# What makes a table cell a piece of page layout rather than data: block content.
+_BLOCKS = ".//p|.//h1|.//h2|.//h3|.//h4|.//ul|.//ol|.//blockquote|.//table"
+_CELLS = "./tr/td|./tr/th|./*/tr/td|./*/tr/th"
+
+
+def unwrap_layout_tables(tree) -> int:
+    """Turn layout tables into plain blocks; returns how many.
+
+    Old and small sites lay whole pages out in tables: the article is paragraphs inside
+    one cell, the navigation in another. Extracted as a table, the article comes out as
+    one "cell | cell" line with the menu in it. A table with a cell holding two or more
+    blocks (paragraphs, headings, lists) or more than 300 characters of text is layout:
+    its rows and cells become divs, so extraction sees paragraphs and boilerplate as on
+    any page. Data tables (short cells) stay tables, and trafilatura keeps them (its
+    default, ``include_tables``), one row per line."""
+    unwrapped = 0
+    for table in list(tree.iter("table")):
+        cells = table.xpath(_CELLS)
+        if any(len(cell.xpath(_BLOCKS)) >= 2 or len(cell.text_content()) > 300 for cell in cells):
+            for element in [table, *table.xpath("./thead|./tbody|./tfoot|./tr|./*/tr"), *cells]:
+                element.tag = "div"
+            unwrapped += 1
+    return unwrapped
+
+
 def _extract(html: bytes, url: str, max_bytes: int, search_date: bool = True) -> Extracted:
     import trafilatura  # heavy import, paid once per worker
 
     if len(html) > max_bytes:
         html = html[:max_bytes]  # bounded input: lxml time grows with document size
     try:
+        tree = trafilatura.load_html(html)
+        if tree is None:
+            return Extracted(error="not an HTML document", error_kind=ErrorKind.NO_TEXT)
+        unwrap_layout_tables(tree)
         doc = trafilatura.bare_extraction(
-            html, url=url, with_metadata=True, include_comments=False,
-            include_tables=False, favor_precision=False, deduplicate=False,
+            tree, url=url, with_metadata=True, include_comments=False,
+            include_tables=True, favor_precision=False, deduplicate=False,
             date_extraction_params={"extensive_search": search_date, "original_date": True,
                                     "outputformat": "%Y-%m-%dT%H:%M:%S%z"})
     except Exception as exc:  # trafilatura/lxml on hostile markup: record, never raise

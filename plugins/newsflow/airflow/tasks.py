@@ -152,6 +152,7 @@ def poll_shard(feed_ids: Sequence[int]) -> dict[str, int]:
     """Poll one shard of feeds; every outcome is recorded in the database, none raises."""
     from ..poll import poll_feeds, select_feeds
 
+    context.allow_child_processes()  # a large shard parses its documents in worker processes
     settings, url = _context()
     with db.connect(url) as conn:
         feeds = select_feeds(conn, feed_ids=list(feed_ids))

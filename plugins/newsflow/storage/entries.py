@@ -36,9 +36,10 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
 
     ``rekeyed`` counts items whose identity is new but whose link and title this feed
     already has: the feed changes GUIDs between polls, and storing them again would
-    duplicate every item. ``hosts``: each entry's politeness unit (frontier.host_key).
-    An item the database refuses is skipped and described in ``problems``; the others
-    are stored.
+    duplicate every item. ``hosts``: each entry's politeness unit (politeness.host_key).
+    The new items go in one statement; when the database refuses one of them, each is
+    tried in a savepoint of its own, the refused ones are skipped and described in
+    ``problems``, and the others are stored.
     """
     links = [e.link for e in entries if e.link]
     known = conn.execute("""
@@ -47,8 +48,8 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
     known_guids = {r["guid"] for r in known}
     known_items = {(r["link"], r["title"]) for r in known}
     known_links = {r["link"] for r in known}
-    new = rekeyed = 0
-    problems: list[str] = []
+    rekeyed = 0
+    fresh: list[tuple[ParsedEntry, str | None]] = []
     for e, host in zip(entries, hosts):
         # keyed by link (identity downgraded): an item stored under its old GUID is
         # the same item even when its title was edited since
@@ -56,24 +57,39 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
                      and e.link in known_links)
         if e.guid not in known_guids and e.link and ((e.link, e.title) in known_items or same_link):
             rekeyed += 1
-            continue
+        elif e.guid not in known_guids:
+            fresh.append((e, host))
+    if not fresh:
+        return 0, rekeyed, []
+    try:
+        with conn.transaction():  # a savepoint: all new items in one statement
+            return _insert(conn, feed_id, fresh), rekeyed, []
+    except RECORD_FAULTS:
+        pass
+    new, problems = 0, []
+    for e, host in fresh:  # one of them is refused: each in a savepoint of its own
         try:
-            with conn.transaction():  # a savepoint: one refused item never costs the document
-                row = conn.execute("""
-                    INSERT INTO news.entries (feed_id, guid, link, title, summary, author,
-                                              published_at, host, notes)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (feed_id, guid) DO NOTHING RETURNING id""",
-                    (feed_id, e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
-                     "; ".join(e.notes) or None)).fetchone()
-        except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
-                psycopg.errors.ProgramLimitExceeded) as exc:
+            with conn.transaction():
+                new += _insert(conn, feed_id, [(e, host)])
+        except RECORD_FAULTS as exc:
             problems.append(f"item {redact(e.guid[:80])!r} refused: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:200]}")
-            continue
-        if row:
-            new += 1
     return new, rekeyed, problems
+
+
+RECORD_FAULTS = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+
+
+def _insert(conn: psycopg.Connection, feed_id: int, fresh: Sequence[tuple[ParsedEntry, str | None]]) -> int:
+    """Insert entries (one statement); how many were new."""
+    columns = list(zip(*[(e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
+                          "; ".join(e.notes) or None) for e, host in fresh]))
+    rows = conn.execute("""
+        INSERT INTO news.entries (feed_id, guid, link, title, summary, author, published_at, host, notes)
+        SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                 %s::timestamptz[], %s::text[], %s::text[])
+        ON CONFLICT (feed_id, guid) DO NOTHING RETURNING id""", (feed_id, *map(list, columns))).fetchall()
+    return len(rows)
 
 
 # --- the queue ----------------------------------------------------------------------------
