@@ -44,8 +44,14 @@ celery-check: setup
 		--home $(CURDIR)/airflow_home/celery-check \
 		--database-url "$(CELERY_CHECK_DB)" --broker "$(CELERY_CHECK_BROKER)"
 
+# Throughput, in one run (needs ../shared/corpus): end to end with politeness lifted (ratio to
+# raw trafilatura, where the time goes, extraction F1), the polite pass against its politeness
+# bound, polling at scale, the dedup write path at 100k indexed. Figures in README.
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/frontier_bench.py
+	$(BIN)/python bench/polling_bench.py
+	$(BIN)/python bench/dedup_index_bench.py --big 0
 
 bench-dedup: setup
 	$(BIN)/python bench/dedup_eval.py

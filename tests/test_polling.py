@@ -422,3 +422,18 @@ def test_many_feeds_are_parsed_in_worker_processes_with_the_same_outcome(fs, st,
     assert [outcomes[ids[f"P{i}"]].new_entries for i in range(3)] == [3, 3, 3]
     assert "not a feed" in outcomes[ids["Broken"]].error
     assert [e["guid"].rsplit("/", 1)[-1] for e in entries(database_url, ids["P1"])] == ["g1.0", "g1.1", "g1.2"]
+
+
+def test_a_success_on_a_host_that_asked_to_wait_still_waits(fs, st, database_url):
+    """Another feed's 429 (Retry-After) on the same host, while this feed's poll was in
+    flight: this feed's success does not undo the host's deferral."""
+    from newsflow.politeness import host_key
+    from newsflow.storage import hosts as host_store
+
+    ids = add_feeds(database_url, {"Calm": fs.add("/calm.xml", rss([{"title": "T", "link": "http://news.test/t"}]),
+                                                  content_type="application/rss+xml")})
+    with db.transaction(database_url) as conn:
+        host_store.defer(conn, host_key(fs.url("/calm.xml")), 3600, "another feed got HTTP 429")
+    [outcome] = poll(database_url, st)
+    assert outcome.error is None and outcome.new_entries == 1
+    assert feed_row(database_url, ids["Calm"])["due_in"] > 3000

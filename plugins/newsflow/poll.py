@@ -169,6 +169,7 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
             validators = ({} if result.not_modified else
                           dict(etag=result.headers.get("etag"), last_modified=result.headers.get("last-modified")))
             feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
+                                      host=host_key(feed.url),
                                       full_fetch=full and not result.not_modified, keep_warning=True,
                                       etag=validators.get("etag"), last_modified=validators.get("last_modified"),
                                       interval=next_interval(settings, feed, result, changed=False))
@@ -201,7 +202,7 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
         warnings.append(f"{len(problems)} item(s) refused by the database: {'; '.join(problems[:3])}")
     outcome.new_entries, outcome.seen_entries = new, len(parsed.entries)
     feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
-                              full_fetch=full, guid_mode=mode, warning="; ".join(warnings) or None,
+                              host=host_key(feed.url), full_fetch=full, guid_mode=mode, warning="; ".join(warnings) or None,
                               **validators,
                               interval=next_interval(settings, feed, result, changed=new > 0,
                                                      ttl=parsed.ttl))

@@ -120,10 +120,12 @@ def enabled(conn: psycopg.Connection) -> list[Feed]:
 
 def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag: str | None,
                    last_modified: str | None, body_hash: str | None, full_fetch: bool,
-                   interval: int, guid_mode: str | None = None, warning: str | None = None,
-                   keep_warning: bool = False) -> None:
+                   interval: int, host: str | None = None, guid_mode: str | None = None,
+                   warning: str | None = None, keep_warning: bool = False) -> None:
     """A successful poll. ``keep_warning``: the document was not re-read (304 or same
-    bytes), so a warning from its last parse (e.g. an identity downgrade) stays shown."""
+    bytes), so a warning from its last parse (e.g. an identity downgrade) stays shown.
+    ``host``: the feed's politeness unit; a Retry-After its host gave in the meantime (to
+    another feed's poll in flight at the same moment) still holds the next poll back."""
     conn.execute("""
         UPDATE news.feeds SET
             etag = coalesce(%(etag)s, etag), last_modified = coalesce(%(lm)s, last_modified),
@@ -131,7 +133,8 @@ def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag:
             last_polled_at = now(),
             last_full_fetch_at = CASE WHEN %(full)s THEN now() ELSE last_full_fetch_at END,
             effective_interval = %(interval)s,
-            next_poll_at = now() + make_interval(secs => %(interval)s),
+            next_poll_at = greatest(now() + make_interval(secs => %(interval)s),
+                                    (SELECT deferred_until FROM news.hosts WHERE host = %(host)s)),
             last_error = CASE WHEN %(keep)s AND consecutive_errors = 0 THEN last_error
                               ELSE %(warning)s END,
             consecutive_errors = 0,
@@ -139,7 +142,7 @@ def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag:
         WHERE id = %(id)s""",
         {"etag": etag, "lm": last_modified, "hash": body_hash, "status": status,
          "full": full_fetch, "interval": interval, "mode": guid_mode, "warning": warning,
-         "keep": keep_warning,
+         "keep": keep_warning, "host": host,
          "id": feed_id})
 
 
