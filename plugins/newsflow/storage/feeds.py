@@ -178,23 +178,8 @@ def set_enabled(conn: psycopg.Connection, feed_ref: str, enabled: bool) -> int:
 
 
 def status(conn: psycopg.Connection) -> list[FeedStatus]:
-    """One row per feed: health, last error, next poll, entry counts."""
-    rows = conn.execute("""
-        SELECT f.id, f.publisher, f.name, f.url, f.enabled, f.disabled_reason, f.last_status,
-               f.consecutive_errors, f.last_error, f.last_polled_at, f.next_poll_at,
-               f.effective_interval, f.guid_mode,
-               count(e.id) AS entries,
-               count(e.id) FILTER (WHERE e.status = 'pending') AS pending,
-               count(e.id) FILTER (WHERE e.status = 'failed') AS failed,
-               max(e.first_seen_at) AS last_new_entry_at,
-               CASE WHEN NOT f.enabled THEN 'disabled'
-                    WHEN f.consecutive_errors > 0 THEN 'failing'
-                    WHEN f.last_polled_at IS NULL THEN 'new'
-                    WHEN max(e.first_seen_at) < now() - interval '7 days'
-                         OR (max(e.first_seen_at) IS NULL AND f.created_at < now() - interval '7 days')
-                         THEN 'stale'
-                    ELSE 'ok' END AS health
-        FROM news.feeds f LEFT JOIN news.entries e ON e.feed_id = f.id
-        GROUP BY f.id ORDER BY f.id""").fetchall()
+    """One row per feed: health, last error, next poll, entry counts. Reads the view
+    news_api.feed_status (migration 010), so a reader login can run `newsflow feeds status`."""
+    rows = conn.execute("SELECT * FROM news_api.feed_status ORDER BY id").fetchall()
     # for display: a feed URL's credentials are never shown (they stay in news.feeds.url)
     return [FeedStatus(**{**r, "url": redact(r["url"])}) for r in rows]
