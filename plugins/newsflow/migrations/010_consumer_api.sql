@@ -741,15 +741,23 @@ BEGIN
     WITH cand AS MATERIALIZED (
         -- "+ interval '0'": not the order of articles_sort_idx, so the planner cannot walk
         -- that index and test @@ row by row (de-TOASTing 20k vectors for 5k hits).
-        SELECT a.id, a.sort_at, a.search_vector FROM news_api.articles a
+        SELECT a.id, a.sort_at, a.language, a.search_vector FROM news_api.articles a
         WHERE a.search_vector @@ tsq
           AND (since IS NULL OR a.sort_at >= since) AND (until IS NULL OR a.sort_at < until)
           AND (search.language IS NULL OR a.language = search.language)
           AND (search.publisher IS NULL OR a.publisher = search.publisher)
         ORDER BY a.sort_at + interval '0' DESC
         LIMIT candidates),
+    -- Each candidate is checked against the query parsed in its own language: the OR over
+    -- languages finds candidates, but "zebra -city" parsed the German way ('city' is not
+    -- stemmed) would let an English article that says "city" through. One parse per language.
+    per_language AS (
+        SELECT l.language, news_api.search_query(q, coalesce(l.language, 'simple')) AS lq
+        FROM (SELECT DISTINCT c.language FROM cand c) l),
     top AS (
-        SELECT c.id, ts_rank_cd(c.search_vector, tsq, 1) AS rank, c.sort_at FROM cand c
+        SELECT c.id, ts_rank_cd(c.search_vector, tsq, 1) AS rank, c.sort_at
+        FROM cand c JOIN per_language p ON p.language IS NOT DISTINCT FROM c.language
+        WHERE c.search_vector @@ p.lq
         ORDER BY rank DESC, c.sort_at DESC, c.id DESC
         LIMIT lim)
     SELECT a.id, a.story_id, a.title, a.publisher, a.language, a.published_at, a.sort_at,
