@@ -143,9 +143,10 @@ def readable(settings: Settings) -> str:
         raise DatabaseError(f"this login may not read the consumer schema news_api at {redact(url)} ({exc}): "
                             f"the database owner runs `newsflow db grant-reader ROLE` for it") from exc
     if found is None:
-        raise DatabaseError(f"the database at {redact(url)} has no consumer schema (news_api): it is older than "
-                            f"this newsflow (migration {latest}) or was never set up; the owner runs "
-                            "`newsflow db upgrade` (read-only commands never migrate)")
+        raise DatabaseError(f"the database at {redact(url)} has no consumer schema news_api that this login can "
+                            f"see: it is older than this newsflow (migration {latest}) or was never set up (the owner "
+                            "runs `newsflow db upgrade`; read-only commands never migrate), or this login lacks "
+                            "access (the owner runs `newsflow db grant-reader ROLE`)")
     if found["migration"] < latest:
         raise DatabaseError(f"the database at {redact(url)} is at migration {found['migration']}, older than this "
                             f"newsflow (migration {latest}): the owner runs `newsflow db upgrade` "
