@@ -340,16 +340,14 @@ def parameters(conn) -> dict:
         or one("SELECT link FROM news.entries ORDER BY id DESC LIMIT 1"),
         "cursor": one("SELECT coalesce(max(seq), 0) / 2 FROM news.changes"),
     }
-    # a common, a rare term, and a phrase of the last 7 days, picked from the data
+    # a common word (from the data), a rare one (a synthetic name: ~2 stories each), and a
+    # mid-frequency topic phrase of the world (rank 20 of 2,000), searched in the last 7 days
     p["common"] = one("""SELECT word FROM ts_stat($$SELECT search_vector FROM news.articles
                          WHERE id % 100 = 0 AND language = 'en'$$)
                          WHERE length(word) > 4 ORDER BY ndoc DESC OFFSET 10 LIMIT 1""")
-    p["rare"] = one("""SELECT word FROM ts_stat($$SELECT search_vector FROM news.articles
-                       WHERE id % 500 = 0$$) WHERE ndoc = 1 AND length(word) > 10 ORDER BY word LIMIT 1""")
-    p["phrase"] = '"' + one("""SELECT s.title FROM news.stories s WHERE s.sort_at > now() - interval '7 days'
-                               AND s.outlet_count > 1 ORDER BY s.id LIMIT 1""").split(" ")[0] + " " + \
-        one("""SELECT split_part(s.title, ' ', 2) FROM news.stories s WHERE s.sort_at > now() - interval '7 days'
-               AND s.outlet_count > 1 ORDER BY s.id LIMIT 1""") + '"'
+    world = World(42)
+    p["rare"] = str(world.entities[1000])
+    p["phrase"] = f'"{world.vocab["en"].phrases[20]}"'
     return p
 
 

@@ -748,17 +748,20 @@ BEGIN
           AND (search.publisher IS NULL OR a.publisher = search.publisher)
         ORDER BY a.sort_at + interval '0' DESC
         LIMIT candidates),
-    -- Each candidate is checked against the query parsed in its own language: the OR over
+    -- Each result is checked against the query parsed in its own language: the OR over
     -- languages finds candidates, but "zebra -city" parsed the German way ('city' is not
-    -- stemmed) would let an English article that says "city" through. One parse per language.
+    -- stemmed) would let an English article that says "city" through. One parse per
+    -- language; checked in rank order until `lim` pass, so few vectors are read twice.
     per_language AS (
         SELECT l.language, news_api.search_query(q, coalesce(l.language, 'simple')) AS lq
         FROM (SELECT DISTINCT c.language FROM cand c) l),
     top AS (
-        SELECT c.id, ts_rank_cd(c.search_vector, tsq, 1) AS rank, c.sort_at
-        FROM cand c JOIN per_language p ON p.language IS NOT DISTINCT FROM c.language
-        WHERE c.search_vector @@ p.lq
-        ORDER BY rank DESC, c.sort_at DESC, c.id DESC
+        SELECT r.id, r.rank, r.sort_at
+        FROM (SELECT c.id, c.language, c.search_vector, c.sort_at,
+                     ts_rank_cd(c.search_vector, tsq, 1) AS rank
+              FROM cand c ORDER BY rank DESC, c.sort_at DESC, c.id DESC) r
+        WHERE r.search_vector @@ (SELECT p.lq FROM per_language p
+                                  WHERE p.language IS NOT DISTINCT FROM r.language)
         LIMIT lim)
     SELECT a.id, a.story_id, a.title, a.publisher, a.language, a.published_at, a.sort_at,
            a.url, top.rank, s.title, s.outlet_count
