@@ -449,3 +449,40 @@ def test_story_outlets_table_matches_what_the_view_computed(database_url, settin
               WHERE a.story_id = s.id)""")
     assert counts == []
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.stories WHERE sort_at IS NULL")[0]["n"] == 0
+
+
+def test_migration_010_on_a_database_with_data(pg_server_url, tmp_path):
+    """Existing rows get their outlets, counts, search vectors and a "created" change each."""
+    from tools.pgscratch import scratch_database
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for version, path in db.migration_files():
+        if version < 10:
+            (before / path.name).write_text(path.read_text())
+    with scratch_database(pg_server_url, migrate=False) as url:
+        db.upgrade(url, before)
+        with db.connect(url) as conn:
+            feeds = [conn.execute("INSERT INTO news.feeds (url, publisher) VALUES (%s, %s) RETURNING id",
+                                  (f"https://{p}.test/rss", p)).fetchone()["id"] for p in ("Wire", "Daily")]
+            story = conn.execute("INSERT INTO news.stories (title) VALUES ('Dam breaks') RETURNING id").fetchone()["id"]
+            article = conn.execute("""
+                INSERT INTO news.articles (url, canonical_url, publisher, title, body, language, word_count,
+                                           content_hash, body_source, story_id, story_relation)
+                VALUES ('https://wire.test/a', 'https://wire.test/a', 'Wire', 'Dam breaks after storm',
+                        'The dam broke on Monday.\nRescuers arrived.', 'en', 8, 'h1', 'page', %s, 'original')
+                RETURNING id""", (story,)).fetchone()["id"]
+            for feed, link in zip(feeds, ("https://wire.test/a", "https://daily.test/dam")):
+                conn.execute("INSERT INTO news.entries (feed_id, guid, link, status, article_id) "
+                             "VALUES (%s, %s, %s, 'loaded', %s)", (feed, link, link, article))
+            conn.commit()
+        db.upgrade(url)
+        outlets = fetch_all(url, "SELECT publisher, relation FROM news_api.story_members ORDER BY publisher")
+        assert outlets == [{"publisher": "Daily", "relation": "identical"}, {"publisher": "Wire", "relation": "original"}]
+        story_row = fetch_all(url, "SELECT outlet_count, article_count, sort_at FROM news_api.stories")[0]
+        assert story_row["outlet_count"] == 2 and story_row["article_count"] == 1 and story_row["sort_at"]
+        changes = fetch_all(url, "SELECT seq, entity, entity_id, kind FROM news_api.changes ORDER BY seq")
+        assert [(c["entity"], c["entity_id"], c["kind"]) for c in changes] == \
+            [("story", story, "created"), ("article", article, "created")]
+        with db.connect(url) as conn:
+            assert [h.article_id for h in consumer.search(conn, "storms")] == [article]

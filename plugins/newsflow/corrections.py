@@ -22,7 +22,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Sequence
 
-from . import dedup, stories
+from . import db, dedup, stories
 from .config import Settings
 from .models import Article, PageJob
 from .storage import articles as article_store
@@ -90,11 +90,13 @@ def revise(conn, settings: Settings, target: dict, article: Article) -> None:
 
     published = article.published_at or target["published_at"]
     when = published or datetime.now(timezone.utc)
-    placement = stories.place(conn, settings, fp, dedup_index.PgIndex(conn, when, settings.dedup_window_days),
-                              new_story)
+    # its own one-text index (written at once), not the write batch's: the batch looked its
+    # candidates up before this article left its story and its index rows
+    index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
+    placement = stories.place(conn, settings, fp, index, new_story)
     article_store.attach(conn, article_id, placement.story_id, placement.relation, placement.jaccard,
                          placement.containment)
-    stories.settle(conn, placement, article_id, fp, when, published)
+    stories.settle(conn, placement, article_id, fp, when, index, published)
     story_store.refresh(conn, placement.story_id)
     if old_story is not None and old_story != placement.story_id:
         story_store.refresh(conn, old_story)  # deletes it when it has no member left
@@ -104,8 +106,6 @@ def purge(url: str, *, article_ids: Sequence[int] = (), article_url: str | None 
           reason: str) -> list[int]:
     """Delete articles (by id, or known under a URL), leaving tombstones; their stories
     get a new representative, or are deleted when empty. Returns the ids deleted."""
-    from . import db
-
     with db.transaction(url) as conn:
         take_write_locks(conn)
         found = tombstones.existing(conn, article_ids=article_ids, url=article_url)
