@@ -257,6 +257,15 @@ def test_change_feed_under_two_ingest_processes_has_no_gap_and_no_duplicate(data
     created = fetch_all(database_url, """SELECT count(*) AS n FROM news.articles a WHERE NOT EXISTS (
         SELECT 1 FROM news.changes c WHERE c.entity = 'article' AND c.entity_id = a.id AND c.kind = 'created')""")
     assert created[0]["n"] == 0  # every article has its "created" row
+    # clock times are taken under the changes lock: in seq order they never go backwards,
+    # so no batch committed rows dated before a change that was already visible
+    stamps = fetch_all(database_url, """
+        SELECT c.changed_at, a.created_at FROM news.changes c JOIN news.articles a ON a.id = c.entity_id
+        WHERE c.entity = 'article' AND c.kind = 'created' AND c.seq > %s ORDER BY c.seq""", (start,))
+    assert [r["created_at"] for r in stamps] == sorted(r["created_at"] for r in stamps)
+    changed_at = [r["changed_at"] for r in fetch_all(database_url, "SELECT changed_at FROM news.changes "
+                                                                   "WHERE seq > %s ORDER BY seq", (start,))]
+    assert changed_at == sorted(changed_at)
     # one notification per committing transaction, naming a seq that exists
     assert notified and set(notified) <= set(committed)
     xacts = fetch_all(database_url, "SELECT count(DISTINCT xact_id) AS n FROM news.changes WHERE seq > %s", (start,))
