@@ -5,15 +5,12 @@ and read-only command-line use."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
-import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -377,7 +374,7 @@ NASTY = [
 ]
 
 
-def test_export_round_trips_every_text(database_url, tmp_path, monkeypatch):
+def test_export_round_trips_every_text(database_url, tmp_path):
     ids = {_article(database_url, title=f'title {i} \\ "q"', body=body, key=f"nasty-{i}"): body
            for i, body in enumerate(NASTY)}
     from newsflow.config import Settings
@@ -495,3 +492,30 @@ def test_migration_010_on_a_database_with_data(pg_server_url, tmp_path):
             [("story", story, "created"), ("article", article, "created")]
         with db.connect(url) as conn:
             assert [h.article_id for h in consumer.search(conn, "storms")] == [article]
+
+
+def test_a_changed_item_requeues_its_loaded_entry_after_the_minimum_interval(database_url):
+    from newsflow.models import ParsedEntry
+
+    with db.transaction(database_url) as conn:
+        feed = conn.execute("INSERT INTO news.feeds (url, publisher) VALUES ('https://f.test/rss', 'F') "
+                            "RETURNING id").fetchone()["id"]
+        first = [ParsedEntry(guid=f"g{i}", link=f"https://f.test/{i}", title=f"T{i}", summary="S", author=None,
+                             published_at=NOW, updated_at=None) for i in range(3)]
+        entry_store.insert_new(conn, feed, first, [None] * 3)
+        conn.execute("UPDATE news.entries SET status = 'loaded'")
+    later = NOW + timedelta(hours=1)
+    seen = [replace(first[0], updated_at=NOW),   # a first "updated" date: recorded only
+            replace(first[1], title="T1 (corrected)"),
+            first[2]]
+    with db.transaction(database_url) as conn:
+        assert entry_store.requeue_changed(conn, feed, seen, min_interval=0) == 1
+    with db.transaction(database_url) as conn:
+        bumped = [replace(first[0], updated_at=later)]
+        assert entry_store.requeue_changed(conn, feed, bumped, min_interval=600) == 1
+    rows = {r["guid"]: r for r in fetch_all(database_url, "SELECT guid, status, title, feed_updated_at, "
+                                                          "next_attempt_at > now() + interval '5 minutes' AS waits "
+                                                          "FROM news.entries")}
+    assert rows["g1"]["status"] == "pending" and rows["g1"]["title"] == "T1 (corrected)" and not rows["g1"]["waits"]
+    assert rows["g0"]["status"] == "pending" and rows["g0"]["feed_updated_at"] == later and rows["g0"]["waits"]
+    assert rows["g2"]["status"] == "loaded"

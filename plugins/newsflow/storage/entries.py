@@ -79,9 +79,10 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
 
 def requeue_changed(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry],
                     min_interval: float) -> int:
-    """Corrections: known items of this feed seen again with another title or summary, or
-    a later "updated" date, get the new values; those already loaded go back in the queue,
-    so their page is fetched again (ingestion updates the article if its text changed).
+    """Corrections: loaded items of this feed seen again with another title or summary, or
+    a later "updated" date, get the new values and go back in the queue, so their page is
+    fetched again (ingestion updates the article if its text changed). Only loaded entries:
+    those no worker holds (a pending one may be leased and locked by a write batch).
     The fetch waits until ``min_interval`` seconds after the entry's last write, so a feed
     that rewrites its items on every poll cannot make us re-fetch its pages each time.
     A first "updated" date on an entry stored without one is only recorded. Returns the
@@ -96,19 +97,19 @@ def requeue_changed(conn: psycopg.Connection, feed_id: int, entries: Sequence[Pa
                      (p.title IS DISTINCT FROM e.title OR p.summary IS DISTINCT FROM e.summary
                       OR p.updated_at > e.feed_updated_at) AS changed
               FROM news.entries e JOIN p ON p.guid = e.guid
-              WHERE e.feed_id = %(feed)s
+              WHERE e.feed_id = %(feed)s AND e.status = 'loaded'
                 AND (p.title IS DISTINCT FROM e.title OR p.summary IS DISTINCT FROM e.summary
                      OR p.updated_at IS DISTINCT FROM e.feed_updated_at AND p.updated_at IS NOT NULL))
         UPDATE news.entries e SET title = c.title, summary = c.summary,
                feed_updated_at = coalesce(c.updated_at, e.feed_updated_at),
-               status = CASE WHEN c.changed AND e.status = 'loaded' THEN 'pending' ELSE e.status END,
-               next_attempt_at = CASE WHEN c.changed AND e.status = 'loaded'
+               status = CASE WHEN c.changed THEN 'pending' ELSE e.status END,
+               next_attempt_at = CASE WHEN c.changed
                    THEN greatest(now(), e.updated_at + make_interval(secs => %(interval)s))
                    ELSE e.next_attempt_at END,
-               attempts = CASE WHEN c.changed AND e.status = 'loaded' THEN 0 ELSE e.attempts END,
+               attempts = CASE WHEN c.changed THEN 0 ELSE e.attempts END,
                updated_at = now()
         FROM c WHERE e.id = c.id
-        RETURNING (c.changed AND e.status = 'pending' AND e.article_id IS NOT NULL) AS requeued""",
+        RETURNING coalesce(c.changed, false) AS requeued""",
         {"guids": [e.guid for e in items], "titles": [e.title for e in items],
          "summaries": [e.summary for e in items], "updated": [e.updated_at for e in items],
          "feed": feed_id, "interval": min_interval}).fetchall()
