@@ -14,7 +14,10 @@ Starts whenever `newsflow_poll_feeds` announces new entries (asset
    per batch. Workers, overlapping runs and Celery workers never take the same entry;
    a worker that dies releases its batch, which the next run processes again.
 4. **announce_new_articles**: emits the asset `newsflow://news/articles` when new
-   articles were loaded (skipped otherwise): downstream DAGs can schedule on it.
+   articles were loaded (skipped otherwise, and its log says why): downstream DAGs can
+   schedule on it.
+5. **fail_run_if_a_task_failed**: skipped when all went well; fails the run when any
+   task above failed.
 
 Failed pages are retried with backoff by later runs (entry `attempts`,
 `next_attempt_at`); after `NEWSFLOW_MAX_ATTEMPTS` the entry is `failed` (or loaded from
@@ -23,8 +26,10 @@ the feed's own text when it has some).
 #### Manual runs (Trigger DAG w/ config)
 
 * `entry_id` or `url`: re-ingest that entry (even when already loaded).
-* `since` / `until` (ISO dates): backfill, requeue the entries of that range
-  (already-loaded ones only with `include_loaded`).
+* `since` / `until` (dates, YYYY-MM-DD): backfill, requeue the entries of that range
+  (already-loaded ones only with `include_loaded`). The trigger form refuses anything
+  that is not a date.
+* Failed entries of one feed, or one entry: **Requeue** in Newsflow → Feeds.
 * `workers`: parallel ingest tasks (default env `NEWSFLOW_INGEST_WORKERS`, 2).
 * `max_batches`: stop each worker after this many batches.
 """
@@ -35,7 +40,8 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from newsflow_common import ARTICLES, DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, START_DATE, env_int
+from newsflow_common import (ARTICLES, DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, START_DATE, env_int,
+                             run_watcher)
 
 
 @dag(
@@ -52,11 +58,14 @@ from newsflow_common import ARTICLES, DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "ingestion", "articles"],
     params={
-        "entry_id": Param(None, type=["null", "integer"], title="Re-ingest entry id"),
-        "url": Param(None, type=["null", "string"], title="Re-ingest entry URL",
+        "entry_id": Param(None, type=["null", "integer"], minimum=1, title="Re-ingest entry id",
+                          description="An entry id as Newsflow → Feeds shows it on the feed's page."),
+        "url": Param(None, type=["null", "string"], format="uri", title="Re-ingest entry URL",
                      description="The entry link as it appeared in the feed."),
-        "since": Param(None, type=["null", "string"], title="Backfill from (ISO date, inclusive)"),
-        "until": Param(None, type=["null", "string"], title="Backfill until (ISO date, exclusive)"),
+        "since": Param(None, type=["null", "string"], format="date", title="Backfill from (date, inclusive)",
+                       description="YYYY-MM-DD: requeue the entries published (or first seen) on or after it."),
+        "until": Param(None, type=["null", "string"], format="date", title="Backfill until (date, exclusive)",
+                       description="YYYY-MM-DD: requeue the entries published (or first seen) before it."),
         "include_loaded": Param(False, type="boolean", title="Backfill also loaded entries"),
         "workers": Param(env_int("NEWSFLOW_INGEST_WORKERS", 2), type="integer", minimum=1, maximum=16,
                          title="Parallel ingest tasks"),
@@ -96,17 +105,20 @@ def newsflow_ingest_articles():
         from airflow.sdk.exceptions import AirflowSkipException
         from newsflow.airflow import tasks
 
-        total = tasks.summarize([r for r in results if r] if results is not None else [])
-        if not total.get("loaded"):
-            raise AirflowSkipException(f"no new articles ({total or 'nothing pending'})")
+        total, skip = tasks.announce(results, "loaded", "new articles")
+        if skip:
+            raise AirflowSkipException(skip)
         outlet_events[ARTICLES].extra = {"articles": total["loaded"],
                                          "first_article_id": total.get("first_article_id"),
                                          "last_article_id": total.get("last_article_id")}
         return total
 
+    requeued = requeue_requested()
     workers = plan_workers()
-    requeue_requested() >> workers
-    announce_new_articles(ingest_worker.expand(worker=workers))
+    requeued >> workers
+    ingested = ingest_worker.expand(worker=workers)
+    announced = announce_new_articles(ingested)
+    [requeued, workers, ingested, announced] >> run_watcher()
 
 
 newsflow_ingest_articles()

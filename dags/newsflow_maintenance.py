@@ -3,18 +3,22 @@
 
 Daily upkeep of the news database:
 
-1. **feed_health**: logs every feed that is *failing* (errors since its last success;
-   polled again after an exponential backoff), *stale* (no new entry for 7 days) or
-   *disabled* (with the reason: HTTP 410 Gone, too many consecutive failures, or an
-   operator), and returns the counts by health. It does not fail for unhealthy feeds:
-   read its log, then fix the feeds file or re-enable a feed with
-   `newsflow feeds enable ID` once the publisher is back.
+1. **feed_health**: measures each feed's rhythm from its own history (the usual gap
+   between arrivals of new entries), then logs every feed that is *failing* (errors
+   since its last success; polled again after an exponential backoff), *stale* (it
+   answers, but has brought no new entry for much longer than its rhythm), *deferred*
+   (its host's Retry-After) or *disabled* (with the reason and who disabled it), and
+   returns the counts by state. A feed that newly went stale is reported once per
+   episode: a `newly stale` log line and, when `NEWSFLOW_FAILURE_WEBHOOK` is set, a
+   notice there. It does not fail for unhealthy feeds: open **Newsflow → Feeds**, fix
+   the feeds file or re-enable the feed once the publisher is back.
 2. **retention**: deletes raw data older than `NEWSFLOW_RETENTION_DAYS` (fetch log,
    failed entries) and near-duplicate index rows outside the dedup window.
    Articles and stories are kept.
 3. **analyze**: `ANALYZE` on the news tables, so the planner knows their new sizes.
 
-Runs never overlap (`max_active_runs=1`). Safe to re-run at any time.
+A failed task fails the run (the tasks run one after the other). Runs never overlap
+(`max_active_runs=1`). Safe to re-run at any time.
 """
 
 from __future__ import annotations

@@ -6,20 +6,30 @@ Every few minutes (env `NEWSFLOW_POLL_SCHEDULE`, a cron expression, default ever
 
 1. **sync_feeds**: updates the feeds table from the feeds file (Variable
    `newsflow_feeds_file`, else env `NEWSFLOW_FEEDS_FILE`; without one, the table is used
-   as is). Feeds removed from the file are reported, never deleted.
+   as is). Feeds removed from the file are reported, never deleted. `enabled: false` in
+   the file disables a feed; `enabled: true` enables again only a feed the file itself
+   disabled: a feed newsflow disabled after errors stays disabled until an operator
+   re-enables it (Newsflow → Feeds).
 2. **plan_poll**: selects the feeds that are *due*: each feed has its own interval
    (adapted to the publisher's ttl/max-age and to how often it changes) and, after
-   errors, an exponential backoff; feeds disabled after repeated failures are skipped.
-   They are split into a few **shards** (hosts spread across shards).
-3. **poll_shard** (mapped, one task per shard, pool `newsflow_http`): conditional GETs,
-   parse, store new entries. A broken feed never fails the task: its error is recorded
-   on the feed (see `newsflow feeds status` or the maintenance DAG's health report).
+   errors, an exponential backoff; disabled feeds are skipped. They are split into a
+   few **shards** (hosts spread across shards).
+3. **poll_shard** (mapped, one task per shard, named by its feeds, pool
+   `newsflow_http`): conditional GETs, parse, store new entries. A broken feed never
+   fails the task: its error is recorded on the feed and shown in **Newsflow → Feeds**;
+   a feed disabled after repeated failures is named in the log
+   ("feed 7 (Example News - World) disabled after 10 consecutive failures: HTTP 404;
+   re-enable in Feeds").
 4. **announce_new_entries**: emits the asset `newsflow://news/entries` **only when new
-   entries were stored** (skipped otherwise), which starts `newsflow_ingest_articles`.
+   entries were stored** (otherwise it is skipped and its log says why), which starts
+   `newsflow_ingest_articles`.
+5. **fail_run_if_a_task_failed**: skipped when all went well; fails the run when any
+   task above failed.
 
 #### Manual runs (Trigger DAG w/ config)
 
-* `feed_id`: poll this one feed now, due or not.
+* `feed`: poll this one feed now, due or not: its id, name or URL as the Feeds page
+  shows them (or use **Poll now** on the feed's page in Newsflow → Feeds).
 * `force`: poll every enabled feed, due or not.
 * `shards`: how many parallel poll tasks (default env `NEWSFLOW_POLL_SHARDS`, 4).
 
@@ -32,9 +42,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from newsflow_common import DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, START_DATE, env_int
+from newsflow_common import (DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, START_DATE, env_int,
+                             run_watcher)
 
 
 @dag(
@@ -50,8 +61,11 @@ from newsflow_common import DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, STAR
     default_args=DEFAULT_ARGS,
     tags=["newsflow", "ingestion", "feeds"],
     params={
-        "feed_id": Param(None, type=["null", "integer"], title="Feed id",
-                         description="Poll this one feed now (id from `newsflow feeds status`), due or not."),
+        "feed": Param(None, type=["null", "string"], minLength=1, maxLength=2000,
+                      title="Feed to poll now (id, name or URL)",
+                      description="Poll this one feed now, due or not: its id (7), its name "
+                                  "(Example News - World) or its URL, as Newsflow → Feeds shows them. "
+                                  "A disabled feed is refused: re-enable it in Feeds first."),
         "force": Param(False, type="boolean", title="Poll every enabled feed",
                        description="Ignore each feed's schedule and backoff."),
         "shards": Param(env_int("NEWSFLOW_POLL_SHARDS", 4), type="integer", minimum=1, maximum=32,
@@ -68,39 +82,43 @@ def newsflow_poll_feeds():
 
     @task(execution_timeout=timedelta(minutes=5))
     def plan_poll(params=None) -> list[list[int]]:
+        from airflow.sdk.exceptions import AirflowFailException
         from newsflow.airflow import tasks
+        from newsflow.operations import OperationError
 
-        return tasks.plan_poll(feed_id=params.get("feed_id"), force=bool(params.get("force")),
-                               shards=int(params.get("shards") or 4))
+        try:
+            return tasks.plan_poll(feed=params.get("feed"), force=bool(params.get("force")),
+                                   shards=int(params.get("shards") or 4))
+        except OperationError as exc:  # a wrong or disabled feed: retrying will not help
+            raise AirflowFailException(str(exc)) from exc
 
     @task(pool=HTTP_POOL, execution_timeout=timedelta(minutes=20),
           map_index_template="{{ shard_label }}")
     def poll_shard(feed_ids: list[int]) -> dict:
         from newsflow.airflow import tasks
 
-        ids = sorted(feed_ids)
-        get_current_context()["shard_label"] = (
-            "feeds " + ", ".join(f"#{i}" for i in ids) if len(ids) <= 4
-            else f"{len(ids)} feeds, #{ids[0]}..#{ids[-1]}")
-        return tasks.poll_shard(feed_ids)
+        return tasks.poll_shard(feed_ids)  # also sets shard_label: the shard's feeds by name
 
     # all_done: entries stored by the shards that worked are announced even when another
-    # shard failed (that failure is recorded by the callback and shows in the grid).
+    # shard failed (that shard is red, and the watcher below fails the run).
     @task(outlets=[ENTRIES], trigger_rule="all_done", retries=0)
     def announce_new_entries(results, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
         from newsflow.airflow import tasks
 
-        total = tasks.summarize([r for r in results if r] if results is not None else [])
-        if not total.get("new_entries"):
+        total, skip = tasks.announce(results, "new_entries", "new entries")
+        if skip:
             # A skipped task emits no asset event: ingestion is not started for nothing.
-            raise AirflowSkipException(f"no new entries ({total or 'no feed was due'})")
+            raise AirflowSkipException(skip)
         outlet_events[ENTRIES].extra = {"new_entries": total["new_entries"], "feeds": total.get("feeds", 0)}
         return total
 
+    synced = sync_feeds()
     plan = plan_poll()
-    sync_feeds() >> plan
-    announce_new_entries(poll_shard.expand(feed_ids=plan))
+    synced >> plan
+    shards = poll_shard.expand(feed_ids=plan)
+    announced = announce_new_entries(shards)
+    [synced, plan, shards, announced] >> run_watcher()
 
 
 newsflow_poll_feeds()

@@ -3,6 +3,12 @@ so every test that needs Airflow starts a fresh interpreter with its own AIRFLOW
 
     python tests/airflow_harness.py parse            DagBag of dags/: errors, stats, attributes
     python tests/airflow_harness.py test DAG_ID CONF  dag.test() one run; JSON report on stdout
+    python tests/airflow_harness.py failure DAG TASK  the DAGs' failure and retry callbacks
+    python tests/airflow_harness.py metrics FUNC ARGS one task function with Airflow's metrics set up
+
+``test`` with env ``HARNESS_BREAK=<function of newsflow.airflow.tasks>`` makes that task fail
+(AirflowFailException, so dag.test() does not wait for retries) in its first mapped
+instance only: a broken poll shard among working ones.
 
 The environment (AIRFLOW_HOME, metadata DB, dags folder, connection) is set by
 :func:`airflow_env`, which the tests call.
@@ -53,7 +59,7 @@ def run(env: dict[str, str], *args: str, timeout: float = 600) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
             result = json.loads(line[len(MARK):])
-            result["_output"] = proc.stdout[-20000:] + proc.stderr[-20000:]
+            result["_output"] = proc.stdout[-400000:] + proc.stderr[-400000:]
             return result
     raise AssertionError(f"harness {args} failed (exit {proc.returncode}):\n"
                          f"{proc.stdout[-8000:]}\n{proc.stderr[-8000:]}")
@@ -86,12 +92,17 @@ def cmd_parse() -> dict:
             "fileloc": dag.fileloc, "tags": sorted(dag.tags), "owner": dag.owner,
             "doc_md": dag.doc_md or "", "max_active_runs": dag.max_active_runs,
             "params": sorted(dag.params.keys()),
+            "param_schemas": {k: dag.params.get_param(k).schema for k in dag.params.keys()},
+            "description": dag.description,
             "schedule": f"{type(dag.timetable).__name__} {getattr(dag.timetable, 'description', '')}",
             "tasks": {t.task_id: {"retries": t.retries, "owner": t.owner, "pool": t.pool,
                                   "execution_timeout": t.execution_timeout.total_seconds()
                                   if t.execution_timeout else None,
                                   "retry_exponential_backoff": float(t.retry_exponential_backoff or 0),
                                   "on_failure_callback": bool(t.on_failure_callback),
+                                  "on_retry_callback": bool(t.on_retry_callback),
+                                  "trigger_rule": getattr(t.trigger_rule, "value", str(t.trigger_rule)),
+                                  "downstream": sorted(t.downstream_task_ids),
                                   "outlets": [getattr(o, "uri", str(o)) for o in t.outlets],
                                   "map_index_template": getattr(t, "map_index_template", None)}
                       for t in dag.tasks},
@@ -115,6 +126,8 @@ def cmd_test(dag_id: str, conf: str) -> dict:
     if bag.import_errors:
         return {"import_errors": bag.import_errors}
     dag = bag.dags[dag_id]
+    if os.environ.get("HARNESS_BREAK"):
+        _break(os.environ["HARNESS_BREAK"])
     started = time.perf_counter()
     dr = dag.test(run_conf=json.loads(conf) if conf else None)
     seconds = time.perf_counter() - started
@@ -137,18 +150,54 @@ def cmd_test(dag_id: str, conf: str) -> dict:
     }
 
 
+def _break(name: str) -> None:
+    """Make ``newsflow.airflow.tasks.<name>`` fail in its first mapped instance (dag.test()
+    runs tasks in this process)."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+    from newsflow.airflow import tasks
+
+    original = getattr(tasks, name)
+
+    def broken(*args, **kwargs):
+        if get_current_context()["ti"].map_index in (0, -1):
+            raise AirflowFailException(f"harness: {name} broken on purpose")
+        return original(*args, **kwargs)
+
+    setattr(tasks, name, broken)
+
+
 def cmd_failure(dag_id: str, task_id: str) -> dict:
-    """Call the DAGs' on_failure_callback as Airflow would after a failed attempt."""
+    """Call the DAGs' on_retry_callback (try 1) and on_failure_callback (try 2) as Airflow
+    would after two failed attempts."""
     from types import SimpleNamespace
 
     sys.path.insert(0, str(DAGS))
-    from newsflow_common import on_task_failure
+    from newsflow_common import on_task_failure, on_task_retry
 
-    ti = SimpleNamespace(dag_id=dag_id, task_id=task_id, run_id="manual__test", map_index=2, try_number=1,
-                         log_url="http://localhost:8080/log")
-    on_task_failure({"ti": ti, "exception": RuntimeError("boom: feed server on fire"),
-                     "logical_date": None})
+    for try_number, callback in ((1, on_task_retry), (2, on_task_failure)):
+        ti = SimpleNamespace(dag_id=dag_id, task_id=task_id, run_id="manual__test", map_index=2,
+                             try_number=try_number, log_url="http://localhost:8080/log")
+        callback({"ti": ti, "exception": RuntimeError("boom: feed server on fire"), "logical_date": None})
     return {"called": True}
+
+
+def cmd_metrics(function: str, kwargs: str) -> dict:
+    """Call ``newsflow.airflow.tasks.<function>(**kwargs)`` with Airflow's metrics set up as
+    the task runner sets them up (``[metrics]`` config from the env), then flush them."""
+    from airflow.sdk.observability import stats
+    from airflow.sdk.observability.metrics import stats_utils
+    from newsflow.airflow import tasks
+
+    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+    result = getattr(tasks, function)(**json.loads(kwargs or "{}"))
+    try:
+        from opentelemetry import metrics as otel_metrics
+
+        otel_metrics.get_meter_provider().shutdown()  # exports what is pending
+    except Exception as exc:  # not OpenTelemetry
+        print(f"no OpenTelemetry provider to flush: {exc}")
+    return {"result": result}
 
 
 if __name__ == "__main__":
@@ -157,6 +206,8 @@ if __name__ == "__main__":
         _emit(cmd_parse())
     elif command == "failure":
         _emit(cmd_failure(*rest))
+    elif command == "metrics":
+        _emit(cmd_metrics(rest[0], rest[1] if len(rest) > 1 else ""))
     elif command == "test":
         _emit(cmd_test(rest[0], rest[1] if len(rest) > 1 else ""))
     else:

@@ -98,3 +98,16 @@ def fetch_all(url: str, sql: str, params=()) -> list[dict]:
 
 def requires_corpus(path: Path = CORPUS_PAGES):
     return pytest.mark.skipif(not path.is_dir(), reason=f"{path} absent (shared corpus only in CI)")
+
+
+@pytest.fixture(scope="session")
+def console(pg_server_url, tmp_path_factory):
+    """A real Airflow API server with the console plugin (tests/console_server.py) and its own
+    news database (``console.news``), shared by the console's API and browser tests: each
+    test makes and removes its own feeds."""
+    from console_server import ConsoleServer
+
+    with scratch_database(pg_server_url, prefix="nf_console") as news:
+        with ConsoleServer(tmp_path_factory.mktemp("console_home"), news) as server:
+            server.news = news
+            yield server

@@ -5,6 +5,7 @@ throwaway Airflow metadata DB. A second pass loads nothing twice and emits no as
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import fetch_all
+from newsflow import db
 
 sys.path.insert(0, str(Path(__file__).parent))
 import airflow_harness as harness  # noqa: E402
@@ -38,10 +40,14 @@ def env(airflow_home, database_url, sample_feeds):
         NEWSFLOW_EXTRACT_WORKERS="2", NEWSFLOW_CONNECT_TIMEOUT="5", NEWSFLOW_READ_TIMEOUT="5")
 
 
-def _run(env, dag_id, conf=None):
+WATCHER = "fail_run_if_a_task_failed[-1]"
+
+
+def _run(env, dag_id, conf=None, state="success"):
     result = harness.run(env, "test", dag_id, json.dumps(conf) if conf else "")
     output = result.pop("_output")
-    assert result["state"].endswith("success"), f"{dag_id}: {json.dumps(result, indent=1)}\n{output[-6000:]}"
+    assert result["state"].endswith(state), f"{dag_id}: {json.dumps(result, indent=1)}\n{output[-6000:]}"
+    result["_output"] = output
     return result
 
 
@@ -54,7 +60,8 @@ def test_poll_then_ingest_then_nothing_twice(env, database_url):
     poll = _run(env, "newsflow_poll_feeds")
     shards = [k for k in poll["tasks"] if k.startswith("poll_shard[")]
     assert 1 < len(shards) <= 4, "a few shards, never one task per feed"
-    assert all(poll["tasks"][k]["rendered_map_index"].startswith("feeds") for k in shards)
+    labels = [poll["tasks"][k]["rendered_map_index"] for k in shards]
+    assert all(label.startswith("feed ") and "(" in label for label in labels), labels  # by name
     assert poll["tasks"]["announce_new_entries[-1]"]["state"].endswith("success")
     [event] = _events(poll, ENTRIES)
     assert event["extra"]["new_entries"] == 14
@@ -82,9 +89,14 @@ def test_poll_then_ingest_then_nothing_twice(env, database_url):
     assert all(len(json.dumps(x["value"])) < 1000 for x in poll["xcom"] + ingest["xcom"])
 
     # 3. second pass, every feed forced: 304s, no new entry, no event, nothing loaded twice
-    again = _run(env, "newsflow_poll_feeds", {"force": True})
+    again = _run(env, "newsflow_poll_feeds", {"force": True})  # no new entries: a green run ...
     assert again["tasks"]["announce_new_entries[-1]"]["state"].endswith("skipped")
-    assert _events(again, ENTRIES) == []
+    assert again["tasks"][WATCHER]["state"].endswith("skipped")
+    assert _events(again, ENTRIES) == []  # ... and ingestion (scheduled on the asset) not triggered
+    assert "nothing to announce: no new entries (feeds 6, new_entries 0" in again["_output"]  # why, in its log
+    shard_summaries = re.findall(r"summary: (\d+) feeds polled: 0 new entries, 0 failed, (\d+) not modified",
+                                 again["_output"])
+    assert sum(int(n) for n, _ in shard_summaries) == 6 and all(n == m for n, m in shard_summaries)
     ingest2 = _run(env, "newsflow_ingest_articles")
     assert ingest2["tasks"]["announce_new_articles[-1]"]["state"].endswith("skipped")
     assert _events(ingest2, ARTICLES) == []
@@ -97,6 +109,32 @@ def test_poll_then_ingest_then_nothing_twice(env, database_url):
     worker = [x["value"] for x in redo["xcom"] if x["task_id"] == "ingest_worker"]
     assert worker == [{**worker[0], "claimed": 1}] and worker[0]["loaded"] == 0
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 13
+
+
+def test_a_failed_shard_fails_the_run_and_a_feed_is_polled_by_name(env, database_url):
+    # one shard breaks: the others' entries are still announced, but the run is failed
+    broken = _run({**env, "HARNESS_BREAK": "poll_shard"}, "newsflow_poll_feeds", state="failed")
+    assert broken["tasks"]["poll_shard[0]"]["state"].endswith("failed")
+    assert broken["tasks"]["poll_shard[1]"]["state"].endswith("success")
+    assert broken["tasks"]["announce_new_entries[-1]"]["state"].endswith("success")
+    assert _events(broken, ENTRIES) and 0 < _events(broken, ENTRIES)[0]["extra"]["new_entries"] < 14
+    assert broken["tasks"][WATCHER]["state"].endswith("failed")
+    assert "poll_shard_0 failed: the run is marked failed" in broken["_output"]
+
+    # a manual run for one feed, chosen by name: one shard, labelled with the feed's name
+    [feed] = fetch_all(database_url, "SELECT id FROM news.feeds WHERE name = 'NBC News - World'")
+    one = _run(env, "newsflow_poll_feeds", {"feed": "NBC News – World"})  # en dash typed: found
+    shards = {k: v for k, v in one["tasks"].items() if k.startswith("poll_shard[")}
+    assert [v["rendered_map_index"] for v in shards.values()] == [f"feed {feed['id']} (NBC News - World)"]
+
+    # a disabled feed asked for by name: the run fails and says what to do
+    with db.transaction(database_url) as conn:
+        conn.execute("UPDATE news.feeds SET enabled = false, disabled_reason = 'HTTP 410 Gone' WHERE id = %s",
+                     (feed["id"],))
+    refused = _run(env, "newsflow_poll_feeds", {"feed": str(feed["id"])}, state="failed")
+    assert refused["tasks"]["plan_poll[-1]"]["state"].endswith("failed")
+    assert f"feed {feed['id']} (NBC News - World) is disabled (HTTP 410 Gone); re-enable it in Feeds" \
+        in refused["_output"]
 
 
 def test_failure_callback_records_and_notifies(env, database_url):
@@ -118,7 +156,11 @@ def test_failure_callback_records_and_notifies(env, database_url):
         harness.run(hook_env, "failure", "newsflow_poll_feeds", "poll_shard")
     finally:
         server.shutdown()
-    [row] = fetch_all(database_url, "SELECT * FROM news.task_failures")
-    assert (row["dag_id"], row["task_id"], row["map_index"]) == ("newsflow_poll_feeds", "poll_shard", 2)
-    assert "boom" in row["exception"] and row["notified"] is True
-    assert received and "poll_shard failed" in received[0]["text"]
+    # every failed attempt is recorded with its try number; only the last one is notified
+    retry, last = fetch_all(database_url, "SELECT * FROM news.task_failures ORDER BY try_number")
+    for row in (retry, last):
+        assert (row["dag_id"], row["task_id"], row["map_index"]) == ("newsflow_poll_feeds", "poll_shard", 2)
+        assert "boom" in row["exception"]
+    assert (retry["try_number"], retry["final"], retry["notified"]) == (1, False, False)
+    assert (last["try_number"], last["final"], last["notified"]) == (2, True, True)
+    assert len(received) == 1 and "poll_shard failed" in received[0]["text"]

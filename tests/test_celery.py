@@ -180,11 +180,20 @@ def test_full_celery_stack_ingests_the_sample_world(tmp_path):
     poll DAG triggered, ingestion started by its asset, the sample world loaded."""
     url = os.environ.get("NEWSFLOW_CELERY_CHECK_DB", "postgresql://postgres@127.0.0.1:5432/postgres")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "airflow_standalone.py"), "--executor", "celery", "--check", "--fresh",
-         "--port", str(_free_port()), "--home", str(tmp_path / "airflow_home"), "--database-url", url,
-         "--broker", "redis://127.0.0.1:6379/7", "--timeout", "300"],
-        env=env, cwd=str(REPO), capture_output=True, text=True, timeout=560)
+    prefix = f"nf_celery_{os.getpid()}"  # databases of its own: two checkouts may test at once
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "tools" / "airflow_standalone.py"), "--executor", "celery", "--check",
+             "--fresh", "--port", str(_free_port()), "--home", str(tmp_path / "airflow_home"),
+             "--database-url", url, "--broker", "redis://127.0.0.1:6379/7", "--timeout", "300",
+             "--db-prefix", prefix],
+            env=env, cwd=str(REPO), capture_output=True, text=True, timeout=560)
+    finally:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as admin:
+            for suffix in ("news", "airflow"):
+                admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_{suffix}" WITH (FORCE)')
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert '"ok": true' in proc.stdout
     print(proc.stdout)

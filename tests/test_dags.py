@@ -59,18 +59,55 @@ def test_dag_files_import_only_airflow_sdk_and_stdlib(path):
                 assert name == "airflow.sdk" or name.startswith("airflow.sdk."), f"{path.name}: {name}"
 
 
+WATCHER = "fail_run_if_a_task_failed"
+
+
 def test_every_dag_is_operable(parsed):
     for dag_id, dag in parsed["dags"].items():
         assert "newsflow" in dag["tags"], dag_id
         assert dag["owner"] == "newsflow", dag_id
         assert "When a task fails" in dag["doc_md"] and len(dag["doc_md"]) > 500, dag_id
+        assert "`" not in dag["description"], dag_id  # shown as plain text in the DAG list
         for task_id, t in dag["tasks"].items():
             where = f"{dag_id}.{task_id}"
             assert t["owner"] == "newsflow", where
             assert t["execution_timeout"], where
-            assert t["on_failure_callback"], where
+            if task_id == WATCHER:  # its failure is the run's verdict; the failed task reported
+                assert not t["on_failure_callback"] and t["retries"] == 0, where
+                continue
+            # every failed attempt is recorded: the last one and those Airflow retries
+            assert t["on_failure_callback"] and t["on_retry_callback"], where
             if not task_id.startswith("announce_"):  # announcing is cheap and idempotent
                 assert t["retries"] >= 2 and t["retry_exponential_backoff"] > 0, where
+
+
+@pytest.mark.parametrize("dag_id", ["newsflow_poll_feeds", "newsflow_ingest_articles"])
+def test_a_failed_task_fails_the_run(parsed, dag_id):
+    # announce_* may end skipped (trigger rule all_done), which alone would leave a run with a
+    # failed task green: the watcher follows every task directly (one_failed sees direct
+    # upstreams only) and fails the run.
+    tasks = parsed["dags"][dag_id]["tasks"]
+    assert tasks[WATCHER]["trigger_rule"] == "one_failed"
+    assert tasks[WATCHER]["downstream"] == []
+    assert {t for t, v in tasks.items() if WATCHER in v["downstream"]} == set(tasks) - {WATCHER}
+
+
+def test_maintenance_is_a_chain(parsed):
+    # no all_done task: any failure leaves the last task upstream_failed, so the run fails
+    tasks = parsed["dags"]["newsflow_maintenance"]["tasks"]
+    assert {t["trigger_rule"] for t in tasks.values()} == {"all_success"}
+    assert sum(1 for t in tasks.values() if not t["downstream"]) == 1
+
+
+def test_params_are_validated_in_the_trigger_form(parsed):
+    poll, ingest = parsed["dags"]["newsflow_poll_feeds"], parsed["dags"]["newsflow_ingest_articles"]
+    feed = poll["param_schemas"]["feed"]
+    assert "name" in feed["title"] and "id" in feed["title"]  # a feed by name, not only "#7"
+    for name in ("since", "until"):
+        assert ingest["param_schemas"][name]["format"] == "date"  # the form refuses "last tuesday"
+    for dag in (poll, ingest):
+        for name, schema in dag["param_schemas"].items():
+            assert "`" not in schema.get("description", "") + schema.get("title", ""), name
 
 
 def test_schedules_pools_params_and_assets(parsed):
@@ -78,7 +115,7 @@ def test_schedules_pools_params_and_assets(parsed):
                            ("newsflow_poll_feeds", "newsflow_ingest_articles", "newsflow_maintenance"))
     # overlap is unsafe for polling (conditional-GET state) and maintenance
     assert poll["max_active_runs"] == 1 and maint["max_active_runs"] == 1
-    assert {"feed_id", "force", "shards"} <= set(poll["params"])
+    assert {"feed", "force", "shards"} <= set(poll["params"])
     assert {"entry_id", "url", "since", "until", "include_loaded", "workers"} <= set(ingest["params"])
     # outbound HTTP is bounded by the pool; mapped tasks are named
     for dag, task in ((poll, "poll_shard"), (ingest, "ingest_worker")):
@@ -121,3 +158,27 @@ def test_connection_and_variable_overrides_from_env(monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_NEWSFLOW_FEEDS_FILE")
     monkeypatch.setenv("NEWSFLOW_FEEDS_FILE", "/etc/feeds.yaml")
     assert support.feeds_file() == "/etc/feeds.yaml"
+
+
+def test_console_plugin_is_registered_and_light(tmp_path):
+    # Every Airflow process (task processes included) imports the plugins folder: the console
+    # plugin must not pull in FastAPI, Airflow's API-server security or the console itself.
+    import json
+    import subprocess
+
+    code = """if True:
+        import json, sys
+        import newsflow_console as p
+        plugin = p.NewsflowConsolePlugin
+        print(json.dumps({"apps": [{k: v for k, v in a.items() if k != "app"} for a in plugin.fastapi_apps],
+                          "views": plugin.external_views,
+                          "heavy": sorted(m for m in sys.modules if m.startswith(("fastapi", "newsflow.",
+                                          "airflow.api_fastapi.core_api.security")))}))"""
+    env = harness.airflow_env(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["heavy"] == []
+    assert found["apps"] == [{"url_prefix": "/newsflow", "name": "newsflow ops console"}]
+    [view] = found["views"]
+    assert (view["name"], view["href"], view["url_route"], view["destination"]) == (
+        "Newsflow", "newsflow/", "newsflow", "nav")

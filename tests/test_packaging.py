@@ -32,7 +32,7 @@ def test_wheel_install_upgrades_a_database_from_any_directory(tmp_path, pg_serve
     # a copy of the repository: the install must not depend on where it was built from
     src = tmp_path / "src"
     shutil.copytree(REPO_ROOT, src, ignore=shutil.ignore_patterns(
-        ".venv", ".git", ".newsflow", "airflow_home", "*.egg-info", "__pycache__", "build"))
+        ".venv", ".git", ".newsflow", "airflow_home", "*.egg-info", "__pycache__", "build", "screenshots"))
     subprocess.run([str(UV), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
                     "-r", str(REPO_ROOT / "requirements.lock"), str(src)], check=True, timeout=540)
     shutil.rmtree(src)  # nothing may be read from the source tree after the install
@@ -53,5 +53,11 @@ def test_wheel_install_upgrades_a_database_from_any_directory(tmp_path, pg_serve
                           "print((SAMPLE_DIR / 'feeds.yaml').is_file(), len(list(SITE_DIR.rglob('*.html'))))"],
                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
     assert out[0] == "True" and int(out[1]) >= 13
+    # and the console's templates and assets (read with importlib.resources)
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "from importlib import resources; c = resources.files('newsflow.airflow.console');"
+                          "print(len(list((c / 'templates').iterdir())), (c / 'static' / 'console.css').is_file())"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
+    assert int(out[0]) >= 7 and out[1] == "True"
     with psycopg.connect(pg_server_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -178,7 +178,8 @@ def test_retry_after_http_date_and_cap(database_url, st, fs):
     assert feed_row(database_url, ids["greedy"])["due_in"] <= 3600
 
 
-def test_backoff_disable_after_failures_and_enable_by_command(database_url, st, fs, monkeypatch, capsys):
+def test_backoff_disable_after_failures_and_enable_by_command(database_url, st, fs, monkeypatch, capsys,
+                                                              caplog):
     ids = add_feeds(database_url, {"broken": fs.add("/broken", "boom", status=500),
                                    "gone": fs.add("/gone", "gone", status=410),
                                    "fine": fs.add("/fine", rss(ITEMS), content_type="application/rss+xml")})
@@ -203,13 +204,20 @@ def test_backoff_disable_after_failures_and_enable_by_command(database_url, st, 
     assert "disabled" in lines[str(ids["gone"])] and "410 Gone" in out
     assert "3 consecutive failures; last: HTTP 500" in out
     fine_line = lines[str(ids["fine"])]
-    assert " ok " in fine_line and datetime.now(timezone.utc).strftime("%Y-%m-%d") in fine_line  # next poll
+    assert " healthy " in fine_line and datetime.now(timezone.utc).strftime("%Y-%m-%d") in fine_line  # next poll
+    # the poll said so in words an operator acts on
+    assert (f"feed {ids['broken']} (broken) disabled after 3 consecutive failures: HTTP 500; "
+            "re-enable in Feeds") in caplog.text
 
-    assert cli.main(["feeds", "enable", str(ids["broken"])]) == 0
+    assert cli.main(["feeds", "enable", "broken"]) == 0  # by name; recorded like the console's
+    assert f"re-enabled feed {ids['broken']} (broken): was disabled: 3 consecutive failures" in capsys.readouterr().out
     row = feed_row(database_url, ids["broken"])
     assert row["enabled"] and row["consecutive_errors"] == 0 and row["disabled_reason"] is None
     assert row["due_in"] <= 0
     assert cli.main(["feeds", "enable", "999999"]) == 1
+    with db.connect(database_url) as conn:
+        [action] = conn.execute("SELECT * FROM news.operator_actions").fetchall()
+    assert (action["action"], action["source"], action["feed_id"]) == ("enable", "cli", ids["broken"])
 
 
 def test_status_shows_failing_feed_with_error_and_next_poll(database_url, st, fs, monkeypatch, capsys):

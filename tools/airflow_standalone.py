@@ -9,8 +9,9 @@ What it sets up, like ``make demo`` plus Airflow:
   (the same database ``make demo`` uses) and, in its own database ``airflow``, Airflow's
   metadata: no SQLite;
 * ``AIRFLOW_HOME=airflow_home/`` (git-ignored), this repository's ``dags/`` and
-  ``plugins/``, examples off, DAGs unpaused, the connection ``newsflow_db``
-  (env ``AIRFLOW_CONN_NEWSFLOW_DB``) and the pool ``newsflow_http``;
+  ``plugins/`` (the Newsflow console in the UI's navigation), examples off, DAGs unpaused,
+  the connection ``newsflow_db`` (stored in the metadata database, so it is listed under
+  Admin → Connections) and the pool ``newsflow_http``;
 * the sample news world served on loopback (port ``NEWSFLOW_DEMO_PORT``, 8765) with its
   feeds file as ``NEWSFLOW_FEEDS_FILE``, so the poll DAG has something to ingest
   (private networks allowed and no per-host delay, for this demo only);
@@ -192,7 +193,6 @@ def build_env(home: Path, meta_url: str, news_dsn: str, feeds_file: Path, *, por
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
-        "AIRFLOW_CONN_NEWSFLOW_DB": connection_json(news_dsn),
         "NEWSFLOW_FEEDS_FILE": str(feeds_file),
         "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",  # the sample world is on loopback
         "NEWSFLOW_PER_HOST_DELAY": "0",
@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broker", default=os.environ.get("NEWSFLOW_CELERY_BROKER", "redis://127.0.0.1:6379/5"))
     p.add_argument("--check", action="store_true", help="ingest the sample world through the DAGs, then stop")
     p.add_argument("--fresh", action="store_true", help="start from empty databases (news and airflow)")
+    p.add_argument("--db-prefix", default=None,
+                   help="with --database-url: name the databases PREFIX_news and PREFIX_airflow "
+                        "(default newsflow, or newsflow_check with --check)")
     p.add_argument("--timeout", type=float, default=600, help="--check: seconds to wait for ingestion")
     args = p.parse_args(argv)
 
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     server_dsn = args.database_url or db.embedded_url(settings.data_dir)
     if args.database_url or args.fresh:
         # a server of our own choosing: separate databases, so the check starts from zero
-        prefix = "newsflow_check" if args.check else "newsflow"
+        prefix = args.db_prefix or ("newsflow_check" if args.check else "newsflow")
         news_dsn = ensure_database(server_dsn, f"{prefix}_news", fresh=args.fresh)
         meta_dsn = ensure_database(server_dsn, f"{prefix}_airflow", fresh=args.fresh)
     else:
@@ -299,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         _echo("airflow db migrate ...")
         stack.airflow("db", "migrate")
         stack.airflow("pools", "set", "newsflow_http", "4", "newsflow: concurrent outbound HTTP (polls, fetches)")
+        # a connection in the metadata DB, visible (and editable) under Admin → Connections; an
+        # AIRFLOW_CONN_NEWSFLOW_DB env var would work as well but is not listed there
+        stack.airflow("connections", "delete", "newsflow_db", check=False)
+        stack.airflow("connections", "add", "newsflow_db", "--conn-json", connection_json(news_dsn))
         stack.start()
         try:
             health = stack.wait_healthy()
@@ -314,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 return run_check(stack, news_dsn, args.timeout)
             user, password = stack.login() or ("admin", "(see api-server log)")
             print(f"\nAirflow UI: {stack.url}   login: {user} / {password}\n"
+                  f"Newsflow console: {stack.url}/plugin/newsflow (Newsflow in the left navigation bar)\n"
                   f"Executor: {env['AIRFLOW__CORE__EXECUTOR']}; logs in {stack.logs}\n"
                   "The poll DAG runs every 5 minutes (trigger it from the UI to start now); "
                   "ingestion follows on its asset.\nCtrl-C stops everything.", flush=True)

@@ -3,7 +3,7 @@
     newsflow db upgrade                 apply migrations (idempotent)
     newsflow run --feeds FEEDS.yaml     sync feeds, poll all, ingest all pending, summary
     newsflow demo                       serve the sample world on loopback and run a pass
-    newsflow feeds status|sync|enable|disable
+    newsflow feeds status|sync|enable|disable   (enable/disable: recorded, like the console's)
     newsflow poll / newsflow ingest     one stage at a time
     newsflow requeue                    re-ingest an entry, a URL or a date range
     newsflow purge                      delete articles (tombstones; they do not come back)
@@ -183,6 +183,8 @@ def cmd_demo(args, settings: Settings) -> int:
 
 
 def cmd_feeds(args, settings: Settings) -> int:
+    from . import operations as ops
+    from .models import StaleRule
     from .pipeline import sync_file
     from .storage import feeds as feed_store
 
@@ -194,36 +196,61 @@ def cmd_feeds(args, settings: Settings) -> int:
         print(f"feeds file {args.file}: {result.summary()}")
         return 0
     if args.action in ("enable", "disable"):
-        with db.transaction(url) as conn:
-            n = feed_store.set_enabled(conn, args.feed, args.action == "enable")
-        print(f"{n} feed(s) {args.action}d" if n else f"no feed matches {args.feed!r}")
-        return 0 if n else 1
-    with db.connect(url) as conn:
-        rows = feed_store.status(conn)
+        try:
+            with db.transaction(url) as conn:
+                if args.action == "enable":
+                    action = ops.enable(conn, args.feed, actor=ops.cli_actor(), source=ops.CLI)
+                else:
+                    action = ops.disable(conn, args.feed, args.reason or "", actor=ops.cli_actor(),
+                                         source=ops.CLI)
+        except ops.OperationError as exc:
+            print(f"newsflow: {exc}", file=sys.stderr)
+            return 1
+        print(action.summary())
+        return 0
+    try:
+        with db.connect(url) as conn:
+            rows, counts = feed_store.health(conn, StaleRule.from_settings(settings), sort="id")
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise db.DatabaseError("`feeds status` reads newsflow's internal tables (schema news), which this login "
+                               "may not read: use a read-only operator login (pg_read_all_data, or SELECT on "
+                               "schema news); consumers read news_api.feed_status") from exc
     if not rows:
         print("no feeds; add some with `newsflow feeds sync FEEDS.yaml`")
         return 0
-    print(f"{'id':>4} {'health':8} {'status':>6} {'errs':>4} {'entries':>7} {'pending':>7} "
-          f"{'next poll (UTC)':19}  publisher / url / last error")
+    print(f"{'id':>4} {'state':8} {'status':>6} {'errs':>4} {'entries':>7} {'pending':>7} "
+          f"{'next poll (UTC)':19}  feed / url / why")
     for r in rows:
         next_poll = r.next_poll_at.strftime("%Y-%m-%d %H:%M:%S") if r.enabled else "-"
-        print(f"{r.id:>4} {r.health:8} {r.last_status or '-':>6} {r.consecutive_errors:>4} "
-              f"{r.entries:>7} {r.pending:>7} {next_poll:19}  {r.publisher}  {r.url}")
-        reason = r.disabled_reason or r.last_error
-        if reason:
-            print(f"{'':>62}  ! {reason}")
+        print(f"{r.id:>4} {r.state:8} {r.last_status or '-':>6} {r.consecutive_errors:>4} "
+              f"{r.entries:>7} {r.pending:>7} {next_poll:19}  {r.name or r.publisher}  {r.url}")
+        if r.reason:
+            print(f"{'':>62}  ! {r.reason}")
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
 
 
 def cmd_poll(args, settings: Settings) -> int:
+    from . import operations as ops
     from .poll import poll_feeds, select_feeds
 
     url = _url(settings)
+    ids = None
+    if args.feed:
+        try:
+            with db.transaction(url) as conn:  # recorded like the console's "poll now"
+                ids = [ops.poll_now(conn, ref, actor=ops.cli_actor(), source=ops.CLI,
+                                    trigger=lambda f: "polled by this command").feed_id
+                       for ref in args.feed]
+        except ops.OperationError as exc:
+            print(f"newsflow: {exc}", file=sys.stderr)
+            return 1
     with db.connect(url) as conn:
-        feeds = select_feeds(conn, feed_ids=args.feed, force=args.all)
+        feeds = select_feeds(conn, feed_ids=ids, force=args.all)
+    labels = {f.id: f.label for f in feeds}
     outcomes = poll_feeds(url, settings, feeds, stop=args.stop)
     for o in outcomes:
-        print(o.summary())
+        print(f"{labels.get(o.feed_id, o.feed_id)}: {o.summary()}")
     print(f"{len(outcomes)} feeds polled, {sum(o.new_entries for o in outcomes)} new entries")
     return 0
 
@@ -239,13 +266,20 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 
 def cmd_requeue(args, settings: Settings) -> int:
-    from .storage import entries as entry_store
+    from . import operations as ops
 
     url = _url(settings)
-    with db.transaction(url) as conn:
-        n = entry_store.requeue(conn, entry_ids=args.entry or [], url=args.url, since=args.since,
-                                until=args.until, include_loaded=args.include_loaded,
-                                allow_deleted=args.allow_deleted)
+    try:
+        with db.transaction(url) as conn:
+            if args.feed:
+                print(ops.requeue_failed(conn, args.feed, actor=ops.cli_actor(), source=ops.CLI).summary())
+                return 0
+            n, _ = ops.requeue(conn, entry_ids=args.entry or [], url=args.url, since=args.since,
+                               until=args.until, include_loaded=args.include_loaded,
+                               allow_deleted=args.allow_deleted, actor=ops.cli_actor(), source=ops.CLI)
+    except ops.OperationError as exc:
+        print(f"newsflow: {exc}", file=sys.stderr)
+        return 1
     print(f"{n} entries queued again" + (" (deleted articles may be loaded again)" if args.allow_deleted else ""))
     return 0
 
@@ -301,12 +335,15 @@ def cmd_dedup(args, settings: Settings) -> int:
 
 
 def cmd_maintenance(args, settings: Settings) -> int:
-    from .maintenance import analyze, health_report, retention, unhealthy
+    from .maintenance import analyze, health_report, measure_rhythm, new_stale_episodes, retention, unhealthy
 
     url = _url(settings)
-    report = health_report(url)
+    print(f"rhythm measured for {measure_rhythm(url, settings)} feeds")
+    report = health_report(url, settings)
     for line in unhealthy(report):
         print(line)
+    for feed in new_stale_episodes(url, report):
+        print(f"newly stale: {feed.label}: {feed.reason}")
     print(", ".join(f"{len(v)} {k}" for k, v in sorted(report.items())) or "no feeds")
     print("retention:", retention(url, settings))
     print("analyzed:", len(analyze(url)), "tables")
@@ -357,13 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="run a pass over the bundled sample news world")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("feeds", help="feeds: status (default), sync FILE, enable/disable ID|URL")
+    s = sub.add_parser("feeds", help="feeds: status (default), sync FILE, enable FEED, disable FEED --reason R")
     s.add_argument("action", nargs="?", default="status", choices=["status", "sync", "enable", "disable"])
-    s.add_argument("target", nargs="?", help="FEEDS.yaml for sync; feed id or URL for enable/disable")
+    s.add_argument("target", nargs="?", help="FEEDS.yaml for sync; feed id, URL or name for enable/disable")
+    s.add_argument("--reason", help="disable: why (shown on the Feeds page and in the audit trail)")
     s.set_defaults(func=lambda a, st: cmd_feeds(_feeds_args(a, s), st))
 
-    s = sub.add_parser("poll", help="poll due feeds (or --feed ID ..., or --all)")
-    s.add_argument("--feed", type=int, action="append", help="feed id (repeatable)")
+    s = sub.add_parser("poll", help="poll due feeds (or --feed FEED ..., or --all)")
+    s.add_argument("--feed", action="append", help="feed id, URL or name: poll it now (repeatable)")
     s.add_argument("--all", action="store_true", help="every enabled feed, due or not")
     s.set_defaults(func=cmd_poll)
 
@@ -371,8 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batches", type=int)
     s.set_defaults(func=cmd_ingest)
 
-    s = sub.add_parser("requeue", help="queue entries again: --entry ID, --url URL, --since/--until")
+    s = sub.add_parser("requeue", help="queue entries again: --entry ID, --url URL, --since/--until, "
+                                       "--feed FEED (its failed entries)")
     s.add_argument("--entry", type=int, action="append")
+    s.add_argument("--feed", help="feed id, URL or name: every failed entry of that feed")
     s.add_argument("--url")
     s.add_argument("--since", type=_date)
     s.add_argument("--until", type=_date)
@@ -425,7 +465,9 @@ def _feeds_args(args, parser):
         args.file = args.target
     elif args.action in ("enable", "disable"):
         if not args.target:
-            parser.error(f"feeds {args.action} needs a feed id or URL")
+            parser.error(f"feeds {args.action} needs a feed id, URL or name")
+        if args.action == "disable" and not args.reason:
+            parser.error("feeds disable needs --reason (shown on the Feeds page and in the audit trail)")
         args.feed = args.target
     return args
 

@@ -101,6 +101,23 @@ class Settings:
     # --- maintenance -------------------------------------------------------------
     retention_days: int = 90  # raw data (fetch log, failed entries) kept this long
 
+    # --- feed health -------------------------------------------------------------
+    stale_factor: float = 4.0  # stale: a feed answers but brings no new entry for this many times its usual gap ...
+    stale_min_age: int = 86400  # ... and for at least this many seconds
+    stale_default_age: int = 7 * 86400  # seconds without a new entry that make a feed of unknown rhythm stale
+    rhythm_arrivals: int = 30  # a feed's rhythm: the median gap between its last this-many arrivals of new entries
+    rhythm_min_samples: int = 5  # gaps needed before a rhythm is trusted (fewer: NEWSFLOW_STALE_DEFAULT_AGE applies)
+    rhythm_lookback_days: int = 90  # arrivals older than this are not measured
+
+    # --- operations console (Airflow UI) -------------------------------------------
+    console_page_size: int = 50  # rows per page: feeds, stories, entries, failed entries
+    console_history_days: int = 14  # span of a feed page's fetch-history chart and fetch list
+    console_pipeline_hours: int = 48  # span of the Pipeline page's articles-per-hour chart
+    console_runs: int = 5  # last runs shown per DAG on the Pipeline page
+    console_api_url: str = ""  # Airflow REST API the console calls (poll now, runs); empty = [api] base_url
+    console_api_timeout: float = 10.0  # seconds for one call to that API
+    console_settings_ttl: int = 60  # seconds the console keeps settings and the connection before re-reading
+
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None,
                  environ: Mapping[str, str] | None = None) -> "Settings":

@@ -205,6 +205,8 @@ def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out
         fetch_log.record(conn, kind="page", feed_id=job.feed_id, entry_id=job.entry_id,
                          url=job.link or "", status=decision.fetch.status, bytes=decision.fetch.bytes,
                          duration_ms=decision.fetch.ms, error=decision.error)
+    if decision.action in (Action.FAIL, Action.RETRY):
+        out.count_error(decision.kind)
     if decision.action is Action.FAIL:
         out.errors.append(f"entry {job.entry_id} ({job.link}): {decision.error}")
         entry_store.mark_failed(conn, job.entry_id, decision.error or "failed")

@@ -1,4 +1,5 @@
-"""Daily upkeep: feed health report, retention of raw data, dedup window, ANALYZE."""
+"""Daily upkeep: feed rhythm and health report (stale episodes), retention of raw data,
+dedup window, ANALYZE."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from . import db
 from .config import Settings
-from .models import FeedStatus
-from .storage import changes, dedup_index, schema
+from .models import FeedStatus, StaleRule
+from .storage import changes, dedup_index, feed_rhythm, schema
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
 from .storage import fetch_log
@@ -18,20 +19,37 @@ TABLES = ["news.feeds", "news.entries", "news.articles", "news.stories",
           "news.story_outlets", "news.changes"]
 
 
-def health_report(url: str) -> dict[str, list[FeedStatus]]:
-    """Feeds grouped by health: failing, stale, disabled (with reasons), ok, new."""
+def measure_rhythm(url: str, settings: Settings) -> int:
+    """Measure every feed's rhythm from its own history again; returns feeds measured."""
+    with db.transaction(url) as conn:
+        return feed_rhythm.refresh(conn, arrivals=settings.rhythm_arrivals,
+                                   lookback_days=settings.rhythm_lookback_days)
+
+
+def health_report(url: str, settings: Settings) -> dict[str, list[FeedStatus]]:
+    """Feeds grouped by state: failing, disabled, stale, deferred, new, healthy."""
     with db.connect(url) as conn:
-        rows = feed_store.status(conn)
+        rows, _ = feed_store.health(conn, StaleRule.from_settings(settings))
     report: dict[str, list[FeedStatus]] = {}
     for row in rows:
-        report.setdefault(row.health, []).append(row)
+        report.setdefault(row.state, []).append(row)
     return report
 
 
 def unhealthy(report: dict[str, list[FeedStatus]]) -> list[str]:
-    """One line per failing, stale or disabled feed, with its reason."""
-    return [f"{health:8} feed {row.id} {row.url} ({row.publisher}): {row.reason}"
-            for health in ("failing", "stale", "disabled") for row in report.get(health, [])]
+    """One line per failing, stale, deferred or disabled feed, with why."""
+    return [row.summary() for state in ("failing", "stale", "deferred", "disabled")
+            for row in report.get(state, [])]
+
+
+def new_stale_episodes(url: str, report: dict[str, list[FeedStatus]]) -> list[FeedStatus]:
+    """The stale feeds of ``report`` whose episode (the quiet spell since their last arrival
+    of new entries) was not reported before; they count as reported from now on."""
+    stale = report.get("stale", [])
+    with db.transaction(url) as conn:
+        fresh = set(feed_rhythm.claim_episodes(
+            conn, {f.id: f.last_arrival_at or f.created_at for f in stale}))
+    return [f for f in stale if f.id in fresh]
 
 
 def retention(url: str, settings: Settings) -> dict[str, int]:

@@ -62,6 +62,12 @@ class FeedSpec:
     language: str | None = None
 
 
+def feed_label(feed_id: int, publisher: str | None, name: str | None) -> str:
+    """How a feed is named to people everywhere (logs, CLI, console, webhook):
+    ``feed 7 (Example News - World)``: its id with its name, else its publisher."""
+    return f"feed {feed_id} ({name or publisher or 'unnamed'})"
+
+
 @dataclass
 class FeedSync:
     """What syncing a feeds file did."""
@@ -70,11 +76,15 @@ class FeedSync:
     feed_ids: list[int] = field(default_factory=list)  # the file's feeds, in file order
     unchanged: bool = False  # the file's bytes were synced before: nothing to do
     warnings: list[str] = field(default_factory=list)
+    enabled_ids: list[int] = field(default_factory=list)  # feeds the file enabled again
+    disabled_ids: list[int] = field(default_factory=list)  # feeds the file disabled
 
     def summary(self) -> str:
         if self.unchanged:
             return f"unchanged since its last sync ({len(self.feed_ids)} feeds)"
-        return f"{self.inserted} new, {self.updated} known"
+        return (f"{self.inserted} new, {self.updated} known"
+                + (f"; the file enabled feeds {self.enabled_ids}" if self.enabled_ids else "")
+                + (f"; the file disabled feeds {self.disabled_ids}" if self.disabled_ids else ""))
 
 
 @dataclass
@@ -91,6 +101,11 @@ class Feed:
     consecutive_errors: int = 0
     last_full_fetch_at: datetime | None = None
     guid_mode: str = "guid"
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return feed_label(self.id, self.publisher, self.name)
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,7 @@ class PollOutcome:
     not_modified: bool = False
     deferred: bool = False  # not requested: its host asked us to wait (Retry-After)
     changed_entries: int = 0  # loaded items whose date, title or summary changed: fetched again
+    error_kind: ErrorKind | None = None  # a failed fetch: why (metrics count errors by kind)
 
     def summary(self) -> str:
         state = (f"error: {self.error}" if self.error else "not modified" if self.not_modified
@@ -139,15 +155,42 @@ class PollOutcome:
         return f"[{self.status or '---'}] {self.url}  {state}"
 
 
+# The states a feed can be in, in the order the console lists them ("failing first").
+FEED_STATES = ("failing", "disabled", "stale", "deferred", "new", "healthy")
+
+
+@dataclass(frozen=True)
+class StaleRule:
+    """When a feed that answers counts as stale (settings ``NEWSFLOW_STALE_*``/``RHYTHM_*``):
+    no new entry for ``factor`` times its rhythm and at least ``min_age`` seconds, or, when
+    its rhythm rests on fewer than ``min_samples`` gaps, for ``default_age`` seconds."""
+    factor: float
+    min_age: int
+    default_age: int
+    min_samples: int
+
+    @classmethod
+    def from_settings(cls, settings) -> "StaleRule":
+        return cls(settings.stale_factor, settings.stale_min_age, settings.stale_default_age,
+                   settings.rhythm_min_samples)
+
+
 @dataclass
 class FeedStatus:
-    """One feed's health, as `newsflow feeds status` and the maintenance report show it."""
+    """One feed's health: `newsflow feeds status`, the maintenance report, the console.
+
+    ``state``: failing (errors since its last success), disabled, stale (answers but
+    brings nothing new for much longer than its rhythm), deferred (its host's Retry-After),
+    new (not polled yet, or not since its errors were cleared), healthy. One SQL
+    definition: ``storage.feeds.health``.
+    """
     id: int
     publisher: str
     name: str | None
     url: str
     enabled: bool
     disabled_reason: str | None
+    disabled_by: str | None  # 'file', 'operator'; None on a disabled feed: newsflow (errors)
     last_status: int | None
     consecutive_errors: int
     last_error: str | None
@@ -155,16 +198,66 @@ class FeedStatus:
     next_poll_at: datetime
     effective_interval: int | None
     guid_mode: str
-    entries: int
-    pending: int
-    failed: int
-    last_new_entry_at: datetime | None
-    health: str  # ok, new, failing, stale, disabled
+    state: str
+    last_arrival_at: datetime | None  # when new entries last arrived
+    rhythm_seconds: int | None  # its usual gap between arrivals (None: unknown)
+    rhythm_samples: int
+    rhythm_trusted: bool  # enough gaps measured (NEWSFLOW_RHYTHM_MIN_SAMPLES)
+    stale_after: int  # seconds without a new entry after which it counts as stale
+    last_success_at: datetime | None = None
+    created_at: datetime | None = None
+    entries: int = 0
+    pending: int = 0
+    failed: int = 0
+    entries_24h: int = 0
+    entries_7d: int = 0
+    loaded_24h: int = 0
+    loaded_7d: int = 0
+
+    @property
+    def label(self) -> str:
+        return feed_label(self.id, self.publisher, self.name)
+
+    @property
+    def disabled_by_text(self) -> str:
+        return {"file": "the feeds file", "operator": "an operator"}.get(self.disabled_by or "", "newsflow")
 
     @property
     def reason(self) -> str:
-        """Why the feed is unhealthy, in one line."""
-        return self.disabled_reason or self.last_error or "no new entries for 7 days"
+        """Why the feed is in its state, in words an operator acts on ('' when healthy)."""
+        now = datetime.now(self.next_poll_at.tzinfo)
+        if self.state == "disabled":
+            if self.disabled_by == "file":
+                return (f"{self.disabled_reason or 'disabled in the feeds file'}; "
+                        "`enabled: true` there (or an operator) enables it again")
+            if self.disabled_by == "operator":
+                return f"{self.disabled_reason or 'disabled by an operator'}; re-enable in Feeds"
+            return (f"{self.disabled_reason or 'disabled after errors'}; stays disabled until an "
+                    "operator re-enables it (the feeds file cannot)")
+        if self.state == "failing":
+            failures = ("1 failure" if self.consecutive_errors == 1
+                        else f"{self.consecutive_errors} consecutive failures")
+            return (f"{failures}; last: {self.last_error}; "
+                    f"next try in {span((self.next_poll_at - now).total_seconds())}")
+        if self.state == "stale":
+            quiet = span((now - self.last_arrival_at).total_seconds()) if self.last_arrival_at else None
+            usual = (f"usually every {span(self.rhythm_seconds)}" if self.rhythm_trusted
+                     else "its rhythm is not known yet")
+            return (f"answers, but no new entry for {quiet}; {usual}" if quiet else
+                    f"answers, but has never brought an entry in {span(self.stale_after)}")
+        if self.state == "deferred":
+            return (f"its host asked newsflow to wait (Retry-After); next poll in "
+                    f"{span((self.next_poll_at - now).total_seconds())}")
+        if self.state == "new":
+            due = (self.next_poll_at - now).total_seconds()
+            return ("not polled yet" if self.last_polled_at is None else
+                    "errors cleared; not polled since " + (f"(due in {span(due)})" if due > 0 else "(due now)"))
+        return self.last_error or ""
+
+    def summary(self) -> str:
+        """One line: `newsflow feeds status`, the maintenance log, the webhook."""
+        why = self.reason
+        return f"{self.state:8} {self.label} <{self.url}>" + (f": {why}" if why else "")
 
 
 # --- article work ---------------------------------------------------------------------------
@@ -319,11 +412,19 @@ class BatchResult:
     blocked: int = 0  # deleted articles not loaded again (tombstone; requeue --allow-deleted)
     article_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    error_kinds: dict[str, int] = field(default_factory=dict)  # page errors (retry, fail) by ErrorKind
+
+    def count_error(self, kind: "ErrorKind | None") -> None:
+        key = kind.value if kind else "other"
+        self.error_kinds[key] = self.error_kinds.get(key, 0) + 1
 
     def add(self, other: "BatchResult") -> None:
         for f in fields(self):
             if f.name in ("article_ids", "errors"):
                 getattr(self, f.name).extend(getattr(other, f.name))
+            elif f.name == "error_kinds":
+                for k, v in other.error_kinds.items():
+                    self.error_kinds[k] = self.error_kinds.get(k, 0) + v
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -339,7 +440,7 @@ class BatchResult:
     def counts(self) -> dict[str, int]:
         """The counts as plain values (what an Airflow task returns through XCom)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("article_ids", "errors")}
+                if f.name not in ("article_ids", "errors", "error_kinds")}
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -467,3 +568,49 @@ class ExportResult:
     def summary(self) -> str:
         return (f"exported {self.rows} change rows, seq {self.since_seq} < seq <= {self.until_seq}; "
                 f"next: --since-seq {self.until_seq}")
+
+
+# --- operations ---------------------------------------------------------------------------
+
+@dataclass
+class OperatorAction:
+    """One operator action (console, CLI, feeds file, manual run), as news.operator_actions
+    records it and the feed page's audit trail shows it."""
+    actor: str
+    source: str  # 'console', 'cli', 'feeds file', 'airflow'
+    action: str  # 'poll now', 'enable', 'disable', 'requeue entry', 'requeue failed entries', 'requeue'
+    feed_id: int | None = None
+    entry_id: int | None = None
+    detail: str = ""
+    feed: str | None = None  # the feed's label
+    at: datetime | None = None
+    id: int | None = None
+
+    def summary(self) -> str:
+        """``admin (console) re-enabled feed 7 (Example News - World): was disabled: ...``"""
+        target = self.feed or ""
+        if self.entry_id and self.action == "requeue entry":
+            target = f"entry {self.entry_id}" + (f" of {self.feed}" if self.feed else "")
+        who = self.actor if self.actor == self.source else f"{self.actor} ({self.source})"
+        return (f"{who} {_VERBS.get(self.action, self.action)}{' ' + target if target else ''}"
+                + (f": {self.detail}" if self.detail else ""))
+
+
+_VERBS = {"poll now": "asked to poll", "enable": "re-enabled", "disable": "disabled",
+          "requeue entry": "requeued", "requeue failed entries": "requeued the failed entries of",
+          "requeue": "requeued"}
+
+
+def span(seconds: float | int | None) -> str:
+    """A duration for people: 45 s, 12 min, 5 h, 3 d 4 h."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{round(s / 60)} min"
+    if s < 86400 * 2:
+        return f"{s / 3600:.1f} h".replace(".0 h", " h")
+    days, hours = divmod(round(s / 3600), 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -14,13 +14,13 @@ from . import db
 from .config import Settings
 from .fetch import Interrupted
 from .httpclient import SafeClient
+from .operations import apply_feeds_file
 from .ingest import ingest_pending
 from .models import BatchResult, FeedSpec, FeedSync, PassReport, PollOutcome
 from .poll import poll_feeds, select_feeds
 from . import registry
 from .storage import articles as article_store
 from .storage import feed_files as feed_file_store
-from .storage import feeds as feed_store
 from .storage import stories as story_store
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,10 @@ PASS_SUMMARY_STORIES = 20  # stories of each kind the pass summary lists (PassRe
 
 
 def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> FeedSync:
-    """Upsert the declared feeds (one transaction; concurrent syncs wait for each other)."""
+    """Upsert the declared feeds (one transaction; concurrent syncs wait for each other);
+    what the file's `enabled` means: ``operations.apply_feeds_file``."""
     with db.transaction(url) as conn:
-        feed_store.lock_for_sync(conn)
-        return _sync(conn, specs)
+        return apply_feeds_file(conn, specs)
 
 
 def sync_file(url: str, path: str | Path) -> FeedSync:
@@ -46,26 +46,10 @@ def sync_file(url: str, path: str | Path) -> FeedSync:
         return FeedSync(feed_ids=cached[1], unchanged=True)
     parsed = registry.parse_file(path, raw)
     with db.transaction(url) as conn:
-        feed_store.lock_for_sync(conn)
-        result = _sync(conn, parsed.specs)
+        result = apply_feeds_file(conn, parsed.specs)
         feed_file_store.put(conn, key, digest, result.feed_ids)
     result.warnings = parsed.warnings
     return result
-
-
-def _sync(conn, specs: Sequence[FeedSpec]) -> FeedSync:
-    """Match the specs to known feeds (by the URL each was declared with, else its current
-    URL, both in canonical spelling), update those, insert the others."""
-    by_declared: dict[str, int] = {}
-    by_url: dict[str, int] = {}
-    for row in feed_store.declared(conn):
-        by_declared.setdefault(registry.feed_url_key(row["declared"]), row["id"])
-        by_url.setdefault(registry.feed_url_key(row["url"]), row["id"])
-    known = [by_declared.get(s.url) or by_url.get(s.url) for s in specs]
-    feed_store.update_declared(conn, [(feed_id, s) for feed_id, s in zip(known, specs) if feed_id])
-    added = feed_store.insert_declared(conn, [s for feed_id, s in zip(known, specs) if not feed_id])
-    ids = [feed_id or added.get(s.url) for feed_id, s in zip(known, specs)]
-    return FeedSync(inserted=len(added), updated=sum(1 for f in known if f), feed_ids=[i for i in ids if i])
 
 
 def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force: bool = True,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from . import db
 from .config import Settings
 from .httpclient import FetchResult, SafeClient
-from .models import Feed, ParsedFeed, PollOutcome
+from .models import ErrorKind, Feed, ParsedFeed, PollOutcome
 from .parse import parse_feed
 from .politeness import HostDeferrals, host_key, retry_after_delay
 from .redaction import redact
@@ -136,6 +136,7 @@ def _poll_one(connections: ConnectionPool, settings: Settings, client: SafeClien
     with connections.connection() as conn, conn.transaction():
         if result.failed:
             outcome.error = result.error or f"HTTP {result.status}"
+            outcome.error_kind = result.error_kind or ErrorKind.HTTP
             _record_failure(conn, settings, feed, result, outcome.error, deferrals)
         elif result.not_modified or body_hash == feed.body_hash:  # (body_hash is set when answered)
             # 304, or the same bytes as last time although the server did not say 304
@@ -192,6 +193,11 @@ def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, e
     elif errors >= settings.max_feed_errors and result.status != 429:
         # (429 is about our request rate, not the feed: it never disables a feed)
         disable = f"{errors} consecutive failures; last: {error}"
+    if disable:
+        log.warning("%s disabled %s; re-enable in Feeds (Newsflow in the Airflow UI) or with "
+                    "`newsflow feeds enable %s`", feed.label,
+                    f"({disable})" if result.gone else f"after {errors} consecutive failures: {error}",
+                    feed.id)
     if result.retry_after is not None and result.rate_limited:
         # The server told us when to come back: honour it, capped, with jitter so a
         # fleet of feeds on one host does not return in the same second. It applies to

@@ -1,12 +1,17 @@
-"""Task failure callback: every failed attempt is logged, recorded in
-``news.task_failures`` and, when the Variable or env var ``NEWSFLOW_FAILURE_WEBHOOK``
-names a URL, posted there as a small JSON notice (Slack/Teams-style ``text`` field)."""
+"""Task callbacks and notices.
+
+Every failed attempt is logged and recorded in ``news.task_failures`` with its try number:
+``on_retry_callback`` for the attempts Airflow retries, ``on_failure_callback`` for the
+last one (``final``). The last one, and each new stale-feed episode the maintenance run
+finds, are also posted to the webhook named by the Variable or env var
+``NEWSFLOW_FAILURE_WEBHOOK`` (a small JSON notice with a Slack/Teams-style ``text`` field).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from .context import _variable, database_url
 
@@ -36,35 +41,44 @@ def failure_record(context: dict) -> dict[str, Any]:
     }
 
 
-def record_failure(context: dict) -> None:
-    """on_failure_callback: log, record in news.task_failures, optionally notify.
+def record_failure(context: dict, *, final: bool = True) -> None:
+    """on_failure_callback (``final``) and on_retry_callback: log, record in
+    news.task_failures, and post the last failure to the webhook.
 
     Never raises: a broken callback must not hide the task's own error.
     """
     record = failure_record(context)
-    log.error("newsflow task failed: %(dag_id)s.%(task_id)s run %(run_id)s map %(map_index)s "
-              "try %(try_number)s: %(exception)s", record)
+    if final:
+        log.error("newsflow task failed: %(dag_id)s.%(task_id)s run %(run_id)s map %(map_index)s "
+                  "try %(try_number)s: %(exception)s", record)
+    else:
+        log.warning("newsflow task attempt failed, Airflow retries it: %(dag_id)s.%(task_id)s run "
+                    "%(run_id)s map %(map_index)s try %(try_number)s: %(exception)s", record)
     notified = False
-    webhook = _variable(WEBHOOK_NAME) or os.environ.get(WEBHOOK_NAME)
-    if webhook:
-        notified = notify(webhook, record)
+    webhook = webhook_url()
+    if webhook and final:
+        notified = notify(webhook, f"newsflow: {record['dag_id']}.{record['task_id']} failed "
+                                   f"(run {record['run_id']}, try {record['try_number']}): "
+                                   f"{record['exception'][:500]}", record)
     try:
         from .. import db
         from ..storage import task_failures
 
         with db.transaction(database_url()) as conn:
-            task_failures.record(conn, record, notified=notified)
+            task_failures.record(conn, record, notified=notified, final=final)
     except Exception:
         log.exception("could not record the failure in news.task_failures")
 
 
-def notify(webhook: str, record: dict[str, Any]) -> bool:
+def webhook_url() -> str | None:
+    return _variable(WEBHOOK_NAME) or os.environ.get(WEBHOOK_NAME) or None
+
+
+def notify(webhook: str, text: str, fields: Mapping[str, Any]) -> bool:
     """POST a JSON notice (Slack/Teams-style ``text`` plus the fields); True when accepted."""
     import httpx
 
-    payload = {"text": (f"newsflow: {record['dag_id']}.{record['task_id']} failed "
-                        f"(run {record['run_id']}, try {record['try_number']}): {record['exception'][:500]}"),
-               **{k: (str(v) if v is not None else None) for k, v in record.items()}}
+    payload = {"text": text, **{k: (str(v) if v is not None else None) for k, v in fields.items()}}
     try:
         response = httpx.post(webhook, json=payload, timeout=10.0)
         response.raise_for_status()

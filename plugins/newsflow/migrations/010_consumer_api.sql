@@ -627,7 +627,9 @@ COMMENT ON COLUMN news_api.feeds.last_polled_at IS 'Last poll (UTC).';
 COMMENT ON COLUMN news_api.feeds.last_status IS 'HTTP status of the last poll; NULL when no response.';
 COMMENT ON COLUMN news_api.feeds.created_at IS 'When the feed was added.';
 
--- What `newsflow feeds status` prints, readable by a reader (coverage gaps matter to consumers).
+-- Each feed's coverage as a consumer sees it (errors, queue, last new item). The operators'
+-- state of a feed (failing, stale by its own rhythm, deferred...) is the console's and
+-- `newsflow feeds status`'s (storage.feeds.health), not part of the contract.
 CREATE VIEW news_api.feed_status AS
 SELECT f.id, f.publisher, f.name, news.public_url(f.url) AS url, f.enabled, f.disabled_reason,
        f.last_status, f.consecutive_errors, f.last_error, f.last_polled_at, f.next_poll_at,
@@ -635,17 +637,10 @@ SELECT f.id, f.publisher, f.name, news.public_url(f.url) AS url, f.enabled, f.di
        count(e.id) AS entries,
        count(e.id) FILTER (WHERE e.status = 'pending') AS pending,
        count(e.id) FILTER (WHERE e.status = 'failed') AS failed,
-       max(e.first_seen_at) AS last_new_entry_at,
-       CASE WHEN NOT f.enabled THEN 'disabled'
-            WHEN f.consecutive_errors > 0 THEN 'failing'
-            WHEN f.last_polled_at IS NULL THEN 'new'
-            WHEN max(e.first_seen_at) < now() - interval '7 days'
-                 OR (max(e.first_seen_at) IS NULL AND f.created_at < now() - interval '7 days')
-                 THEN 'stale'
-            ELSE 'ok' END AS health
+       max(e.first_seen_at) AS last_new_entry_at
 FROM news.feeds f LEFT JOIN news.entries e ON e.feed_id = f.id
 GROUP BY f.id;
-COMMENT ON VIEW news_api.feed_status IS 'Health of every feed (what `newsflow feeds status` prints): coverage gaps, errors, queue.';
+COMMENT ON VIEW news_api.feed_status IS 'Coverage of every feed: whether it is polled, its errors, its queue, its last new item.';
 COMMENT ON COLUMN news_api.feed_status.id IS 'Feed id.';
 COMMENT ON COLUMN news_api.feed_status.publisher IS 'Publisher name.';
 COMMENT ON COLUMN news_api.feed_status.name IS 'Display name.';
@@ -663,7 +658,6 @@ COMMENT ON COLUMN news_api.feed_status.entries IS 'Items seen.';
 COMMENT ON COLUMN news_api.feed_status.pending IS 'Items waiting for their page.';
 COMMENT ON COLUMN news_api.feed_status.failed IS 'Items given up on.';
 COMMENT ON COLUMN news_api.feed_status.last_new_entry_at IS 'When the newest item was first seen.';
-COMMENT ON COLUMN news_api.feed_status.health IS 'ok, new, failing, stale (nothing new for 7 days) or disabled.';
 
 CREATE VIEW news_api.changes AS
 SELECT seq, changed_at, entity, entity_id, kind, story_id, previous_story_id, fields

@@ -72,3 +72,27 @@ def totals(conn: psycopg.Connection) -> Totals:
                (SELECT count(*) FROM news.stories WHERE outlet_count > 1) AS syndicated,
                (SELECT count(*) FROM news.stories WHERE outlet_count = 1) AS single_outlet""").fetchone()
     return Totals(**row)
+
+
+def loaded_per_hour(conn: psycopg.Connection, hours: int) -> list[dict]:
+    """Articles loaded in each of the last ``hours`` hours (hours without any included)."""
+    return conn.execute("""
+        WITH a AS (
+            SELECT date_trunc('hour', created_at) AS at, count(*) AS articles,
+                   count(*) FILTER (WHERE story_relation IS DISTINCT FROM 'original') AS joined
+            FROM news.articles
+            WHERE created_at >= date_trunc('hour', now()) - make_interval(hours => %(h)s - 1)
+            GROUP BY 1)
+        SELECT h.at, coalesce(a.articles, 0) AS articles, coalesce(a.joined, 0) AS joined
+        FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %(h)s - 1),
+                             date_trunc('hour', now()), interval '1 hour') AS h(at)
+        LEFT JOIN a ON a.at = h.at ORDER BY h.at""", {"h": hours}).fetchall()
+
+
+def of_story(conn: psycopg.Connection, story_id: int) -> list[dict]:
+    """A story's articles in publication order."""
+    return conn.execute("""
+        SELECT id, publisher, title, url, story_relation, story_jaccard, story_containment,
+               word_count, body_source, wire_credit, published_at, created_at
+        FROM news.articles WHERE story_id = %s
+        ORDER BY coalesce(published_at, fetched_at), id""", (story_id,)).fetchall()

@@ -263,3 +263,47 @@ def purge(conn: psycopg.Connection, older_than_days: int) -> int:
         DELETE FROM news.entries WHERE status = 'failed'
           AND updated_at < now() - make_interval(days => %s)""", (older_than_days,))
     return cur.rowcount
+
+
+# --- operations console and operations (newsflow.operations) -------------------------------
+
+def get(conn: psycopg.Connection, entry_id: int) -> dict | None:
+    return conn.execute("""
+        SELECT id, feed_id, status, title, link, attempts, last_error FROM news.entries WHERE id = %s""",
+        (entry_id,)).fetchone()
+
+
+def requeue_failed(conn: psycopg.Connection, feed_id: int) -> int:
+    """Every failed entry of one feed back in the queue."""
+    return conn.execute("""
+        UPDATE news.entries SET status = 'pending', next_attempt_at = now(), attempts = 0,
+               updated_at = now()
+        WHERE feed_id = %s AND status = 'failed'""", (feed_id,)).rowcount
+
+
+def of_feed(conn: psycopg.Connection, feed_id: int, *, limit: int, offset: int = 0) -> list[dict]:
+    """A feed's entries, newest first, with their state and error."""
+    return conn.execute("""
+        SELECT id, title, link, status, attempts, last_error, published_at, first_seen_at,
+               next_attempt_at, article_id
+        FROM news.entries WHERE feed_id = %s
+        ORDER BY first_seen_at DESC, id DESC LIMIT %s OFFSET %s""", (feed_id, limit, offset)).fetchall()
+
+
+def queue_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Pending entries (due now / waiting for a retry) and failed ones."""
+    return conn.execute("""
+        SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS pending_due,
+               count(*) FILTER (WHERE next_attempt_at > now()) AS pending_waiting,
+               (SELECT count(*) FROM news.entries WHERE status = 'failed') AS failed
+        FROM news.entries WHERE status = 'pending'""").fetchone()
+
+
+def failed_latest(conn: psycopg.Connection, *, limit: int, offset: int = 0) -> list[dict]:
+    """Failed entries, most recently failed first, with their feed."""
+    return conn.execute("""
+        SELECT e.id, e.feed_id, f.publisher, f.name, e.title, e.link, e.attempts, e.last_error,
+               e.updated_at
+        FROM news.entries e JOIN news.feeds f ON f.id = e.feed_id
+        WHERE e.status = 'failed'
+        ORDER BY e.updated_at DESC, e.id DESC LIMIT %s OFFSET %s""", (limit, offset)).fetchall()

@@ -23,3 +23,27 @@ def purge(conn: psycopg.Connection, older_than_days: int) -> int:
     cur = conn.execute("DELETE FROM news.fetch_log WHERE fetched_at < now() - make_interval(days => %s)",
                        (older_than_days,))
     return cur.rowcount
+
+
+def feed_history(conn: psycopg.Connection, feed_id: int, *, since, bucket_seconds: int) -> list[dict]:
+    """One feed's polls in time buckets from ``since``: polls, errors, not modified, new
+    entries, and the last status of the bucket (the console's history chart)."""
+    return conn.execute("""
+        SELECT date_bin(make_interval(secs => %(bucket)s), fetched_at, %(since)s) AS at,
+               count(*) AS polls,
+               count(*) FILTER (WHERE error IS NOT NULL) AS errors,
+               count(*) FILTER (WHERE status = 304) AS not_modified,
+               coalesce(sum(new_entries), 0) AS new_entries,
+               (array_agg(status ORDER BY fetched_at DESC))[1] AS last_status,
+               (array_agg(error ORDER BY fetched_at DESC))[1] AS last_error
+        FROM news.fetch_log
+        WHERE feed_id = %(feed)s AND kind = 'feed' AND fetched_at >= %(since)s
+        GROUP BY 1 ORDER BY 1""", {"bucket": bucket_seconds, "since": since, "feed": feed_id}).fetchall()
+
+
+def feed_polls(conn: psycopg.Connection, feed_id: int, *, limit: int) -> list[dict]:
+    """A feed's latest polls, newest first."""
+    return conn.execute("""
+        SELECT fetched_at, status, bytes, duration_ms, new_entries, error FROM news.fetch_log
+        WHERE feed_id = %s AND kind = 'feed' ORDER BY fetched_at DESC LIMIT %s""",
+        (feed_id, limit)).fetchall()

@@ -139,3 +139,55 @@ def delete_empty(conn: psycopg.Connection, story_ids: Sequence[int]) -> int:
                           (SELECT 1 FROM news.articles a WHERE a.story_id = s.id)""",
                        (list(story_ids),))
     return cur.rowcount
+
+
+# --- operations console -------------------------------------------------------------------------
+
+def latest(conn: psycopg.Connection, *, q: str | None = None, syndicated_only: bool = True,
+           limit: int, offset: int = 0) -> list[dict]:
+    """The latest stories (first published, newest first) with their outlets: those carried
+    by several outlets (all with ``syndicated_only`` off), or, with ``q``, every story whose
+    title has those words (prefix match, any order): a search finds single-outlet stories
+    too, and stays an index lookup (bench/console_bench.py)."""
+    return conn.execute("""
+        WITH s AS (
+            SELECT st.id, st.title, st.origin_publisher, st.origin_basis, st.first_published_at,
+                   st.article_count
+            FROM news.stories st
+            WHERE (%(q)s::text IS NULL OR st.title_words @@ to_tsquery('simple', %(q)s))
+              AND (NOT %(syndicated)s OR st.article_count > 1 OR EXISTS (
+                    SELECT 1 FROM news.articles a JOIN news.entries e ON e.article_id = a.id
+                    JOIN news.feeds f ON f.id = e.feed_id
+                    WHERE a.story_id = st.id AND f.publisher <> a.publisher))
+            ORDER BY st.first_published_at DESC NULLS LAST, st.id DESC
+            LIMIT %(limit)s OFFSET %(offset)s)
+        SELECT s.*, o.outlets FROM s LEFT JOIN LATERAL (
+            SELECT json_agg(json_build_object('publisher', so.publisher, 'relation', so.relation)
+                            ORDER BY so.published_at NULLS LAST, so.publisher) AS outlets
+            FROM news.story_outlets so WHERE so.story_id = s.id) o ON true
+        ORDER BY s.first_published_at DESC NULLS LAST, s.id DESC""",
+        {"q": _tsquery(q), "syndicated": syndicated_only and not _tsquery(q), "limit": limit,
+         "offset": offset}).fetchall()
+
+
+def _tsquery(q: str | None) -> str | None:
+    """Words of a search box as a prefix-matching tsquery ("bank canad" -> 'bank':* & 'canad':*);
+    every word is quoted, so nothing typed is tsquery syntax."""
+    import re
+
+    words = re.findall(r"\w+", q or "")
+    return " & ".join("'" + w.lower() + "':*" for w in words[:8]) or None
+
+
+def get(conn: psycopg.Connection, story_id: int) -> dict | None:
+    return conn.execute("""
+        SELECT id, title, origin_publisher, origin_basis, origin_article_id, first_published_at,
+               article_count, created_at, updated_at
+        FROM news.stories WHERE id = %s""", (story_id,)).fetchone()
+
+
+def outlets(conn: psycopg.Connection, story_id: int) -> list[dict]:
+    """Every outlet that carried a story (news.story_outlets), in publication order."""
+    return conn.execute("""
+        SELECT publisher, article_id, relation, url, published_at FROM news.story_outlets
+        WHERE story_id = %s ORDER BY published_at NULLS LAST, publisher""", (story_id,)).fetchall()

@@ -7,13 +7,15 @@ from typing import Any, Mapping
 import psycopg
 
 
-def record(conn: psycopg.Connection, failure: Mapping[str, Any], *, notified: bool) -> None:
+def record(conn: psycopg.Connection, failure: Mapping[str, Any], *, notified: bool,
+           final: bool = True) -> None:
+    """One failed attempt; ``final``: the task will not be retried."""
     conn.execute("""
         INSERT INTO news.task_failures (dag_id, task_id, run_id, map_index, try_number,
-            logical_date, exception, log_url, notified)
+            logical_date, exception, log_url, notified, final)
         VALUES (%(dag_id)s, %(task_id)s, %(run_id)s, %(map_index)s, %(try_number)s,
-                %(logical_date)s, %(exception)s, %(log_url)s, %(notified)s)""",
-                 {**failure, "notified": notified})
+                %(logical_date)s, %(exception)s, %(log_url)s, %(notified)s, %(final)s)""",
+                 {**failure, "notified": notified, "final": final})
 
 
 def count(conn: psycopg.Connection) -> int:
