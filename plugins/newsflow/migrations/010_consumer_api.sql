@@ -786,6 +786,9 @@ COMMENT ON TABLE news.hosts IS 'Internal: per-host politeness state shared by ev
 COMMENT ON TABLE news.feed_files IS 'Internal: feeds files already synced.';
 COMMENT ON TABLE news.task_failures IS 'Internal: failed Airflow task instances.';
 COMMENT ON TABLE news.schema_migrations IS 'Internal: applied migrations. Consumers: news_api.schema_version.';
+COMMENT ON TABLE news.operator_actions IS 'Internal: operator actions (console, CLI, feeds file), the audit trail.';
+COMMENT ON TABLE news.feed_rhythm IS 'Internal: each feed''s measured rhythm, for its stale state.';
+COMMENT ON TABLE news.run_counts IS 'Internal: the counts each Airflow task returned, by run.';
 
 -- The reader role -------------------------------------------------------------------------------
 -- Roles are cluster-wide: created once, shared by every database of the cluster. A migrating
