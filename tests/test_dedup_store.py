@@ -188,6 +188,9 @@ for r, a in enumerate(spec):
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (gate + 2 * r,))
             if mode == "locked":  # what ingest_batch does before loading
                 take_load_lock(conn)
+            else:  # control: without the consumer triggers, whose changes lock (migration 010)
+                # would serialise the two writes and keep the second child from its gate
+                conn.execute("SET LOCAL session_replication_role = replica")
             article_id, _ = add_article(conn, settings, article)
             if mode == "unlocked":  # control: both decide before either commits
                 conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (gate + 2 * r + 1,))

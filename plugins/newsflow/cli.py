@@ -6,6 +6,9 @@
     newsflow feeds status|sync|enable|disable   (enable/disable: recorded, like the console's)
     newsflow poll / newsflow ingest     one stage at a time
     newsflow requeue                    re-ingest an entry, a URL or a date range
+    newsflow purge                      delete articles (tombstones; they do not come back)
+    newsflow search "QUERY"             ranked full-text search (read-only)
+    newsflow export --since-seq N       the change feed with each entity, to jsonl/csv/parquet (read-only)
     newsflow dedup rebuild [--since D]  re-cluster stories
     newsflow maintenance                health report, retention, ANALYZE
     newsflow config                     every setting, its env var and value
@@ -112,7 +115,13 @@ def _echo(line: str) -> None:
 
 
 def _url(settings: Settings) -> str:
+    """For commands that write: the database, migrated to this code."""
     return db.ready(settings)
+
+
+def _read_url(settings: Settings) -> str:
+    """For commands that only read: never migrates (works for a read-only login)."""
+    return db.readable(settings)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -124,6 +133,14 @@ def cmd_db(args, settings: Settings) -> int:
         print(f"database {db.redact(url)}: " +
               (f"applied {', '.join(applied)}" if applied else "up to date") +
               f" (schema version {db.current_version(url)})")
+        note = db.reader_role_note(url)
+        if note:
+            _echo(f"note: {note}")
+    elif args.action == "grant-reader":
+        if not args.role:
+            raise ValueError("db grant-reader needs the login role to grant read access to")
+        url = _url(settings)
+        print(db.grant_reader(url, args.role))
     elif args.action == "url":
         print(db.resolve_url(settings))
     elif args.action == "stop":
@@ -171,7 +188,7 @@ def cmd_feeds(args, settings: Settings) -> int:
     from .pipeline import sync_file
     from .storage import feeds as feed_store
 
-    url = _url(settings)
+    url = _read_url(settings) if args.action == "status" else _url(settings)
     if args.action == "sync":
         result = sync_file(url, args.file)
         for warning in result.warnings:
@@ -191,8 +208,13 @@ def cmd_feeds(args, settings: Settings) -> int:
             return 1
         print(action.summary())
         return 0
-    with db.connect(url) as conn:
-        rows, counts = feed_store.health(conn, StaleRule.from_settings(settings), sort="id")
+    try:
+        with db.connect(url) as conn:
+            rows, counts = feed_store.health(conn, StaleRule.from_settings(settings), sort="id")
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise db.DatabaseError("`feeds status` reads newsflow's internal tables (schema news), which this login "
+                               "may not read: use a read-only operator login (pg_read_all_data, or SELECT on "
+                               "schema news); consumers read news_api.feed_status") from exc
     if not rows:
         print("no feeds; add some with `newsflow feeds sync FEEDS.yaml`")
         return 0
@@ -254,11 +276,50 @@ def cmd_requeue(args, settings: Settings) -> int:
                 return 0
             n, _ = ops.requeue(conn, entry_ids=args.entry or [], url=args.url, since=args.since,
                                until=args.until, include_loaded=args.include_loaded,
-                               actor=ops.cli_actor(), source=ops.CLI)
+                               allow_deleted=args.allow_deleted, actor=ops.cli_actor(), source=ops.CLI)
     except ops.OperationError as exc:
         print(f"newsflow: {exc}", file=sys.stderr)
         return 1
-    print(f"{n} entries queued again")
+    print(f"{n} entries queued again" + (" (deleted articles may be loaded again)" if args.allow_deleted else ""))
+    return 0
+
+
+def cmd_purge(args, settings: Settings) -> int:
+    from .corrections import purge
+
+    if not (args.article or args.url):
+        raise ValueError("purge needs --article ID or --url URL")
+    url = _url(settings)
+    deleted = purge(url, article_ids=args.article or [], article_url=args.url, reason=args.reason)
+    if not deleted:
+        print("no article matches")
+        return EXIT_NOT_FOUND
+    print(f"{len(deleted)} article(s) deleted ({', '.join(map(str, deleted))}): tombstones written; "
+          "later feed items will not load them again (requeue --allow-deleted does)")
+    return 0
+
+
+def cmd_search(args, settings: Settings) -> int:
+    from .storage import consumer
+
+    url = _read_url(settings)
+    with db.connect(url) as conn:
+        hits = consumer.search(conn, args.query, since=args.since, until=args.until, language=args.language,
+                               publisher=args.publisher, limit=args.limit or settings.search_limit,
+                               candidates=settings.search_candidates)
+    for hit in hits:
+        print(hit.summary())
+    _echo(f"{len(hits)} result(s)")
+    return 0 if hits else EXIT_NOT_FOUND
+
+
+def cmd_export(args, settings: Settings) -> int:
+    from .export import export
+
+    url = _read_url(settings)
+    result = export(url, settings, since_seq=args.since_seq, until_seq=args.until_seq, fmt=args.format,
+                    output=args.output)
+    _echo(result.summary())
     return 0
 
 
@@ -319,8 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(metavar="COMMAND")
 
-    s = sub.add_parser("db", help="database: upgrade (migrations), url, stop (embedded server)")
-    s.add_argument("action", choices=["upgrade", "url", "stop"])
+    s = sub.add_parser("db", help="database: upgrade (migrations), url, stop (embedded server), "
+                                  "grant-reader ROLE (read access to news_api)")
+    s.add_argument("action", choices=["upgrade", "url", "stop", "grant-reader"])
+    s.add_argument("role", nargs="?", help="grant-reader: the login role to make a reader")
     s.set_defaults(func=cmd_db)
 
     s = sub.add_parser("run", help="one full pass: sync the feeds file, poll its feeds, ingest, summary")
@@ -353,8 +416,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url")
     s.add_argument("--since", type=_date)
     s.add_argument("--until", type=_date)
-    s.add_argument("--include-loaded", action="store_true", help="also entries already loaded")
+    s.add_argument("--include-loaded", action="store_true",
+                   help="also entries already loaded (their page is fetched again; a changed text is a correction)")
+    s.add_argument("--allow-deleted", action="store_true",
+                   help="an article deleted before (newsflow purge) may be loaded again from these entries")
     s.set_defaults(func=cmd_requeue)
+
+    s = sub.add_parser("purge", help="delete articles: --article ID | --url URL, --reason TEXT (tombstones)")
+    s.add_argument("--article", type=int, action="append", help="article id (repeatable)")
+    s.add_argument("--url", help="canonical URL or feed link of the article")
+    s.add_argument("--reason", required=True, help="why (consumers see it in news_api.tombstones)")
+    s.set_defaults(func=cmd_purge)
+
+    s = sub.add_parser("search", help='ranked full-text search: "words", "a phrase", OR, -not (read-only)')
+    s.add_argument("query")
+    s.add_argument("--since", type=_date, help="only articles at or after this date")
+    s.add_argument("--until", type=_date, help="only articles before this date")
+    s.add_argument("--language", help="parse the query in this language and return only its articles (en, de, ...)")
+    s.add_argument("--publisher", help="only this publisher's articles")
+    s.add_argument("--limit", type=int, help="results (default NEWSFLOW_SEARCH_LIMIT)")
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("export", help="the change feed with each entity, streamed (read-only)")
+    s.add_argument("--since-seq", type=int, default=0, help="export changes after this seq (default 0: all)")
+    s.add_argument("--until-seq", type=int, help="up to this seq (default: the last change at the start)")
+    s.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
+    s.add_argument("--output", default="-", help="file, or - for standard output (default)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("dedup", help="dedup rebuild [--since DATE]: re-cluster stories")
     s.add_argument("action", choices=["rebuild"])

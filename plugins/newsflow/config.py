@@ -89,6 +89,13 @@ class Settings:
     dedup_jaccard: float = 0.3  # ... or Jaccard >= this
     dedup_min_shingles: int = 20  # texts shorter than this match only at Jaccard >= 0.9
 
+    # --- consumers (news_api: corrections, search, export) --------------------------
+    correction_min_interval: int = 3600  # seconds: a loaded item whose feed entry changed is fetched again no sooner than this after its last load
+    search_candidates: int = 5000  # newest matches ranked per search (fewer matches: exact ranking)
+    search_limit: int = 20  # results `newsflow search` prints unless --limit
+    export_batch_size: int = 2000  # rows per round trip of `newsflow export` (memory stays constant)
+    changes_retention_days: int = 0  # change-feed rows kept this long by maintenance; 0 = forever
+
     # --- demo ------------------------------------------------------------------------
     demo_port: int = 8765  # loopback port of the sample world (fixed: feed URLs must not change)
 

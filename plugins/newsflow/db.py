@@ -128,6 +128,32 @@ def ready(settings: Settings) -> str:
     return url
 
 
+def readable(settings: Settings) -> str:
+    """The database URL of ``settings`` for a command that only reads: never migrates (a
+    read-only login could not, and a reader must not), and says clearly when the schema
+    is older than this code. Works for a login that has only ``newsflow_reader``."""
+    from .storage import consumer
+
+    url = resolve_url(settings)
+    latest = migration_files()[-1][0]
+    try:
+        with connect(url) as conn:
+            found = consumer.contract(conn)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseError(f"this login may not read the consumer schema news_api at {redact(url)} ({exc}): "
+                            f"the database owner runs `newsflow db grant-reader ROLE` for it") from exc
+    if found is None:
+        raise DatabaseError(f"the database at {redact(url)} has no consumer schema news_api that this login can "
+                            f"see: it is older than this newsflow (migration {latest}) or was never set up (the owner "
+                            "runs `newsflow db upgrade`; read-only commands never migrate), or this login lacks "
+                            "access (the owner runs `newsflow db grant-reader ROLE`)")
+    if found["migration"] < latest:
+        raise DatabaseError(f"the database at {redact(url)} is at migration {found['migration']}, older than this "
+                            f"newsflow (migration {latest}): the owner runs `newsflow db upgrade` "
+                            "(read-only commands never migrate)")
+    return url
+
+
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row,
@@ -217,3 +243,45 @@ def current_version(url: str) -> int | None:
 
     with connect(url) as conn:
         return schema.version(conn)
+
+
+# --- the reader role (migration 010) ----------------------------------------------------------
+
+def reader_role_note(url: str) -> str | None:
+    """What an operator should know about the role newsflow_reader, or None when all is well."""
+    from .storage import consumer
+
+    with connect(url) as conn:
+        if consumer.contract(conn) is None or consumer.reader_role_exists(conn):
+            return None
+    return (f"the role {consumer.READER_ROLE} does not exist (this user may not create roles): an administrator "
+            f"runs `CREATE ROLE {consumer.READER_ROLE} NOLOGIN`, then `newsflow db grant-reader ROLE` gives a "
+            "login read access to news_api")
+
+
+def grant_reader(url: str, role: str) -> str:
+    """Make ``role`` (an existing login) a reader of news_api: the reader role is created
+    if missing (needs CREATEROLE), its grants applied (as the owner of news_api), and
+    ``role`` made a member of it."""
+    from .storage import consumer
+
+    with transaction(url) as conn:
+        if not consumer.role_exists(conn, role):
+            raise DatabaseError(f"role {role!r} does not exist: create the login first "
+                                f"(CREATE ROLE {role} LOGIN PASSWORD '...')")
+        if not consumer.reader_role_exists(conn):
+            try:
+                consumer.create_reader_role(conn)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise DatabaseError(f"this user may not create the role {consumer.READER_ROLE}: an administrator "
+                                    f"runs `CREATE ROLE {consumer.READER_ROLE} NOLOGIN`, then this command "
+                                    "again") from exc
+        try:
+            consumer.grant_reader_privileges(conn)
+            consumer.grant_reader_to(conn, role)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise DatabaseError(f"granting read access failed ({str(exc).strip()}): run this command as the "
+                                f"owner of the news_api schema (the user that runs `newsflow db upgrade`) with the "
+                                f"right to grant {consumer.READER_ROLE}") from exc
+    return (f"{role} can now read news_api (member of {consumer.READER_ROLE}: SELECT on its views, EXECUTE on "
+            "its functions, also for objects later migrations add)")

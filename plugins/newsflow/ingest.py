@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import psycopg
 
-from . import db, dedup, frontier, stories
+from . import corrections, db, dedup, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
@@ -42,7 +42,7 @@ from .storage import dedup_index
 from .storage import entries as entry_store
 from .storage import fetch_log
 from .storage import hosts as host_store
-from .storage.locks import take_load_lock
+from .storage.locks import take_write_locks
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,9 @@ def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decision
         if d.article is not None and d.article.fingerprint is None:
             d.article.fingerprint = dedup.fingerprint(d.article.body, settings)
     with conn.transaction():
-        take_load_lock(conn)
+        # the load lock, then the changes lock: rows are stamped (clock_timestamp) only
+        # once every change committed before is visible (storage.locks)
+        take_write_locks(conn)
         _host_news(conn, settings, pages)
         mine = entry_store.owned(conn, worker_id, [d.job.entry_id for d in decisions])
         index = dedup_index.BatchIndex(conn, settings.dedup_window_days, [
@@ -222,6 +224,8 @@ def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out
     article = decision.article
     if article.body_source == "feed":
         out.fallbacks += 1
+    if _known_or_blocked(conn, settings, job, article, out):
+        return
     existing = article_store.find_exact(conn, article.canonical_url, article.content_hash)
     if existing is not None:
         entry_store.mark_loaded(conn, job.entry_id, existing)
@@ -232,6 +236,29 @@ def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out
     out.loaded += 1
     out.near_duplicates += joined
     out.article_ids.append(article_id)
+
+
+def _known_or_blocked(conn: psycopg.Connection, settings: Settings, job: PageJob, article, out: BatchResult) -> bool:
+    """Deleted articles stay deleted; the page of an article we hold is a correction or
+    nothing (``corrections``). True when the entry is done."""
+    blocked = corrections.blocked_by(conn, job, article)
+    if blocked:
+        out.errors.append(f"entry {job.entry_id} ({job.link}): {blocked}")
+        entry_store.mark_failed(conn, job.entry_id, blocked)
+        out.blocked += 1
+        return True
+    known = corrections.load_known(conn, settings, job, article)
+    if known is None:
+        return False
+    outcome, article_id = known
+    entry_store.mark_loaded(conn, job.entry_id, article_id)
+    if outcome == "updated":
+        out.updated += 1
+    elif outcome == "unchanged":
+        out.unchanged += 1
+    else:
+        out.exact_duplicates += 1
+    return True
 
 
 def _record_load_failure(conn: psycopg.Connection, settings: Settings, job: PageJob, exc: BaseException,

@@ -8,13 +8,15 @@ from datetime import datetime, timedelta, timezone
 from . import db
 from .config import Settings
 from .models import FeedStatus, StaleRule
-from .storage import dedup_index, feed_rhythm, schema
+from .storage import changes, dedup_index, feed_rhythm, schema
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
 from .storage import fetch_log
+from .storage.locks import take_write_locks
 
 TABLES = ["news.feeds", "news.entries", "news.articles", "news.stories",
-          "news.dedup_signatures", "news.dedup_bands", "news.fetch_log"]
+          "news.dedup_signatures", "news.dedup_bands", "news.fetch_log",
+          "news.story_outlets", "news.changes"]
 
 
 def measure_rhythm(url: str, settings: Settings) -> int:
@@ -52,6 +54,9 @@ def new_stale_episodes(url: str, report: dict[str, list[FeedStatus]]) -> list[Fe
 
 def retention(url: str, settings: Settings) -> dict[str, int]:
     with db.transaction(url) as conn:
+        # deleting entries that carried an article refreshes its story's outlets: the
+        # writers' lock order applies (storage.locks)
+        take_write_locks(conn)
         window_start = datetime.now(timezone.utc) - timedelta(days=settings.dedup_window_days * 2)
         return {
             "fetch_log_rows": fetch_log.purge(conn, settings.retention_days),
@@ -59,6 +64,8 @@ def retention(url: str, settings: Settings) -> dict[str, int]:
             # the index only needs the window (twice, for articles dated in the future of
             # others); articles themselves are kept
             "dedup_signatures": dedup_index.purge(conn, window_start),
+            "change_rows": (changes.purge(conn, settings.changes_retention_days)
+                            if settings.changes_retention_days > 0 else 0),
         }
 
 

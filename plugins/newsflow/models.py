@@ -119,6 +119,7 @@ class ParsedEntry:
     published_at: datetime | None
     raw_guid: str | None = None  # the feed's own id, kept to judge GUID quality
     notes: tuple[str, ...] = ()  # what the validation boundary changed or dropped
+    updated_at: datetime | None = None  # the item's own "updated" date: a change means a correction
 
 
 @dataclass
@@ -144,11 +145,13 @@ class PollOutcome:
     error: str | None = None
     not_modified: bool = False
     deferred: bool = False  # not requested: its host asked us to wait (Retry-After)
+    changed_entries: int = 0  # loaded items whose date, title or summary changed: fetched again
     error_kind: ErrorKind | None = None  # a failed fetch: why (metrics count errors by kind)
 
     def summary(self) -> str:
         state = (f"error: {self.error}" if self.error else "not modified" if self.not_modified
-                 else f"{self.new_entries} new of {self.seen_entries}")
+                 else f"{self.new_entries} new of {self.seen_entries}"
+                 + (f", {self.changed_entries} changed (fetched again)" if self.changed_entries else ""))
         return f"[{self.status or '---'}] {self.url}  {state}"
 
 
@@ -274,6 +277,8 @@ class PageJob:
     host: str | None = None  # politeness unit of the link
     not_before: datetime | None = None  # the host slot reserved for this fetch (frontier)
     strikes: int = 0  # claims without a result, this one included
+    article_id: int | None = None  # the article the entry already carried (a correction re-fetch)
+    allow_deleted: bool = False  # an operator allowed a deleted article back (requeue --allow-deleted)
 
 
 @dataclass(frozen=True)
@@ -402,6 +407,9 @@ class BatchResult:
     postponed: int = 0  # not attempted: the host asked us to wait (Retry-After)
     load_errors: int = 0  # entries whose write the database refused (recorded on each entry)
     lost: int = 0  # leases that ran out before the write: another worker writes those
+    updated: int = 0  # corrections: a known article's page changed, updated in place (revision kept)
+    unchanged: int = 0  # re-fetched known articles whose text had not changed
+    blocked: int = 0  # deleted articles not loaded again (tombstone; requeue --allow-deleted)
     article_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     error_kinds: dict[str, int] = field(default_factory=dict)  # page errors (retry, fail) by ErrorKind
@@ -423,7 +431,8 @@ class BatchResult:
     def summary(self) -> str:
         extra = "".join(f", {n} {what}" for n, what in (
             (self.postponed, "postponed (host asked to wait)"), (self.load_errors, "refused by the database"),
-            (self.lost, "taken over by another worker")) if n)
+            (self.lost, "taken over by another worker"), (self.updated, "corrected in place"),
+            (self.unchanged, "re-fetched unchanged"), (self.blocked, "deleted before (not loaded again)")) if n)
         return (f"{self.claimed} entries -> {self.loaded} new articles, "
                 f"{self.exact_duplicates} exact duplicates, {self.near_duplicates} joined a story, "
                 f"{self.fallbacks} from feed text, {self.retry} to retry, {self.failed} failed{extra}")
@@ -447,6 +456,7 @@ class Totals:
     fallbacks: int = 0
     stories: int = 0
     syndicated: int = 0  # stories carried by more than one outlet
+    single_outlet: int = 0  # stories carried by one outlet
 
     def summary(self) -> str:
         return (f"{self.feeds} feeds, {self.entries} entries ({self.pending} pending, {self.failed} failed), "
@@ -517,10 +527,47 @@ class PassReport:
                 lines += s.summary()
         singles = [s for s in self.stories if s.outlet_count == 1]
         if singles:
-            lines += ["", f"Single-outlet stories: {len(singles)}"]
+            lines += ["", f"Single-outlet stories: {self.totals.single_outlet or len(singles)}"]
             for s in singles[:max_stories]:
                 lines += s.summary()
         return "\n".join(lines)
+
+
+# --- consumers ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result of news_api.search(): the article, its rank, and its story."""
+    article_id: int
+    story_id: int | None
+    title: str | None
+    publisher: str
+    language: str | None
+    published_at: datetime | None
+    sort_at: datetime
+    url: str
+    rank: float
+    story_title: str | None
+    outlet_count: int | None
+
+    def summary(self) -> str:
+        when = f"{self.sort_at:%Y-%m-%d %H:%M}"
+        outlets = f", story #{self.story_id} carried by {self.outlet_count} outlets" if (self.outlet_count or 0) > 1 else ""
+        return (f"{self.rank:6.3f}  {when}  [{self.language or '--'}] {self.publisher}: {self.title or '(untitled)'}\n"
+                f"        article {self.article_id}{outlets}  {self.url}")
+
+
+@dataclass
+class ExportResult:
+    """What `newsflow export` wrote: rows and the range of change numbers it covered."""
+    rows: int = 0
+    since_seq: int = 0
+    until_seq: int = 0
+    last_seq: int | None = None  # the last row's seq (resume with --since-seq it)
+
+    def summary(self) -> str:
+        return (f"exported {self.rows} change rows, seq {self.since_seq} < seq <= {self.until_seq}; "
+                f"next: --since-seq {self.until_seq}")
 
 
 # --- operations ---------------------------------------------------------------------------

@@ -124,17 +124,18 @@ def requeue_failed(conn: psycopg.Connection, ref: str | int, *, actor: str, sour
 
 def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str | None = None,
             since: datetime | None = None, until: datetime | None = None, include_loaded: bool = False,
-            actor: str, source: str) -> tuple[int, OperatorAction | None]:
+            allow_deleted: bool = False, actor: str, source: str) -> tuple[int, OperatorAction | None]:
     """Entries by id, link or date range back in the queue (`newsflow requeue`, the ingest
     DAG's Params). Returns how many, and the action recorded (None when nothing matched)."""
     n = entry_store.requeue(conn, entry_ids=entry_ids, url=url, since=since, until=until,
-                            include_loaded=include_loaded)
+                            include_loaded=include_loaded, allow_deleted=allow_deleted)
     if n == 0:
         return 0, None
     what = ", ".join(filter(None, [
         f"entries {', '.join(map(str, entry_ids))}" if entry_ids else "",
         f"url {url}" if url else "", f"since {since:%Y-%m-%d %H:%M}" if since else "",
-        f"until {until:%Y-%m-%d %H:%M}" if until else "", "loaded ones too" if include_loaded else ""]))
+        f"until {until:%Y-%m-%d %H:%M}" if until else "", "loaded ones too" if include_loaded else "",
+        "deleted articles allowed back" if allow_deleted else ""]))
     return n, _record(conn, actor=actor, source=source, action="requeue",
                       entry_id=entry_ids[0] if len(entry_ids) == 1 else None,
                       detail=f"{n} entries queued again ({what})")

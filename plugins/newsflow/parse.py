@@ -200,13 +200,14 @@ def _entry(item, base: str, guid_mode: str, now: datetime, settings: Settings) -
     title = validate.text(clean_text(_as_text(item, "title")), settings.max_title_chars, "title", notes)
     summary = validate.text(_best_text(item), settings.max_summary_chars, "summary", notes)
     published = validate.date(entry_date(item), settings, "date", notes, now)
+    updated = validate.date(entry_date(item, ("updated_parsed",)), settings, "updated date", notes, now)
     raw_guid = validate.guid(_text(item.get("id")), notes)
     if not (link or title or summary):
         return None  # nothing to identify or show
     guid = validate.identity(entry_identity(raw_guid, link, title, published, guid_mode), settings, notes)
     author = validate.text(clean_text(_text(item.get("author"))), settings.max_author_chars, "author", notes)
     return ParsedEntry(guid=guid, link=link, title=title, summary=summary, author=author,
-                       published_at=published, raw_guid=raw_guid, notes=tuple(notes))
+                       published_at=published, raw_guid=raw_guid, notes=tuple(notes), updated_at=updated)
 
 
 def _text(value) -> str:
@@ -238,10 +239,10 @@ def entry_identity(raw_guid: str | None, link: str | None, title: str | None,
     return f"sha1:{digest}"
 
 
-def entry_date(item) -> datetime | None:
+def entry_date(item, keys=("published_parsed", "updated_parsed", "created_parsed")) -> datetime | None:
     """The item's own date (published, else updated, else created), as feedparser read it;
-    its range is judged by the validation boundary."""
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+    its range is judged by the validation boundary. ``keys``: which dates, in order."""
+    for key in keys:
         struct = item.get(key)
         if struct:
             try:

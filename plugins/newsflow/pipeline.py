@@ -25,6 +25,8 @@ from .storage import stories as story_store
 
 log = logging.getLogger(__name__)
 
+PASS_SUMMARY_STORIES = 20  # stories of each kind the pass summary lists (PassReport.summary)
+
 
 def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> FeedSync:
     """Upsert the declared feeds (one transaction; concurrent syncs wait for each other);
@@ -83,5 +85,5 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
         report.ingest = ingest_pending(url, settings, client=client, progress=on_batch, stop=stop)
     with db.connect(url) as conn:
         report.totals = article_store.totals(conn)
-        report.stories = story_store.overview(conn)
+        report.stories = story_store.overview(conn, limit=PASS_SUMMARY_STORIES)
     return report

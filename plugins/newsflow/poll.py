@@ -201,6 +201,8 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
     if problems:
         warnings.append(f"{len(problems)} item(s) refused by the database: {'; '.join(problems[:3])}")
     outcome.new_entries, outcome.seen_entries = new, len(parsed.entries)
+    outcome.changed_entries = entry_store.requeue_changed(conn, feed.id, parsed.entries,
+                                                          settings.correction_min_interval)
     feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
                               host=host_key(feed.url), full_fetch=full, guid_mode=mode, warning="; ".join(warnings) or None,
                               **validators,

@@ -27,7 +27,7 @@ from .models import Member
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
-from .storage.locks import take_load_lock
+from .storage.locks import take_write_locks
 
 
 class _ContentOrderIndex:
@@ -57,7 +57,7 @@ class _ContentOrderIndex:
 def rebuild(url: str, settings: Settings, since: datetime | None = None,
             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     with db.transaction(url) as conn:
-        take_load_lock(conn)
+        take_write_locks(conn)
         rows = article_store.in_content_order(conn, since)
         ids = [r["id"] for r in rows]
         old_stories = article_store.detach(conn, ids)

@@ -69,8 +69,8 @@ def totals(conn: psycopg.Connection) -> Totals:
                (SELECT count(*) FROM news.articles) AS articles,
                (SELECT count(*) FROM news.articles WHERE body_source = 'feed') AS fallbacks,
                (SELECT count(*) FROM news.stories) AS stories,
-               (SELECT count(*) FROM (SELECT story_id FROM news.story_outlets GROUP BY story_id
-                                      HAVING count(*) > 1) multi) AS syndicated""").fetchone()
+               (SELECT count(*) FROM news.stories WHERE outlet_count > 1) AS syndicated,
+               (SELECT count(*) FROM news.stories WHERE outlet_count = 1) AS single_outlet""").fetchone()
     return Totals(**row)
 
 

@@ -27,7 +27,8 @@ from .workers import LIVE_OWNERS_SQL
 log = logging.getLogger(__name__)
 
 _JOB_COLUMNS = """e.id AS entry_id, e.feed_id, f.publisher, e.link, e.title, e.summary, e.author,
-                  e.published_at, e.attempts, e.host, e.not_before, e.strikes"""
+                  e.published_at, e.attempts, e.host, e.not_before, e.strikes, e.article_id,
+                  e.allow_deleted"""
 
 
 def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry],
@@ -83,13 +84,53 @@ RECORD_FAULTS = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycop
 def _insert(conn: psycopg.Connection, feed_id: int, fresh: Sequence[tuple[ParsedEntry, str | None]]) -> int:
     """Insert entries (one statement); how many were new."""
     columns = list(zip(*[(e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
-                          "; ".join(e.notes) or None) for e, host in fresh]))
+                          "; ".join(e.notes) or None, e.updated_at) for e, host in fresh]))
     rows = conn.execute("""
-        INSERT INTO news.entries (feed_id, guid, link, title, summary, author, published_at, host, notes)
+        INSERT INTO news.entries (feed_id, guid, link, title, summary, author, published_at, host, notes,
+                                  feed_updated_at)
         SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::timestamptz[], %s::text[], %s::text[])
+                                 %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[])
         ON CONFLICT (feed_id, guid) DO NOTHING RETURNING id""", (feed_id, *map(list, columns))).fetchall()
     return len(rows)
+
+
+def requeue_changed(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry],
+                    min_interval: float) -> int:
+    """Corrections: loaded items of this feed seen again with another title or summary, or
+    a later "updated" date, get the new values and go back in the queue, so their page is
+    fetched again (ingestion updates the article if its text changed). Only loaded entries:
+    those no worker holds (a pending one may be leased and locked by a write batch).
+    The fetch waits until ``min_interval`` seconds after the entry's last write, so a feed
+    that rewrites its items on every poll cannot make us re-fetch its pages each time.
+    A first "updated" date on an entry stored without one is only recorded. Returns the
+    number of entries queued again. Touches no article or story (takes no write lock)."""
+    items = [e for e in entries if e.guid]
+    if not items:
+        return 0
+    rows = conn.execute("""
+        WITH p AS (SELECT * FROM unnest(%(guids)s::text[], %(titles)s::text[], %(summaries)s::text[],
+                                        %(updated)s::timestamptz[]) AS p(guid, title, summary, updated_at)),
+        c AS (SELECT e.id, p.title, p.summary, p.updated_at,
+                     (p.title IS DISTINCT FROM e.title OR p.summary IS DISTINCT FROM e.summary
+                      OR p.updated_at > e.feed_updated_at) AS changed
+              FROM news.entries e JOIN p ON p.guid = e.guid
+              WHERE e.feed_id = %(feed)s AND e.status = 'loaded'
+                AND (p.title IS DISTINCT FROM e.title OR p.summary IS DISTINCT FROM e.summary
+                     OR p.updated_at IS DISTINCT FROM e.feed_updated_at AND p.updated_at IS NOT NULL))
+        UPDATE news.entries e SET title = c.title, summary = c.summary,
+               feed_updated_at = coalesce(c.updated_at, e.feed_updated_at),
+               status = CASE WHEN c.changed THEN 'pending' ELSE e.status END,
+               next_attempt_at = CASE WHEN c.changed
+                   THEN greatest(now(), e.updated_at + make_interval(secs => %(interval)s))
+                   ELSE e.next_attempt_at END,
+               attempts = CASE WHEN c.changed THEN 0 ELSE e.attempts END,
+               updated_at = now()
+        FROM c WHERE e.id = c.id
+        RETURNING coalesce(c.changed, false) AS requeued""",
+        {"guids": [e.guid for e in items], "titles": [e.title for e in items],
+         "summaries": [e.summary for e in items], "updated": [e.updated_at for e in items],
+         "feed": feed_id, "interval": min_interval}).fetchall()
+    return sum(1 for r in rows if r["requeued"])
 
 
 # --- the queue ----------------------------------------------------------------------------
@@ -186,7 +227,8 @@ _DONE = "lease_owner = NULL, lease_until = NULL, not_before = NULL, updated_at =
 def mark_loaded(conn: psycopg.Connection, entry_id: int, article_id: int) -> None:
     conn.execute(f"""
         UPDATE news.entries SET status = 'loaded', article_id = %s, attempts = attempts + 1,
-               last_error = NULL, strikes = 0, {_DONE} WHERE id = %s""", (article_id, entry_id))
+               last_error = NULL, strikes = 0, allow_deleted = false, {_DONE} WHERE id = %s""",
+        (article_id, entry_id))
 
 
 def mark_retry(conn: psycopg.Connection, entry_id: int, error: str, delay_seconds: float, *,
@@ -207,18 +249,21 @@ def mark_failed(conn: psycopg.Connection, entry_id: int, error: str) -> None:
 
 
 def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str | None = None,
-            since=None, until=None, include_loaded: bool = False) -> int:
-    """Put entries back in the queue (re-ingest an entry or URL, backfill a date range)."""
+            since=None, until=None, include_loaded: bool = False, allow_deleted: bool = False) -> int:
+    """Put entries back in the queue (re-ingest an entry or URL, backfill a date range).
+    A loaded entry's page is fetched again and its article corrected if its text changed.
+    ``allow_deleted``: an article deleted before may be loaded again from these entries."""
     statuses = ["failed", "pending"] + (["loaded"] if include_loaded else [])
     cur = conn.execute("""
         UPDATE news.entries SET status = 'pending', next_attempt_at = now(), attempts = 0,
-               strikes = 0, updated_at = now()
+               strikes = 0, allow_deleted = %(allow)s, updated_at = now()
         WHERE status = ANY(%(statuses)s)
           AND (cardinality(%(ids)s::bigint[]) = 0 OR id = ANY(%(ids)s::bigint[]))
           AND (%(url)s::text IS NULL OR link = %(url)s)
           AND (%(since)s::timestamptz IS NULL OR coalesce(published_at, first_seen_at) >= %(since)s)
           AND (%(until)s::timestamptz IS NULL OR coalesce(published_at, first_seen_at) < %(until)s)""",
-        {"statuses": statuses, "ids": list(entry_ids), "url": url, "since": since, "until": until})
+        {"statuses": statuses, "ids": list(entry_ids), "url": url, "since": since, "until": until,
+         "allow": allow_deleted})
     return cur.rowcount
 
 

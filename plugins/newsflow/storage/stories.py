@@ -57,27 +57,36 @@ def refresh(conn: psycopg.Connection, story_id: int) -> None:
         UPDATE news.stories SET article_count = %s, first_published_at = %s,
             title = coalesce((SELECT title FROM news.articles WHERE id = %s), title),
             origin_article_id = %s, origin_publisher = %s, origin_basis = %s,
-            representative_id = coalesce(representative_id, %s), updated_at = now()
+            representative_id = coalesce(representative_id, %s), updated_at = clock_timestamp()
         WHERE id = %s""",
         (len(members), min(dates) if dates else None, origin_id, origin_id, origin_publisher,
          basis, earliest["id"], story_id))
 
 
-def overview(conn: psycopg.Connection, since: datetime | None = None) -> list[StoryOverview]:
-    """Stories with every outlet that carried them, biggest first (the demo's summary).
+def overview(conn: psycopg.Connection, since: datetime | None = None,
+             limit: int | None = None) -> list[StoryOverview]:
+    """Stories with every outlet that carried them, biggest first (the demo's summary);
+    with ``limit``, at most that many syndicated and that many single-outlet stories.
 
-    Outlets come from news.story_outlets, so an outlet whose copy was byte-identical to
-    another's (one article row) is listed too, as 'identical'.
+    Outlets come from news.story_outlets (kept at load time, migration 010), so an outlet
+    whose copy was byte-identical to another's (one article row) is listed too, as
+    'identical'; the counts are the story's own columns.
     """
     rows = conn.execute("""
+        WITH s AS (
+            (SELECT * FROM news.stories WHERE outlet_count > 1
+               AND (%(since)s::timestamptz IS NULL OR updated_at >= %(since)s)
+             ORDER BY outlet_count DESC, first_published_at, id LIMIT %(limit)s)
+            UNION ALL
+            (SELECT * FROM news.stories WHERE outlet_count = 1
+               AND (%(since)s::timestamptz IS NULL OR updated_at >= %(since)s)
+             ORDER BY first_published_at, id LIMIT %(limit)s))
         SELECT s.id, s.title, s.origin_publisher, s.origin_basis, s.first_published_at,
-               count(o.*) AS outlet_count, s.article_count,
-               array_agg(o.publisher || ' (' || o.relation || ')'
-                         ORDER BY o.published_at, o.publisher) AS members
-        FROM news.stories s JOIN news.story_outlets o ON o.story_id = s.id
-        WHERE %s::timestamptz IS NULL OR s.updated_at >= %s
-        GROUP BY s.id ORDER BY count(o.*) DESC, s.first_published_at, s.id""",
-        (since, since)).fetchall()
+               s.outlet_count, s.article_count,
+               ARRAY(SELECT o.publisher || ' (' || o.relation || ')' FROM news.story_outlets o
+                     WHERE o.story_id = s.id ORDER BY o.published_at, o.publisher) AS members
+        FROM s ORDER BY s.outlet_count DESC, s.first_published_at, s.id""",
+        {"since": since, "limit": limit}).fetchall()
     return [StoryOverview(**r) for r in rows]
 
 
