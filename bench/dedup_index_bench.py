@@ -311,9 +311,9 @@ def lookups(url: str, settings: Settings, n: int, ids: Sequence[int], rng: rando
     bands of an indexed article: one candidate, with its shingles)."""
     with db.connect(url, autocommit=True) as conn:
         hit_ids = rng.sample(ids, n // 2)
-        hits = [[r["hash"] for r in conn.execute(
-            "SELECT hash FROM news.dedup_bands WHERE article_id = %s ORDER BY band", (i,))]
-            for i in hit_ids]
+        # a signature row carries its band hashes (band rows have no article index)
+        hits = [list(conn.execute("SELECT bands FROM news.dedup_signatures WHERE article_id = %s",
+                                  (i,)).fetchone()["bands"]) for i in hit_ids]
         misses = [[rng.getrandbits(64) - (1 << 63) for _ in range(settings.dedup_bands)]
                   for _ in range(n - n // 2)]
         queries = hits + misses

@@ -12,6 +12,10 @@
     newsflow dedup rebuild [--since D]  re-cluster stories
     newsflow maintenance                health report, retention, ANALYZE
     newsflow config                     every setting, its env var and value
+
+Longer than the stage modules on purpose: one short function per subcommand, argument
+parsing and output only (the work is in the stages and ``operations``), kept in one file
+so the commands and their options read together.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each record that people read has exactly one rendering, its ``summary()``: the c
 line, the Airflow task logs and the pass report all print that, so a count never reads
 differently in two places. Error kinds are an enum (:class:`ErrorKind`) that says whether
 retrying can help; no stage matches error strings.
+
+Long on purpose: it is the one place the records are defined, each small; splitting it by
+stage would hide the hand-offs between stages that it exists to show.
 """
 
 from __future__ import annotations
