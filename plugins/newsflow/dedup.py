@@ -155,8 +155,10 @@ def minhash(shingles: Sequence[int], num_perm: int) -> tuple[int, ...]:
     Each permutation is ``(a*x + b) mod (2**61 - 1)``, computed exactly in uint64: the
     122-bit product is split into 32-bit limbs, with 2**61 = 1 and 2**64 = 8 (mod p):
     a*x = hh*2**64 + mid*2**32 + ll, each term reduced without overflowing 64 bits. The
-    arithmetic runs in place in three preallocated blocks that stay in cache (twice as
-    fast as allocating each temporary; the values are the same)."""
+    arithmetic runs in place in three preallocated blocks that stay in cache (the values
+    are the same as with numpy temporaries; measured: twice as fast on the index
+    benchmark's texts, on a par on the corpus's real texts: temporaries of 256 KB cost
+    whatever the allocator's state makes them cost)."""
     if not len(shingles):
         return (EMPTY_MINHASH,) * num_perm
     a_hi, a_lo, b = _coefficients(num_perm)
