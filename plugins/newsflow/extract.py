@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_for
 from typing import Iterable, Iterator
 
 from .config import Settings
@@ -161,9 +162,11 @@ class Extractor:
                                        timeout=self.settings.extract_timeout) for job in jobs]
         try:
             for future in futures:
+                # woken by the result itself (not a fixed sleep), checking ``stop`` between
                 while stop is not None and not future.done():
-                    if stop.wait(0.1):
+                    if stop.is_set():
                         raise Interrupted("stopped while extracting")
+                    wait_for([future], timeout=0.1)
                 try:
                     yield future.result()
                 except FutureTimeout:

@@ -91,13 +91,15 @@ def promote_if_earlier(conn, story_id: int, article_id: int, published_at: datet
     takes that place and the other members' relations are recomputed against it.
     ``staged``: shingles of members placed in this write batch (see BatchIndex).
     """
+    # most joining texts are later copies: decide on the representative's date alone
+    # before reading every member's shingles
+    rep_published = story_store.representative_published_at(conn, story_id)
+    if rep_published is None or published_at >= rep_published:
+        return False
     members = story_store.members_with_shingles(conn, story_id)
     for m in members:  # texts of this write batch are not in the database's index yet
         if not m["shingles"] and staged and m["id"] in staged:
             m["shingles"] = staged[m["id"]]
-    rep = next((m for m in members if m["is_representative"]), None)
-    if rep is None or rep["published_at"] is None or published_at >= rep["published_at"]:
-        return False
     story_store.set_representative(conn, story_id, article_id)
     article_store.attach(conn, article_id, story_id, "original", None, None)
     for m in members:

@@ -19,13 +19,19 @@ def set_representative(conn: psycopg.Connection, story_id: int, article_id: int)
                  (article_id, story_id))
 
 
+def representative_published_at(conn: psycopg.Connection, story_id: int) -> datetime | None:
+    """The publication date of a story's representative (None: no representative, or undated)."""
+    row = conn.execute("""
+        SELECT a.published_at FROM news.stories st JOIN news.articles a ON a.id = st.representative_id
+        WHERE st.id = %s""", (story_id,)).fetchone()
+    return row["published_at"] if row else None
+
+
 def members_with_shingles(conn: psycopg.Connection, story_id: int) -> list[dict]:
     """A story's members with their indexed shingle sets (empty when not indexed)."""
     return conn.execute("""
-        SELECT a.id, a.published_at, (a.id = st.representative_id) AS is_representative,
-               coalesce(s.shingles, '{}') AS shingles
-        FROM news.articles a JOIN news.stories st ON st.id = a.story_id
-        LEFT JOIN news.dedup_signatures s ON s.article_id = a.id
+        SELECT a.id, coalesce(s.shingles, '{}') AS shingles
+        FROM news.articles a LEFT JOIN news.dedup_signatures s ON s.article_id = a.id
         WHERE a.story_id = %s ORDER BY a.id""", (story_id,), binary=True).fetchall()
 
 
