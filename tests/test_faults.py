@@ -396,3 +396,25 @@ def test_entries_claimed_too_often_without_a_result_are_quarantined(database_url
     assert [j.link for j in jobs] == ["http://q.example/b"]  # a's owner is dead; a is worn out
     row = fetch_all(database_url, "SELECT status, last_error FROM news.entries WHERE guid = 'a'")[0]
     assert row["status"] == "failed" and "quarantined" in row["last_error"]
+
+
+def test_requeued_failed_entries_of_a_feed_are_claimed_again_even_after_quarantine(database_url, settings):
+    """'Requeue failed entries' (console, CLI) clears the strikes too: a quarantined entry
+    comes back as a fresh one, not straight back into quarantine."""
+    from newsflow import frontier, operations
+    from newsflow.storage import entries as entry_store
+
+    with db.transaction(database_url) as conn:
+        feed = conn.execute("INSERT INTO news.feeds (url, publisher) VALUES ('http://q.example/f', 'Q') "
+                            "RETURNING id").fetchone()["id"]
+        conn.execute("""INSERT INTO news.entries (feed_id, guid, link, host, strikes, status, last_error)
+                        VALUES (%s, 'a', 'http://q.example/a', 'q.example', %s, 'failed', 'quarantined: ...')""",
+                     (feed, settings.max_strikes))
+    with db.transaction(database_url) as conn:
+        operations.requeue_failed(conn, feed, actor="test", source=operations.CLI)
+    with frontier.Worker(database_url) as me, db.connect(database_url, autocommit=True) as conn:
+        jobs = frontier.claim(conn, me.id, settings)
+        assert [j.link for j in jobs] == ["http://q.example/a"]
+        with conn.transaction():
+            entry_store.release(conn, me.id)
+    assert fetch_all(database_url, "SELECT status, strikes FROM news.entries")[0]["status"] == "pending"

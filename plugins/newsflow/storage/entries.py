@@ -20,6 +20,7 @@ from typing import Sequence
 
 import psycopg
 
+from ..db import RECORD_FAULTS
 from ..models import PageJob, ParsedEntry
 from ..redaction import redact
 from .workers import LIVE_OWNERS_SQL
@@ -78,9 +79,6 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
     return new, rekeyed, problems
 
 
-RECORD_FAULTS = (psycopg.errors.DataError, psycopg.errors.IntegrityError, psycopg.errors.ProgramLimitExceeded)
-
-
 def _insert(conn: psycopg.Connection, feed_id: int, fresh: Sequence[tuple[ParsedEntry, str | None]]) -> int:
     """Insert entries (one statement); how many were new."""
     columns = list(zip(*[(e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
@@ -135,6 +133,12 @@ def requeue_changed(conn: psycopg.Connection, feed_id: int, entries: Sequence[Pa
 
 # --- the queue ----------------------------------------------------------------------------
 
+# An entry no live worker holds: never leased, its lease ran out, or its worker is gone
+# (needs the ``live`` CTE of LIVE_OWNERS_SQL).
+_FREE = ("(e.lease_owner IS NULL OR e.lease_until < now() "
+         "OR e.lease_owner NOT IN (SELECT owner FROM live))")
+
+
 def candidates(conn: psycopg.Connection, *, scan: int, horizon: float,
                entry_ids: Sequence[int] | None) -> list[dict]:
     """The oldest due pending entries that are free (no live lease), with their rank in
@@ -145,8 +149,7 @@ def candidates(conn: psycopg.Connection, *, scan: int, horizon: float,
             SELECT e.id, e.host, e.next_attempt_at, e.strikes FROM news.entries e
             WHERE e.status = 'pending' AND e.next_attempt_at <= now()
               AND (%(ids)s::bigint[] IS NULL OR e.id = ANY(%(ids)s::bigint[]))
-              AND (e.lease_owner IS NULL OR e.lease_until < now()
-                   OR e.lease_owner NOT IN (SELECT owner FROM live))
+              AND {_FREE}
             ORDER BY e.next_attempt_at, e.id
             LIMIT %(scan)s)
         SELECT c.id, c.host, c.strikes,
@@ -164,9 +167,7 @@ def lock_free(conn: psycopg.Connection, ids: Sequence[int]) -> list[int]:
     rows = conn.execute(f"""
         WITH live AS MATERIALIZED ({LIVE_OWNERS_SQL})
         SELECT e.id FROM news.entries e
-        WHERE e.id = ANY(%s) AND e.status = 'pending'
-          AND (e.lease_owner IS NULL OR e.lease_until < now()
-               OR e.lease_owner NOT IN (SELECT owner FROM live))
+        WHERE e.id = ANY(%s) AND e.status = 'pending' AND {_FREE}
         ORDER BY e.id FOR UPDATE OF e SKIP LOCKED""", (list(ids),)).fetchall()
     return [r["id"] for r in rows]
 
@@ -249,29 +250,25 @@ def mark_failed(conn: psycopg.Connection, entry_id: int, error: str) -> None:
 
 
 def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str | None = None,
-            since=None, until=None, include_loaded: bool = False, allow_deleted: bool = False) -> int:
-    """Put entries back in the queue (re-ingest an entry or URL, backfill a date range).
+            since=None, until=None, include_loaded: bool = False, allow_deleted: bool = False,
+            feed_id: int | None = None, failed_only: bool = False) -> int:
+    """Put entries back in the queue (re-ingest an entry or URL, backfill a date range, the
+    failed entries of a feed), with their attempts and strikes (quarantine) cleared.
     A loaded entry's page is fetched again and its article corrected if its text changed.
     ``allow_deleted``: an article deleted before may be loaded again from these entries."""
-    statuses = ["failed", "pending"] + (["loaded"] if include_loaded else [])
+    statuses = ["failed"] if failed_only else ["failed", "pending"] + (["loaded"] if include_loaded else [])
     cur = conn.execute("""
         UPDATE news.entries SET status = 'pending', next_attempt_at = now(), attempts = 0,
                strikes = 0, allow_deleted = %(allow)s, updated_at = now()
         WHERE status = ANY(%(statuses)s)
+          AND (%(feed)s::bigint IS NULL OR feed_id = %(feed)s)
           AND (cardinality(%(ids)s::bigint[]) = 0 OR id = ANY(%(ids)s::bigint[]))
           AND (%(url)s::text IS NULL OR link = %(url)s)
           AND (%(since)s::timestamptz IS NULL OR coalesce(published_at, first_seen_at) >= %(since)s)
           AND (%(until)s::timestamptz IS NULL OR coalesce(published_at, first_seen_at) < %(until)s)""",
         {"statuses": statuses, "ids": list(entry_ids), "url": url, "since": since, "until": until,
-         "allow": allow_deleted})
+         "allow": allow_deleted, "feed": feed_id})
     return cur.rowcount
-
-
-def pending_count(conn: psycopg.Connection, due_only: bool = True) -> int:
-    row = conn.execute("""
-        SELECT count(*) AS n FROM news.entries
-        WHERE status = 'pending' AND (NOT %s OR next_attempt_at <= now())""", (due_only,)).fetchone()
-    return row["n"]
 
 
 def purge(conn: psycopg.Connection, older_than_days: int) -> int:
@@ -291,11 +288,8 @@ def get(conn: psycopg.Connection, entry_id: int) -> dict | None:
 
 
 def requeue_failed(conn: psycopg.Connection, feed_id: int) -> int:
-    """Every failed entry of one feed back in the queue."""
-    return conn.execute("""
-        UPDATE news.entries SET status = 'pending', next_attempt_at = now(), attempts = 0,
-               updated_at = now()
-        WHERE feed_id = %s AND status = 'failed'""", (feed_id,)).rowcount
+    """Every failed entry of one feed back in the queue (quarantined ones too)."""
+    return requeue(conn, feed_id=feed_id, failed_only=True)
 
 
 def of_feed(conn: psycopg.Connection, feed_id: int, *, limit: int, offset: int = 0) -> list[dict]:
