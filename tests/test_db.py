@@ -38,3 +38,33 @@ def test_cli_starts_the_embedded_server_when_no_url_is_set(tmp_path):
     finally:
         stopped = run("db", "stop")
     assert "stopped" in stopped.stdout
+
+
+def test_signatures_of_an_older_scheme_are_computed_again_on_the_next_start(database_url, settings):
+    """After an upgrade that changes the fingerprint scheme, db.ready recomputes the stored
+    signatures (and their band rows) from the articles' text, once."""
+    from datetime import datetime, timezone
+
+    from newsflow import dedup, stories
+    from newsflow.models import SIGNATURE_SCHEME, Article
+
+    texts = [" ".join(f"word{i}{j} alpha beta gamma" for j in range(60)) for i in range(3)]
+    with db.transaction(database_url) as conn:
+        for i, body in enumerate(texts):
+            stories.add_article(conn, settings, Article(
+                url=f"https://r.example/{i}", canonical_url=f"https://r.example/{i}", publisher="R",
+                title=f"t{i}", body=body, published_at=datetime(2026, 11, 20, i, tzinfo=timezone.utc),
+                language="en", authors=[], image_url=None, site_name=None, content_hash=f"h{i}",
+                word_count=len(body.split()), body_source="page"))
+        # as if written by an older scheme: outdated, and their band rows gone
+        conn.execute("UPDATE news.dedup_signatures SET scheme = 1, bands = '{}'")
+        conn.execute("DELETE FROM news.dedup_bands")
+    db.ready(settings)
+    rows = fetch_all(database_url, """
+        SELECT s.scheme, s.bands, (SELECT count(*) FROM news.dedup_bands b WHERE b.article_id = s.article_id) AS n,
+               a.body FROM news.dedup_signatures s JOIN news.articles a ON a.id = s.article_id ORDER BY s.article_id""")
+    assert len(rows) == 3
+    for r in rows:
+        assert r["scheme"] == SIGNATURE_SCHEME
+        assert tuple(r["bands"]) == dedup.fingerprint(r["body"], settings).bands
+        assert r["n"] == settings.dedup_bands

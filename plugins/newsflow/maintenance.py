@@ -78,9 +78,10 @@ def reindex_signatures(url: str, settings: Settings, batch: int = 500) -> int:
     while True:
         with db.transaction(url) as conn:
             rows = dedup_index.outdated(conn, batch)
-            for row in rows:
-                dedup_index.add(conn, row["article_id"], dedup.fingerprint(row["body"], settings),
-                                row["published_at"])
+            if rows:
+                dedup_index.remove(conn, [r["article_id"] for r in rows])
+                dedup_index.add_many(conn, [(r["article_id"], dedup.fingerprint(r["body"], settings),
+                                             r["published_at"]) for r in rows])
         done += len(rows)
         if len(rows) < batch:
             return done

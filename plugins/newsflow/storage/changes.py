@@ -11,17 +11,6 @@ from __future__ import annotations
 
 import psycopg
 
-NOTIFY_CHANNEL = "news_changes"
-
-
-def after(conn: psycopg.Connection, seq: int, limit: int, until: int | None = None) -> list[dict]:
-    """Up to ``limit`` changes with a seq above ``seq`` (and at most ``until``), in seq order."""
-    return conn.execute("""
-        SELECT seq, changed_at, entity, entity_id, kind, story_id, previous_story_id, fields
-        FROM news_api.changes WHERE seq > %s AND (%s::bigint IS NULL OR seq <= %s)
-        ORDER BY seq LIMIT %s""", (seq, until, until, limit)).fetchall()
-
-
 def latest_seq(conn: psycopg.Connection) -> int:
     """The highest seq visible now (0 when the log is empty)."""
     return conn.execute("SELECT coalesce(max(seq), 0) AS seq FROM news_api.changes").fetchone()["seq"]

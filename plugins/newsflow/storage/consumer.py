@@ -88,7 +88,7 @@ def export_rows(conn: psycopg.Connection, since: int, until: int, *, as_json: bo
 # --- the reader role ---------------------------------------------------------------------------
 
 def reader_role_exists(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)).fetchone() is not None
+    return role_exists(conn, READER_ROLE)
 
 
 def role_exists(conn: psycopg.Connection, role: str) -> bool:

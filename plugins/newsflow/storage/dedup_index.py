@@ -12,7 +12,7 @@ Two faces (measured in ``bench/dedup_index_bench.py``):
   of a batch in **one** query, the texts placed during the batch kept in memory (so copies
   that arrive together still find each other), and their rows written with one COPY and
   one INSERT at the end of the batch;
-* :class:`PgIndex` + :func:`add`, one text at a time (the rebuild, re-indexing).
+* :class:`PgIndex`, one text at a time, written at once (the rebuild, corrections).
 
 Shingle arrays travel as binary: dumping ~600 bigints as text costs more than the insert.
 """
@@ -116,7 +116,9 @@ class PgIndex(_Index):
 
     def stage(self, article_id: int, story_id: int, fp: Fingerprint, when: datetime,
               representative: bool) -> None:
-        add(self.conn, article_id, fp, when)
+        # every caller placing a known article took it out of the index first
+        # (recluster, corrections.revise), so there are no old rows to delete here
+        add_many(self.conn, [(article_id, fp, when)])
 
     def staged_shingles(self) -> dict[int, tuple[int, ...]]:
         return {}  # written at once: the database has them
@@ -146,14 +148,12 @@ class BatchIndex(_Index):
 
     def candidates(self, bands: Sequence[int]) -> list[Member]:
         key = tuple(bands)
-        if key not in self._found:  # not looked up with the batch: ask now
-            when = self._when.get(key)
-            pg = PgIndex(self.conn, when, self.window.days) if when else None
-            if pg is None:
-                raise KeyError("text not announced to the batch index")
-            self._found[key] = pg.candidates(bands)
-            self._reps.update(pg._reps)
+        if key not in self._when:
+            raise KeyError("text not announced to the batch index")
         when = self._when[key]
+        if key not in self._found:  # not looked up with the batch: ask now
+            (self._found[key],), reps = lookup(self.conn, [(list(bands), when - self.window, when + self.window)])
+            self._reps.update(reps)
         staged = {article_id for band, h in enumerate(bands) for article_id in self._buckets.get((band, h), ())}
         near = [self._staged[a][0] for a in sorted(staged) if abs(self._staged[a][1] - when) <= self.window]
         return self._found[key] + near
@@ -213,12 +213,6 @@ class BatchIndex(_Index):
             add_many(self.conn, self._pending)
             self._pending = []
         self._journal = []
-
-
-def add(conn: psycopg.Connection, article_id: int, fp: Fingerprint, published_at: datetime) -> None:
-    """Index an article (again: its old rows go first, the trigger taking its band rows)."""
-    conn.execute("DELETE FROM news.dedup_signatures WHERE article_id = %s", (article_id,))
-    add_many(conn, [(article_id, fp, published_at)])
 
 
 def add_many(conn: psycopg.Connection, rows: Sequence[tuple[int, Fingerprint, datetime]]) -> None:

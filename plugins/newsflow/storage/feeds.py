@@ -62,7 +62,7 @@ def update_declared(conn: psycopg.Connection, pairs: Sequence[tuple[int, FeedSpe
              (SELECT id, enabled FROM news.feeds WHERE id = ANY(%s) FOR UPDATE) old
         WHERE f.id = s.id AND old.id = f.id
         RETURNING f.id, old.enabled AS was_enabled, f.enabled""",
-        [FILE_DISABLED, *_columns([(feed_id, *_declared_values(spec)) for feed_id, spec in pairs], 7),
+        [FILE_DISABLED, *_columns([(feed_id, *_declared_values(spec)) for feed_id, spec in pairs]),
          [feed_id for feed_id, _ in pairs]]).fetchall()
     changed = [r for r in rows if r["enabled"] != r["was_enabled"]]
     return [r["id"] for r in changed if r["enabled"]], [r["id"] for r in changed if not r["enabled"]]
@@ -83,7 +83,7 @@ def insert_declared(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> dict
              AS s(url, publisher, name, interval, tags, language, enabled)
         ON CONFLICT DO NOTHING
         RETURNING id, url""",
-        [FILE_DISABLED, *_columns([(spec.url, *_declared_values(spec)) for spec in specs], 7)]).fetchall()
+        [FILE_DISABLED, *_columns([(spec.url, *_declared_values(spec)) for spec in specs])]).fetchall()
     return {r["url"]: r["id"] for r in rows}
 
 
@@ -91,8 +91,8 @@ def _declared_values(spec: FeedSpec) -> tuple:
     return (spec.publisher, spec.name, spec.poll_interval, Jsonb(list(spec.tags)), spec.language, spec.enabled)
 
 
-def _columns(rows: list[tuple], width: int) -> list[list]:
-    return [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
+def _columns(rows: list[tuple]) -> list[list]:
+    return [list(col) for col in zip(*rows)]
 
 
 def _feed(row: dict) -> Feed:
@@ -161,7 +161,7 @@ def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None
          "id": feed_id})
 
 
-# host[:port] of a feed URL, as fetch.host_key computes it in Python.
+# host[:port] of a feed URL, as politeness.host_key computes it in Python.
 _HOST_SQL = r"lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]*)'))"
 
 
@@ -221,22 +221,17 @@ def enable(conn: psycopg.Connection, feed_id: int) -> dict | None:
     return conn.execute("""
         UPDATE news.feeds f SET enabled = true, disabled_by = NULL, disabled_reason = NULL,
                consecutive_errors = 0, last_error = NULL, next_poll_at = now(), updated_at = now()
-        FROM (SELECT id, enabled, disabled_by, disabled_reason, consecutive_errors, last_error
-              FROM news.feeds WHERE id = %s FOR UPDATE) old
-        WHERE f.id = old.id
-        RETURNING old.enabled, old.disabled_by, old.disabled_reason, old.consecutive_errors,
-                  old.last_error""", (feed_id,)).fetchone()
-
-
-def disable(conn: psycopg.Connection, feed_id: int, reason: str) -> dict | None:
-    """Disable a feed on an operator's word; returns its state before (None: no such feed)."""
-    return conn.execute("""
-        UPDATE news.feeds f SET enabled = false, disabled_by = 'operator', disabled_reason = %s,
-               updated_at = now()
         FROM (SELECT id, enabled, disabled_by, disabled_reason FROM news.feeds WHERE id = %s FOR UPDATE) old
         WHERE f.id = old.id
-        RETURNING old.enabled, old.disabled_by, old.disabled_reason""",
-        (reason[:2000], feed_id)).fetchone()
+        RETURNING old.enabled, old.disabled_by, old.disabled_reason""", (feed_id,)).fetchone()
+
+
+def disable(conn: psycopg.Connection, feed_id: int, reason: str) -> None:
+    """Disable a feed on an operator's word."""
+    conn.execute("""
+        UPDATE news.feeds SET enabled = false, disabled_by = 'operator', disabled_reason = %s,
+               updated_at = now()
+        WHERE id = %s""", (reason[:2000], feed_id))
 
 
 def make_due(conn: psycopg.Connection, feed_id: int) -> bool:

@@ -23,7 +23,7 @@ def lock(conn: psycopg.Connection, hosts: Sequence[str]) -> dict[str, dict]:
                  (hosts,))
     rows = conn.execute("""
         SELECT host, greatest(next_allowed_at, now()) AS free_at, crawl_delay,
-               (deferred_until IS NOT NULL AND deferred_until > now()) AS deferred, now() AS now
+               (deferred_until IS NOT NULL AND deferred_until > now()) AS deferred
         FROM news.hosts WHERE host = ANY(%s) ORDER BY host FOR UPDATE""", (hosts,)).fetchall()
     return {r["host"]: r for r in rows}
 

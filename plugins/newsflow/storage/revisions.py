@@ -56,10 +56,3 @@ def replace_text(conn: psycopg.Connection, article_id: int, a: Article) -> int:
          a.image_url, a.site_name, a.wire_credit, a.body_source, a.fallback_reason,
          article_id)).fetchone()
     return row["revision"]
-
-
-def of(conn: psycopg.Connection, article_id: int) -> list[dict]:
-    """An article's earlier versions, oldest first."""
-    return conn.execute("""
-        SELECT revision, title, body, word_count, replaced_at FROM news_api.article_revisions
-        WHERE article_id = %s ORDER BY revision""", (article_id,)).fetchall()

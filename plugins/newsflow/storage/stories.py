@@ -137,10 +137,8 @@ def clear_references(conn: psycopg.Connection, story_ids: Sequence[int]) -> None
 
 
 def delete_empty(conn: psycopg.Connection, story_ids: Sequence[int]) -> int:
-    conn.execute("""UPDATE news.stories SET representative_id = NULL, origin_article_id = NULL
-                    WHERE id = ANY(%s) AND NOT EXISTS
-                    (SELECT 1 FROM news.articles a WHERE a.story_id = news.stories.id)""",
-                 (list(story_ids),))
+    """Delete those of ``story_ids`` left without members (their references point out of
+    the story row, so nothing needs clearing first)."""
     cur = conn.execute("""DELETE FROM news.stories s WHERE s.id = ANY(%s) AND NOT EXISTS
                           (SELECT 1 FROM news.articles a WHERE a.story_id = s.id)""",
                        (list(story_ids),))

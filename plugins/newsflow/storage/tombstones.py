@@ -55,8 +55,3 @@ def delete_articles(conn: psycopg.Connection, article_ids: Sequence[int], reason
     n = conn.execute("DELETE FROM news.articles WHERE id = ANY(%s)", (ids,)).rowcount
     conn.execute("SELECT set_config('newsflow.delete_reason', '', true)")
     return n
-
-
-def recent(conn: psycopg.Connection, limit: int = 100) -> list[dict]:
-    return conn.execute("""SELECT article_id, canonical_url, deleted_at, reason FROM news_api.tombstones
-                           ORDER BY deleted_at DESC LIMIT %s""", (limit,)).fetchall()
