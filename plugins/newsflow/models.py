@@ -81,13 +81,17 @@ class FeedSync:
     warnings: list[str] = field(default_factory=list)
     enabled_ids: list[int] = field(default_factory=list)  # feeds the file enabled again
     disabled_ids: list[int] = field(default_factory=list)  # feeds the file disabled
+    labels: dict[int, str] = field(default_factory=dict)  # of the enabled and disabled feeds
 
     def summary(self) -> str:
         if self.unchanged:
             return f"unchanged since its last sync ({len(self.feed_ids)} feeds)"
         return (f"{self.inserted} new, {self.updated} known"
-                + (f"; the file enabled feeds {self.enabled_ids}" if self.enabled_ids else "")
-                + (f"; the file disabled feeds {self.disabled_ids}" if self.disabled_ids else ""))
+                + (f"; the file enabled {self._named(self.enabled_ids)}" if self.enabled_ids else "")
+                + (f"; the file disabled {self._named(self.disabled_ids)}" if self.disabled_ids else ""))
+
+    def _named(self, ids: list[int]) -> str:
+        return ", ".join(self.labels.get(i, f"feed {i}") for i in ids)
 
 
 @dataclass

@@ -52,6 +52,15 @@ def resolve(conn: psycopg.Connection, ref: str | int) -> dict:
     return feed
 
 
+def enabled_feed(conn: psycopg.Connection, ref: str | int, *, hint: str = "re-enable it first") -> dict:
+    """The feed a reference names, refused when it is disabled (``hint``: what to do)."""
+    feed = resolve(conn, ref)
+    if not feed["enabled"]:
+        raise OperationError(f"{feed['label']} is disabled "
+                             f"({feed['disabled_reason'] or 'no reason recorded'}); {hint}")
+    return feed
+
+
 def _record(conn, *, actor: str, source: str, action: str, feed: dict | None = None,
             entry_id: int | None = None, detail: str = "") -> OperatorAction:
     return audit.record(conn, OperatorAction(
@@ -89,10 +98,7 @@ def poll_now(conn: psycopg.Connection, ref: str | int, *, actor: str, source: st
     """Make an enabled feed due now. ``trigger`` (the console: a run of the poll DAG for
     this feed through Airflow's REST API) is called with the feed and returns what it did,
     which the audit row keeps. A disabled feed is refused: re-enable it first."""
-    feed = resolve(conn, ref)
-    if not feed["enabled"]:
-        raise OperationError(f"{feed['label']} is disabled ({feed['disabled_reason'] or 'no reason'}); "
-                             "re-enable it first")
+    feed = enabled_feed(conn, ref)
     feed_store.make_due(conn, feed["id"])
     detail = trigger(feed) if trigger else "due now: the next poll takes it"
     return _record(conn, actor=actor, source=source, action="poll now", feed=feed, detail=detail)
@@ -156,11 +162,12 @@ def apply_feeds_file(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> Fee
     enabled, disabled = feed_store.update_declared(conn, [(f, s) for f, s in zip(known, specs) if f])
     added = feed_store.insert_declared(conn, [s for f, s in zip(known, specs) if not f])
     ids = [f or added.get(s.url) for f, s in zip(known, specs)]
+    names = feed_store.labels(conn, enabled + disabled) if enabled or disabled else {}
     for action, changed in (("enable", enabled), ("disable", disabled)):
         for feed_id in changed:
-            feed = resolve(conn, feed_id)
-            _record(conn, actor="feeds file", source=FILE, action=action, feed=feed,
+            _record(conn, actor="feeds file", source=FILE, action=action,
+                    feed={"id": feed_id, "label": names[feed_id]},
                     detail="`enabled: true` in the feeds file" if action == "enable"
                     else "`enabled: false` in the feeds file")
     return FeedSync(inserted=len(added), updated=sum(1 for f in known if f), feed_ids=[i for i in ids if i],
-                    enabled_ids=enabled, disabled_ids=disabled)
+                    enabled_ids=enabled, disabled_ids=disabled, labels=names)

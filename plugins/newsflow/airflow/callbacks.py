@@ -55,8 +55,8 @@ def record_failure(context: dict, *, final: bool = True) -> None:
         log.warning("newsflow task attempt failed, Airflow retries it: %(dag_id)s.%(task_id)s run "
                     "%(run_id)s map %(map_index)s try %(try_number)s: %(exception)s", record)
     notified = False
-    webhook = webhook_url()
-    if webhook and final:
+    webhook = webhook_url() if final else None  # a Variable lookup: only when it is used
+    if webhook:
         notified = notify(webhook, f"newsflow: {record['dag_id']}.{record['task_id']} failed "
                                    f"(run {record['run_id']}, try {record['try_number']}): "
                                    f"{record['exception'][:500]}", record)

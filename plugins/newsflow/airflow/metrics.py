@@ -26,14 +26,19 @@ from datetime import timedelta
 from typing import Iterator, Mapping, Sequence
 
 from ..models import BatchResult, PollOutcome
+from . import context
 
 log = logging.getLogger(__name__)
 
 
 def _stats():
+    # plain Python (the CLI, tests): no metrics, and no Airflow import, which would turn
+    # every later settings lookup of this process into an Airflow one (context._in_airflow)
+    if not context._in_airflow():
+        return None
     try:
         from airflow.sdk.observability import stats
-    except ImportError:  # plain Python (the CLI, tests): no metrics
+    except ImportError:
         return None
     return stats
 

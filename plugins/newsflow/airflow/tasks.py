@@ -83,7 +83,6 @@ def failed_tasks() -> list[str]:
 def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
     """Sync the feeds table from the feeds file (Variable/env), when one is configured."""
     from ..pipeline import sync_file
-    from ..storage import feeds as feed_store
 
     path = feeds_file or context.feeds_file()
     if not path:
@@ -96,14 +95,10 @@ def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
         result = sync_file(url, path)
         for warning in result.warnings:
             log.warning("%s", warning)
-        changed = result.enabled_ids + result.disabled_ids
-        if changed:
-            with db.connect(url) as conn:
-                names = feed_store.labels(conn, changed)
-            for feed_id in result.disabled_ids:
-                log.warning("%s disabled by the feeds file (enabled: false)", names[feed_id])
-            for feed_id in result.enabled_ids:
-                log.info("%s enabled again by the feeds file (enabled: true)", names[feed_id])
+        for feed_id in result.disabled_ids:
+            log.warning("%s disabled by the feeds file (enabled: false)", result.labels[feed_id])
+        for feed_id in result.enabled_ids:
+            log.info("%s enabled again by the feeds file (enabled: true)", result.labels[feed_id])
     counts = {"file": str(path), "feeds_added": result.inserted, "feeds_updated": result.updated,
               "unchanged": result.unchanged, "feeds": len(result.feed_ids),
               "enabled_by_file": len(result.enabled_ids), "disabled_by_file": len(result.disabled_ids)}
@@ -117,18 +112,14 @@ def plan_poll(feed: str | int | None = None, force: bool = False, shards: int = 
     refused with a clear message when it is disabled. ``force``: every enabled feed;
     otherwise the due ones (own interval, error backoff).
     """
-    from ..operations import OperationError, resolve
+    from ..operations import enabled_feed
     from ..poll import select_feeds, shard
 
     with metrics.stage("plan_poll"):
         _, url = _context()
         with db.connect(url) as conn:
             if feed not in (None, ""):
-                wanted = resolve(conn, feed)
-                if not wanted["enabled"]:
-                    raise OperationError(f"{wanted['label']} is disabled "
-                                         f"({wanted['disabled_reason'] or 'no reason recorded'}); "
-                                         "re-enable it in Feeds (Newsflow in the Airflow UI) first")
+                wanted = enabled_feed(conn, feed, hint="re-enable it in Feeds (Newsflow in the Airflow UI) first")
                 feeds = select_feeds(conn, feed_ids=[wanted["id"]])
                 log.info("polling %s now, as requested", wanted["label"])
             else:
