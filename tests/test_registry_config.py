@@ -103,3 +103,15 @@ def test_every_setting_is_described():
     names = [env for env, _, _ in describe()]
     assert "NEWSFLOW_DATABASE_URL" in names and "NEWSFLOW_DEDUP_WINDOW_DAYS" in names
     assert len(names) == len(set(names))
+
+
+def test_config_never_prints_a_database_password(capsys):
+    import argparse
+
+    from newsflow import cli
+
+    for dsn in ("host=db.example user=news password=s3cret dbname=news",
+                "postgresql://news:s3cret@db.example/news"):
+        cli.cmd_config(argparse.Namespace(markdown=False), Settings(database_url=dsn))
+        out = capsys.readouterr().out
+        assert "s3cret" not in out and "news" in out

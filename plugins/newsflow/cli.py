@@ -364,7 +364,7 @@ def cmd_config(args, settings: Settings) -> int:
         return 0
     for env, kind, default in describe():
         value = getattr(settings, env.removeprefix("NEWSFLOW_").lower())
-        shown = "***" if "url" in env.lower() and "://" in str(value) and "@" in str(value) else value
+        shown = redact(value, keep_user=True) if isinstance(value, str) else value  # URL or key=value DSN
         marker = "" if value == default else "   (set)"
         print(f"{env:36} {kind:6} {shown!r}{marker}")
     return 0
