@@ -48,18 +48,19 @@ def blocked_by(conn, job: PageJob, article: Article) -> str | None:
 
 
 def load_known(conn, settings: Settings, job: PageJob, article: Article) -> tuple[str, int] | None:
-    """Apply a page whose article we already hold: (outcome, article id), outcome one of
-    ``unchanged``, ``updated``, ``duplicate`` (another article has this very text); None
-    when the page is not a known article's (a new text, or an exact copy: the caller's)."""
-    target = revisions.current(conn, article_id=job.article_id, canonical_url=article.canonical_url)
-    if target is None:
-        return None
+    """Apply a page whose article or text we already hold: (outcome, article id), outcome
+    one of ``unchanged``, ``updated``, ``duplicate`` (an article has this very text); None
+    when the page is a new text."""
+    target, same_text = revisions.known(conn, article_id=job.article_id, canonical_url=article.canonical_url,
+                                        content_hash=article.content_hash)
+    if target is None:  # an exact copy of another article's text, or new
+        return ("duplicate", same_text) if same_text is not None else None
     if target["content_hash"] == article.content_hash:
         return ("unchanged" if job.article_id == target["id"] else "duplicate"), target["id"]
     if article.body_source == "feed" and target["body_source"] == "page":
         # the page gave no text this time: the feed's summary never replaces a page's text
         return "unchanged", target["id"]
-    other = revisions.with_text(conn, article.content_hash)
+    other = same_text
     if other is not None:
         # the page now carries a text we hold under another article: link the entry there
         log.info("entry %s: page of article %s now has the text of article %s", job.entry_id, target["id"], other)

@@ -37,7 +37,6 @@ from .fetch import Interrupted, PageFetch, PageFetcher
 from .httpclient import SafeClient
 from .models import Action, BatchResult, Decision, ExtractJob, PageJob
 from .politeness import host_key
-from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import entries as entry_store
 from .storage import fetch_log
@@ -225,11 +224,6 @@ def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out
     if article.body_source == "feed":
         out.fallbacks += 1
     if _known_or_blocked(conn, settings, job, article, out):
-        return
-    existing = article_store.find_exact(conn, article.canonical_url, article.content_hash)
-    if existing is not None:
-        entry_store.mark_loaded(conn, job.entry_id, existing)
-        out.exact_duplicates += 1
         return
     article_id, joined = stories.add_article(conn, settings, article, index)
     entry_store.mark_loaded(conn, job.entry_id, article_id)

@@ -9,14 +9,6 @@ import psycopg
 from ..models import Article, Totals
 
 
-def find_exact(conn: psycopg.Connection, canonical_url: str, content_hash: str) -> int | None:
-    """The article that already is this one: same canonical URL or same body."""
-    row = conn.execute("""
-        SELECT id FROM news.articles WHERE canonical_url = %s OR content_hash = %s
-        ORDER BY id LIMIT 1""", (canonical_url, content_hash)).fetchone()
-    return row["id"] if row else None
-
-
 def insert(conn: psycopg.Connection, a: Article, *, story_id: int, relation: str,
            jaccard: float | None, containment: float | None) -> int:
     row = conn.execute("""

@@ -15,23 +15,19 @@ from ..models import Article
 _TARGET = "id, story_id, content_hash, body_source, published_at, canonical_url"
 
 
-def current(conn: psycopg.Connection, *, article_id: int | None = None,
-            canonical_url: str | None = None) -> dict | None:
-    """The stored article a page is about: the entry's article (by id), else the one with
-    this canonical URL."""
-    row = None
-    if article_id is not None:
-        row = conn.execute(f"SELECT {_TARGET} FROM news.articles WHERE id = %s", (article_id,)).fetchone()
-    if row is None and canonical_url is not None:
-        row = conn.execute(f"SELECT {_TARGET} FROM news.articles WHERE canonical_url = %s",
-                           (canonical_url,)).fetchone()
-    return row
-
-
-def with_text(conn: psycopg.Connection, content_hash: str) -> int | None:
-    """The article holding exactly this text, if any."""
-    row = conn.execute("SELECT id FROM news.articles WHERE content_hash = %s", (content_hash,)).fetchone()
-    return row["id"] if row else None
+def known(conn: psycopg.Connection, *, article_id: int | None, canonical_url: str,
+          content_hash: str) -> tuple[dict | None, int | None]:
+    """What we hold of a page, in one look-up (at most three rows, each by a unique key):
+    the stored article it is about (the entry's article by id, else the one with this
+    canonical URL), and the id of the article holding exactly this text."""
+    rows = conn.execute(f"""
+        SELECT {_TARGET}, id = %(id)s AS by_id FROM news.articles
+        WHERE id = %(id)s OR canonical_url = %(url)s OR content_hash = %(hash)s""",
+        {"id": article_id, "url": canonical_url, "hash": content_hash}).fetchall()
+    target = (next((r for r in rows if r["by_id"]), None)
+              or next((r for r in rows if r["canonical_url"] == canonical_url), None))
+    same_text = next((r["id"] for r in rows if r["content_hash"] == content_hash), None)
+    return target, same_text
 
 
 def replace_text(conn: psycopg.Connection, article_id: int, a: Article) -> int:
