@@ -114,12 +114,8 @@ def ready(settings: Settings) -> str:
     an advisory lock serialises concurrent workers). What every writing command uses.
     Near-duplicate signatures of an older fingerprint scheme are computed again here,
     once, after an upgrade that changed the scheme."""
-    from .storage import dedup_index
-
     url = resolve_url(settings)
-    upgrade(url)
-    with connect(url, autocommit=True) as conn:
-        outdated = dedup_index.any_outdated(conn)
+    _, outdated = _migrate(url, None, check_signatures=True)
     if outdated:
         from .maintenance import reindex_signatures
 
@@ -223,7 +219,14 @@ def upgrade(url: str, sql_dir: Traversable | Path | None = None) -> list[str]:
 
     An advisory lock serialises concurrent upgrades (several workers starting at once).
     """
-    from .storage import schema
+    return _migrate(url, sql_dir)[0]
+
+
+def _migrate(url: str, sql_dir: Traversable | Path | None, *,
+             check_signatures: bool = False) -> tuple[list[str], bool]:
+    """The migrations applied, and (``check_signatures``) whether near-duplicate signatures
+    of an older scheme are left: one connection, one transaction."""
+    from .storage import dedup_index, schema
 
     applied: list[str] = []
     with connect(url) as conn:
@@ -235,7 +238,8 @@ def upgrade(url: str, sql_dir: Traversable | Path | None = None) -> list[str]:
                 log.info("applying migration %s", path.name)
                 schema.apply(conn, version, path.name, path.read_text())
                 applied.append(path.name)
-    return applied
+            outdated = check_signatures and dedup_index.any_outdated(conn)
+    return applied, outdated
 
 
 def current_version(url: str) -> int | None:

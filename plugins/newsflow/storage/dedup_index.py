@@ -248,11 +248,13 @@ def purge(conn: psycopg.Connection, older_than: datetime) -> int:
 
 
 def outdated(conn: psycopg.Connection, limit: int) -> list[dict]:
-    """Signatures of an older scheme, with their articles' text (to compute them again)."""
+    """Signatures of an older scheme, with their articles' text (to compute them again);
+    locked, skipping those another starting process is recomputing."""
     return conn.execute("""
         SELECT s.article_id, s.published_at, a.body FROM news.dedup_signatures s
         JOIN news.articles a ON a.id = s.article_id
-        WHERE s.scheme < %s ORDER BY s.article_id LIMIT %s""", (SIGNATURE_SCHEME, limit)).fetchall()
+        WHERE s.scheme < %s ORDER BY s.article_id LIMIT %s
+        FOR UPDATE OF s SKIP LOCKED""", (SIGNATURE_SCHEME, limit)).fetchall()
 
 
 def any_outdated(conn: psycopg.Connection) -> bool:
