@@ -297,3 +297,15 @@ def test_generated_hostile_items_are_stored_without_losing_the_document(items, d
         new, _, problems = entry_store.insert_new(conn, feed_id, parsed,
                                                   [host_key(e.link) if e.link else None for e in parsed])
     assert problems == [] and new == len({e.guid for e in parsed})
+
+
+def test_control_characters_in_feed_text_are_removed_with_a_note():
+    """Feed titles, summaries and authors are scrubbed at the boundary, and each change is
+    noted on the entry (text cleaning later must not remove them silently first)."""
+    from newsflow import parse
+
+    entry = parse._entry({"title": "A\x00B\x85C", "link": "https://x.example/a", "summary": "S\x01um",
+                          "author": "Jo\x02e"}, "https://x.example/", "guid", datetime.now(timezone.utc),
+                         Settings())
+    assert (entry.title, entry.summary, entry.author) == ("ABC", "Sum", "Joe")
+    assert {n.split(":")[0] for n in entry.notes if "control characters" in n} == {"title", "summary", "author"}

@@ -197,15 +197,18 @@ def _entry(item, base: str, guid_mode: str, now: datetime, settings: Settings) -
     if raw_link is not None:
         raw_link = str(raw_link).strip()
         link = validate.url(urljoin(base, raw_link) if raw_link else raw_link, settings, "link", notes)
-    title = validate.text(clean_text(_as_text(item, "title")), settings.max_title_chars, "title", notes)
-    summary = validate.text(_best_text(item), settings.max_summary_chars, "summary", notes)
+    # scrubbed before clean_text, which would drop the controls without a note
+    title = validate.text(clean_text(validate.scrub(_as_text(item, "title"), "title", notes)),
+                          settings.max_title_chars, "title", notes)
+    summary = validate.text(_best_text(item, notes), settings.max_summary_chars, "summary", notes)
     published = validate.date(entry_date(item), settings, "date", notes, now)
     updated = validate.date(entry_date(item, ("updated_parsed",)), settings, "updated date", notes, now)
     raw_guid = validate.guid(_text(item.get("id")), notes)
     if not (link or title or summary):
         return None  # nothing to identify or show
     guid = validate.identity(entry_identity(raw_guid, link, title, published, guid_mode), settings, notes)
-    author = validate.text(clean_text(_text(item.get("author"))), settings.max_author_chars, "author", notes)
+    author = validate.text(clean_text(validate.scrub(_text(item.get("author")), "author", notes)),
+                           settings.max_author_chars, "author", notes)
     return ParsedEntry(guid=guid, link=link, title=title, summary=summary, author=author,
                        published_at=published, raw_guid=raw_guid, notes=tuple(notes), updated_at=updated)
 
@@ -252,12 +255,12 @@ def entry_date(item, keys=("published_parsed", "updated_parsed", "created_parsed
     return None
 
 
-def _best_text(item) -> str | None:
+def _best_text(item, notes: list[str]) -> str | None:
     """The longest of the item's content and summary, as plain text."""
     candidates = [_plain(c.get("value"), c.get("type")) for c in item.get("content") or []
                   if hasattr(c, "get")]
     candidates.append(_as_text(item, "summary"))
-    texts = [clean_text(c) for c in candidates if c]
+    texts = [clean_text(validate.scrub(c, "summary", notes)) for c in candidates if c]
     texts = [t for t in texts if t]
     return max(texts, key=len) if texts else None
 

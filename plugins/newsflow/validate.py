@@ -42,15 +42,23 @@ _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
 _BAD_CHARREF = re.compile(rb"&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});")
 
 
+def scrub(value: str, what: str, notes: list[str]) -> str:
+    """``value`` without NUL, controls (carriage returns become newlines), lone surrogates
+    and non-characters, with a note when any were there. Callers that clean text further
+    (``normalize.clean_text``) scrub first, so the note is not lost."""
+    s = value.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = _UNWANTED.sub("", s)
+    note = f"{what}: control characters, NUL or lone surrogates removed"
+    if cleaned != s and note not in notes:
+        notes.append(note)
+    return cleaned
+
+
 def text(value: object, cap: int, what: str, notes: list[str]) -> str | None:
     """A clean, bounded string (None when nothing is left)."""
     if value is None:
         return None
-    s = value if isinstance(value, str) else str(value)
-    s = s.replace("\r\n", "\n").replace("\r", "\n")
-    cleaned = _UNWANTED.sub("", s)
-    if cleaned != s:
-        notes.append(f"{what}: control characters, NUL or lone surrogates removed")
+    cleaned = scrub(value if isinstance(value, str) else str(value), what, notes)
     cleaned = unicodedata.normalize("NFC", cleaned).strip()
     if len(cleaned) > cap:
         notes.append(f"{what} cut to {cap} characters (was {len(cleaned)})")
