@@ -132,12 +132,10 @@ class ParsedEntry:
 @dataclass
 class ParsedFeed:
     entries: list[ParsedEntry]
-    title: str | None = None
     ttl: int | None = None  # seconds, from RSS <ttl>
     error: str | None = None  # fatal: nothing usable
     warning: str | None = None  # recoverable: feedparser's bozo, skipped items, downgrades
     guid_mode: str = "guid"  # identity mode the entries were keyed with
-    skipped: int = 0  # items that could not be made into entries
 
 
 @dataclass

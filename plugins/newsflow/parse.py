@@ -93,10 +93,8 @@ def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
     raw_ttl = parsed.feed.get("ttl")
     if raw_ttl and str(raw_ttl).strip().isdigit() and len(str(raw_ttl).strip()) < 7:
         ttl = int(str(raw_ttl).strip()) * 60  # RSS <ttl> is in minutes
-    return ParsedFeed(entries=dedupe_within_feed(entries),
-                      title=validate.text(parsed.feed.get("title"), settings.max_title_chars, "feed title", []),
-                      ttl=ttl, warning="; ".join(warnings) or None, guid_mode=guid_mode,
-                      skipped=len(skipped))
+    return ParsedFeed(entries=dedupe_within_feed(entries), ttl=ttl, warning="; ".join(warnings) or None,
+                      guid_mode=guid_mode)
 
 
 def _clip(message: str, size: int = 300) -> str:

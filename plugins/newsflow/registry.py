@@ -6,14 +6,14 @@
   first one wins.
 * Errors name the file, the line and the feed's URL (credentials hidden).
 * PyYAML's C loader (libyaml) when it is available: a 10,000-feed file parses in a
-  fraction of the pure-Python loader's time. ``digest`` (sha256 of the bytes) lets a sync
-  skip a file that has not changed (``pipeline.sync_file``).
+  fraction of the pure-Python loader's time. :func:`read_file` gives the sha256 of the
+  bytes, which lets a sync skip a file that has not changed (``pipeline.sync_file``).
+* Warnings (a feed listed twice, ...) are returned, not logged: each caller reports them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ import yaml
 from .models import FeedSpec
 from .redaction import redact
 
-log = logging.getLogger(__name__)
 
 _ALLOWED_KEYS = {"url", "publisher", "name", "enabled", "poll_interval", "tags", "language"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -36,8 +35,6 @@ class FeedsFileError(ValueError):
 
 @dataclass
 class FeedsFile:
-    path: str
-    digest: str  # sha256 of the file's bytes
     specs: list[FeedSpec] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -75,9 +72,7 @@ def read_file(path: str | Path) -> tuple[bytes, str]:
 def parse_file(path: str | Path, raw: bytes | None = None) -> FeedsFile:
     """Read (unless ``raw`` is given) and validate a feeds file."""
     if raw is None:
-        raw, digest = read_file(path)
-    else:
-        digest = hashlib.sha256(raw).hexdigest()
+        raw, _ = read_file(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -87,10 +82,8 @@ def parse_file(path: str | Path, raw: bytes | None = None) -> FeedsFile:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise FeedsFileError(f"{path}: not valid YAML: {exc}") from None
-    result = FeedsFile(path=str(path), digest=digest)
+    result = FeedsFile()
     result.specs = parse_feeds(data, source=str(path), warnings=result.warnings)
-    for warning in result.warnings:
-        log.warning("%s", warning)
     return result
 
 
