@@ -110,6 +110,11 @@ def test_redirect_loop_and_too_many_redirects(fs, client):
     assert r.error_kind == "redirect" and "more than 5 redirects" in r.error
     r = client.get(fs.redirect_chain("/short", 3, b"arrived"), max_bytes=1000)
     assert r.ok and r.body == b"arrived" and r.final_url.endswith("/short3")
+    # relative Locations keep a feed URL's credentials on every hop: the error must not
+    fs.redirect("/la", "/lb", 302)
+    fs.redirect("/lb", "/la", 302)
+    r = client.get(fs.url("/la").replace("http://", "http://reader:s3cret@"), max_bytes=1000)
+    assert r.error_kind == "redirect" and "loop" in r.error and "s3cret" not in r.error
 
 
 @pytest.mark.parametrize("fault", ["reset", "reset_mid_body", "hang_up"])

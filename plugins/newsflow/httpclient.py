@@ -30,6 +30,7 @@ import httpx
 from .config import Settings
 from .models import ErrorKind
 from .netguard import BlockedAddress, GuardedBackend, Resolver, set_deadline, system_resolver
+from .redaction import redact
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
@@ -214,6 +215,10 @@ class SafeClient:
         finally:
             set_deadline(None)
             result.elapsed = time.monotonic() - started
+        # error texts may quote a URL (a redirect loop, an exception's message); its
+        # credentials go here, where the text is made, not at each place that shows it
+        if result.error:
+            result.error = redact(result.error)
         result.body = b""
         return result
 

@@ -133,7 +133,8 @@ class RobotsCache:
     def __init__(self, client: SafeClient, settings: Settings, gate: HostGate):
         self.client, self.settings, self.gate = client, settings, gate
         self._lock = threading.Lock()
-        self._rules: dict[str, tuple[Protego | None, str | None]] = {}
+        # origin -> (rules, why unavailable, Crawl-delay capped)
+        self._rules: dict[str, tuple[Protego | None, str | None, float | None]] = {}
         self._host_locks: dict[str, threading.Lock] = {}
 
     def check(self, url: str) -> tuple[ErrorKind, str] | None:
@@ -146,7 +147,7 @@ class RobotsCache:
         with host_lock:  # one robots.txt fetch per host, even with many pages in flight
             if origin not in self._rules:
                 self._rules[origin] = self._load(origin, host_key(url))
-        rules, unavailable = self._rules[origin]
+        rules, unavailable, _ = self._rules[origin]
         if unavailable:
             return ErrorKind.ROBOTS_UNAVAILABLE, unavailable
         if rules is not None and not rules.can_fetch(url, self.settings.http_user_agent):
@@ -155,30 +156,24 @@ class RobotsCache:
 
     def crawl_delay(self, url: str) -> float | None:
         """The Crawl-delay robots.txt gave for this URL's host (after ``check``), capped."""
-        rules, _ = self._rules.get(_origin(url), (None, None))
-        if rules is None:
-            return None
-        try:
-            delay = rules.crawl_delay(self.settings.http_user_agent)
-        except Exception:
-            return None
-        return min(float(delay), self.settings.max_crawl_delay) if delay else None
+        return self._rules.get(_origin(url), (None, None, None))[2]
 
-    def _load(self, origin: str, host: str) -> tuple[Protego | None, str | None]:
+    def _load(self, origin: str, host: str) -> tuple[Protego | None, str | None, float | None]:
         with self.gate(host):
             result = self.client.get(origin + "/robots.txt", max_bytes=ROBOTS_MAX_BYTES)
         if result.status is not None and 400 <= result.status < 500:
-            return None, None
+            return None, None, None
         if result.ok:
             try:
                 rules = Protego.parse(result.body.decode("utf-8", "replace"))
                 delay = rules.crawl_delay(self.settings.http_user_agent)
+                delay = min(float(delay), self.settings.max_crawl_delay) if delay else None
             except Exception:  # an unparseable robots.txt restricts nothing
-                return None, None
+                return None, None, None
             if delay:
-                self.gate.slow_down(host, min(float(delay), self.settings.max_crawl_delay))
-            return rules, None
-        return None, f"robots.txt unavailable ({result.error or result.status}); retrying later"
+                self.gate.slow_down(host, delay)
+            return rules, None, delay
+        return None, f"robots.txt unavailable ({result.error or result.status}); retrying later", None
 
 
 def _origin(url: str) -> str:
