@@ -437,3 +437,17 @@ def test_a_success_on_a_host_that_asked_to_wait_still_waits(fs, st, database_url
     [outcome] = poll(database_url, st)
     assert outcome.error is None and outcome.new_entries == 1
     assert feed_row(database_url, ids["Calm"])["due_in"] > 3000
+
+
+def test_a_failure_on_a_host_that_asked_to_wait_still_waits(fs, st, database_url):
+    """The same for a failing poll: its error backoff (minutes) does not bring the next
+    poll before the host's Retry-After (an hour)."""
+    from newsflow.politeness import host_key
+    from newsflow.storage import hosts as host_store
+
+    ids = add_feeds(database_url, {"Broken": fs.add("/broken.xml", b"oops", status=500)})
+    with db.transaction(database_url) as conn:
+        host_store.defer(conn, host_key(fs.url("/broken.xml")), 3600, "another feed got HTTP 429")
+    [outcome] = poll(database_url, st)
+    assert outcome.error
+    assert feed_row(database_url, ids["Broken"])["due_in"] > 3000

@@ -169,7 +169,6 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
             validators = ({} if result.not_modified else
                           dict(etag=result.headers.get("etag"), last_modified=result.headers.get("last-modified")))
             feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
-                                      host=host_key(feed.url),
                                       full_fetch=full and not result.not_modified, keep_warning=True,
                                       etag=validators.get("etag"), last_modified=validators.get("last_modified"),
                                       interval=next_interval(settings, feed, result, changed=False))
@@ -204,7 +203,7 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
     outcome.changed_entries = entry_store.requeue_changed(conn, feed.id, parsed.entries,
                                                           settings.correction_min_interval)
     feed_store.record_success(conn, feed.id, status=result.status, body_hash=body_hash,
-                              host=host_key(feed.url), full_fetch=full, guid_mode=mode, warning="; ".join(warnings) or None,
+                              full_fetch=full, guid_mode=mode, warning="; ".join(warnings) or None,
                               **validators,
                               interval=next_interval(settings, feed, result, changed=new > 0,
                                                      ttl=parsed.ttl))

@@ -120,21 +120,20 @@ def enabled(conn: psycopg.Connection) -> list[Feed]:
 
 def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag: str | None,
                    last_modified: str | None, body_hash: str | None, full_fetch: bool,
-                   interval: int, host: str | None = None, guid_mode: str | None = None,
+                   interval: int, guid_mode: str | None = None,
                    warning: str | None = None, keep_warning: bool = False) -> None:
     """A successful poll. ``keep_warning``: the document was not re-read (304 or same
     bytes), so a warning from its last parse (e.g. an identity downgrade) stays shown.
-    ``host``: the feed's politeness unit; a Retry-After its host gave in the meantime (to
-    another feed's poll in flight at the same moment) still holds the next poll back."""
-    conn.execute("""
+    A Retry-After its host gave in the meantime (to another feed's poll in flight at the
+    same moment) still holds the next poll back."""
+    conn.execute(f"""
         UPDATE news.feeds SET
             etag = coalesce(%(etag)s, etag), last_modified = coalesce(%(lm)s, last_modified),
             body_hash = coalesce(%(hash)s, body_hash), last_status = %(status)s,
             last_polled_at = now(),
             last_full_fetch_at = CASE WHEN %(full)s THEN now() ELSE last_full_fetch_at END,
             effective_interval = %(interval)s,
-            next_poll_at = greatest(now() + make_interval(secs => %(interval)s),
-                                    (SELECT deferred_until FROM news.hosts WHERE host = %(host)s)),
+            next_poll_at = greatest(now() + make_interval(secs => %(interval)s), {_HOST_WAIT}),
             last_error = CASE WHEN %(keep)s AND consecutive_errors = 0 THEN last_error
                               ELSE %(warning)s END,
             consecutive_errors = 0,
@@ -142,17 +141,17 @@ def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag:
         WHERE id = %(id)s""",
         {"etag": etag, "lm": last_modified, "hash": body_hash, "status": status,
          "full": full_fetch, "interval": interval, "mode": guid_mode, "warning": warning,
-         "keep": keep_warning, "host": host,
-         "id": feed_id})
+         "keep": keep_warning, "id": feed_id})
 
 
 def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None, error: str,
                    retry_in: float, disable_reason: str | None) -> None:
-    conn.execute("""
+    """A failed poll: retried after ``retry_in`` (or when its host allows, if later)."""
+    conn.execute(f"""
         UPDATE news.feeds SET
             last_status = %(status)s, last_polled_at = now(),
             consecutive_errors = consecutive_errors + 1, last_error = %(error)s,
-            next_poll_at = now() + make_interval(secs => %(retry)s),
+            next_poll_at = greatest(now() + make_interval(secs => %(retry)s), {_HOST_WAIT}),
             enabled = CASE WHEN %(disable)s::text IS NULL THEN enabled ELSE false END,
             disabled_reason = coalesce(%(disable)s, disabled_reason), updated_at = now()
         WHERE id = %(id)s""",
@@ -161,8 +160,12 @@ def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None
          "id": feed_id})
 
 
-# host[:port] of a feed URL, as politeness.host_key computes it in Python.
-_HOST_SQL = r"lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]*)'))"
+# host[:port] of a feed URL, as politeness.host_key computes it in Python (the host
+# after the last @ of the authority, lower case).
+_HOST_SQL = r"lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#]*@)?([^/?#]*)'))"
+# When the feed's host asked every poll to wait (news.hosts, Retry-After): a feed's next
+# poll is never earlier, whatever its own poll in flight meanwhile answered.
+_HOST_WAIT = f"(SELECT deferred_until FROM news.hosts WHERE host = {_HOST_SQL})"
 
 
 def defer(conn: psycopg.Connection, feed_id: int, seconds: float) -> None:
