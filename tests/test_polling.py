@@ -424,6 +424,23 @@ def test_many_feeds_are_parsed_in_worker_processes_with_the_same_outcome(fs, st,
     assert [e["guid"].rsplit("/", 1)[-1] for e in entries(database_url, ids["P1"])] == ["g1.0", "g1.1", "g1.2"]
 
 
+def test_a_document_that_outlives_the_parse_timeout_is_its_feeds_error_only(st):
+    """In the worker pool, a document that takes longer than NEWSFLOW_PARSE_TIMEOUT gets
+    its worker killed and becomes that feed's 'unparseable' error; the pool goes on."""
+    from newsflow.poll import Parsers
+
+    huge = rss([{"title": f"Item {j}", "link": f"http://news.test/{j}", "guid": f"g{j}"} for j in range(20000)])
+    small = rss([{"title": "One", "link": "http://news.test/one", "guid": "one"}])
+    parsers = Parsers(st.replace(parse_pool_min_feeds=1, parse_timeout=0.5), feeds=1)
+    try:
+        slow = parsers.parse(huge, "http://news.test/huge.xml", "guid", "application/rss+xml", settings=st)
+        assert slow.entries == [] and "longer than 0.5s" in slow.error  # it takes seconds
+        quick = parsers.parse(small, "http://news.test/one.xml", "guid", "application/rss+xml", settings=st)
+        assert quick.error is None and [e.title for e in quick.entries] == ["One"]
+    finally:
+        parsers.close()
+
+
 def test_a_success_on_a_host_that_asked_to_wait_still_waits(fs, st, database_url):
     """Another feed's 429 (Retry-After) on the same host, while this feed's poll was in
     flight: this feed's success does not undo the host's deferral."""

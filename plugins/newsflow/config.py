@@ -37,6 +37,7 @@ class Settings:
     # --- polling ---------------------------------------------------------------
     poll_concurrency: int = 8  # feeds polled at once
     parse_pool_min_feeds: int = 50  # a poll of this many feeds parses documents in worker processes
+    parse_timeout: float = 30.0  # seconds a feed document may take to parse in a worker (then killed)
     default_poll_interval: int = 900  # seconds, when a feed does not say
     min_poll_interval: int = 300  # never poll one feed more often than this
     max_poll_interval: int = 86400  # adaptive interval ceiling

@@ -15,9 +15,12 @@ import hashlib
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Sequence
+
+from pebble import ProcessExpired
 
 from . import db
 from .config import Settings
@@ -93,23 +96,41 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
 class Parsers:
     """Where feed documents are parsed: in worker processes when a poll has many feeds
     (``parse_pool_min_feeds``), else here. feedparser is pure Python, about 6 ms for a
-    20-item feed: a thousand feeds would queue on the one core the poll's threads share."""
+    20-item feed: a thousand feeds would queue on the one core the poll's threads share.
+
+    The same kind of pool as extraction's (pebble): a document that outlives
+    ``parse_timeout`` or kills its worker is that feed's error ("unparseable feed"), and
+    the worker is replaced; the other feeds go on."""
 
     def __init__(self, settings: Settings, feeds: int):
+        self.settings = settings
         self._pool = None
         if feeds >= settings.parse_pool_min_feeds:
-            self._pool = ProcessPoolExecutor(max_workers=settings.extract_pool_size(),
-                                             mp_context=multiprocessing.get_context("fork"))
-            self._pool.submit(int).result()  # the workers fork now, while this process has one thread
+            from pebble import ProcessPool
+
+            from .extract import _ignore_interrupts
+
+            self._pool = ProcessPool(max_workers=settings.extract_pool_size(), max_tasks=2000,
+                                     initializer=_ignore_interrupts,
+                                     context=multiprocessing.get_context("fork"))
+            self._pool.schedule(int).result()  # the workers fork now, before the poll's threads start
 
     def parse(self, *args, **kwargs) -> ParsedFeed:
         if self._pool is None:
             return parse_feed(*args, **kwargs)
-        return self._pool.submit(parse_feed, *args, **kwargs).result()
+        future = self._pool.schedule(parse_feed, args=args, kwargs=kwargs, timeout=self.settings.parse_timeout)
+        try:
+            return future.result()
+        except FutureTimeout:
+            return ParsedFeed(entries=[], error=f"parsing took longer than {self.settings.parse_timeout:g}s; "
+                                                 "worker stopped")
+        except ProcessExpired as exc:  # the worker died (a crash in a C library, out of memory)
+            return ParsedFeed(entries=[], error=f"the parser's worker process died: {exc}")
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
+            self._pool.join()
 
 
 def _poll_guarded(connections: ConnectionPool, parsers: Parsers, settings: Settings, client: SafeClient,
