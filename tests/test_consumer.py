@@ -371,6 +371,48 @@ def test_purge_of_one_member_keeps_the_story(database_url):
     assert rows == [{"id": story, "representative_id": b, "article_count": 1}]
 
 
+def test_updated_at_follows_what_a_consumer_sees_and_nothing_else(database_url):
+    """news_api.articles.updated_at changes with a story move (migration 011's trigger),
+    not with a column consumers do not see."""
+    a = _article(database_url, title="Mover", body="Some text.\nMore.", key="mover")
+    before = fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"]
+    execute(database_url, "UPDATE news.articles SET fetched_at = fetched_at - interval '1 hour' WHERE id = %s", (a,))
+    assert fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"] == before
+    other = _story(database_url)
+    execute(database_url, "UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
+    assert fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"] > before
+
+
+def test_a_transaction_with_many_changes_sends_one_notification_with_its_last_seq(database_url):
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN news_changes")
+        with db.transaction(database_url) as conn:
+            conn.execute("INSERT INTO news.stories SELECT FROM generate_series(1, 300)")
+        with db.transaction(database_url) as conn:
+            conn.execute("INSERT INTO news.stories DEFAULT VALUES")
+        payloads = [int(n.payload) for n in listener.notifies(timeout=1.0, stop_after=10)]
+    per_xact = fetch_all(database_url, "SELECT max(seq) AS last FROM news.changes GROUP BY xact_id ORDER BY 1")
+    assert payloads == [r["last"] for r in per_xact] and len(payloads) == 2
+
+
+def test_deleting_signatures_takes_their_band_rows(database_url, settings):
+    from newsflow import stories
+    from newsflow.models import Article
+    from newsflow.storage import dedup_index
+
+    with db.transaction(database_url) as conn:
+        ids = [stories.add_article(conn, settings, Article(
+            url=f"https://b.example/{i}", canonical_url=f"https://b.example/{i}", publisher="B", title=None,
+            body=" ".join(f"w{i}x{j}" for j in range(80)), published_at=NOW, language="en", authors=[],
+            image_url=None, site_name=None, content_hash=f"b{i}", word_count=80, body_source="page"))[0]
+            for i in range(3)]
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"] == 3 * settings.dedup_bands
+    with db.transaction(database_url) as conn:
+        dedup_index.remove(conn, ids[:2])
+    left = fetch_all(database_url, "SELECT DISTINCT article_id FROM news.dedup_bands")
+    assert [r["article_id"] for r in left] == [ids[2]]
+
+
 # --- export ---------------------------------------------------------------------------------------
 
 NASTY = [

@@ -19,8 +19,6 @@ UPDATE news.entries
 SET host = lower(substring(link from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]*)'))
 WHERE link IS NOT NULL;
 
-DROP INDEX IF EXISTS news.entries_pending_idx;
-CREATE INDEX entries_pending_idx ON news.entries (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX entries_lease_idx ON news.entries (lease_owner) WHERE lease_owner IS NOT NULL;
 
 CREATE SEQUENCE news.worker_seq AS integer CYCLE;

@@ -46,7 +46,7 @@ def replace_text(conn: psycopg.Connection, article_id: int, a: Article) -> int:
                word_count = %s, published_at = coalesce(%s, published_at),
                language = coalesce(%s, language), authors = %s, image_url = coalesce(%s, image_url),
                site_name = coalesce(%s, site_name), wire_credit = %s, body_source = %s,
-               fallback_reason = %s, revision = revision + 1, updated_at = clock_timestamp()
+               fallback_reason = %s, revision = revision + 1
         WHERE id = %s RETURNING revision""",
         (a.title, a.body, a.content_hash, a.word_count, a.published_at, a.language, a.authors,
          a.image_url, a.site_name, a.wire_credit, a.body_source, a.fallback_reason,
