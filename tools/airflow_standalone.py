@@ -169,7 +169,7 @@ class Stack:
             return json.load(r)
 
 
-def build_env(home: Path, meta_url: str, news_dsn: str, feeds_file: Path, *, port: int, celery: bool,
+def build_env(home: Path, meta_url: str, feeds_file: Path, *, port: int, celery: bool,
               broker: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     secret_file = home / ".jwt_secret"
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with sample:
         feeds_file = sample.render_feeds_file(SAMPLE_DIR / "feeds.yaml", home / "demo-feeds.yaml")
-        env = build_env(home, meta_url, news_dsn, feeds_file, port=args.port,
+        env = build_env(home, meta_url, feeds_file, port=args.port,
                         celery=args.executor == "celery", broker=args.broker)
         stack = Stack(home, env, args.port, celery=args.executor == "celery")
         _echo(f"sample world at {sample.base}; feeds file {feeds_file}")

@@ -35,7 +35,7 @@ import psycopg
 
 from . import db
 from .config import Settings, describe
-from .fetch import Interrupted
+from .models import Interrupted
 from .redaction import redact
 from .registry import FeedsFileError
 
@@ -189,11 +189,12 @@ def cmd_demo(args, settings: Settings) -> int:
 def cmd_feeds(args, settings: Settings) -> int:
     from . import operations as ops
     from .models import StaleRule
-    from .pipeline import sync_file
     from .storage import feeds as feed_store
 
     url = _read_url(settings) if args.action == "status" else _url(settings)
     if args.action == "sync":
+        from .pipeline import sync_file  # the pipeline's imports, for this action only
+
         result = sync_file(url, args.file)
         for warning in result.warnings:
             _echo(f"warning: {warning}")

@@ -61,7 +61,6 @@ class Settings:
     ingest_concurrency: int = 2  # batches in flight per process: one loads while one extracts
     lease_seconds: int = 900  # a claimed entry is another worker's again after this long
     max_strikes: int = 3  # claims without a result (crashed worker, load error) before quarantine
-    shutdown_grace: float = 5.0  # seconds Ctrl-C/SIGTERM waits for in-flight work before exiting
 
     # --- extraction ----------------------------------------------------------------
     extract_workers: int = 0  # process pool size; 0 = number of CPU cores

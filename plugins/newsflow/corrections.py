@@ -114,9 +114,8 @@ def purge(url: str, *, article_ids: Sequence[int] = (), article_url: str | None 
         if not ids:
             return []
         story_ids = sorted({r["story_id"] for r in found if r["story_id"] is not None})
-        tombstones.delete_articles(conn, ids, reason)
-        kept = story_store.keeping_members(conn, story_ids)
-        story_store.reelect_representatives(conn, kept, detached=ids)
+        tombstones.delete_articles(conn, ids, reason)  # unsets them as representatives
         for story_id in story_ids:
-            story_store.refresh(conn, story_id)  # deletes the emptied ones
+            # a new representative (the earliest member), or the emptied story deleted
+            story_store.refresh(conn, story_id)
         return ids

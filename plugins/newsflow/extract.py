@@ -20,7 +20,7 @@ from concurrent.futures import wait as wait_for
 from typing import Iterable, Iterator
 
 from .config import Settings
-from .models import ErrorKind, Extracted, ExtractJob
+from .models import ErrorKind, Extracted, ExtractJob, Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,11 @@ class Extractor:
                      stop: threading.Event | None = None) -> Iterator[Extracted]:
         """Like extract_many, but yields each result (in input order) as soon as it is
         ready, so the caller's own work overlaps with the workers'. A set ``stop`` cancels
-        what is not done and raises ``fetch.Interrupted``.
+        what is not done and raises ``Interrupted``.
 
         A page that outlives ``extract_timeout`` or kills its worker is an ``EXTRACTION``
         error, which may pass (retried later); a page trafilatura finds no text in is
         ``NO_TEXT``."""
-        from .fetch import Interrupted
-
         assert self._pool is not None, "use Extractor as a context manager"
         futures = [self._pool.schedule(extract_page, args=(job, self.settings),
                                        timeout=self.settings.extract_timeout) for job in jobs]

@@ -20,14 +20,10 @@ from typing import Sequence
 
 from .config import Settings
 from .httpclient import FetchResult, SafeClient
-from .models import ErrorKind, PageJob
+from .models import ErrorKind, Interrupted, PageJob  # noqa: F401 (Interrupted: raised here)
 from .politeness import HostGate, RobotsCache, deferred_result, host_key, retry_after_delay
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
-
-
-class Interrupted(Exception):
-    """Work stopped on request (Ctrl-C, SIGTERM); what was claimed is to be released."""
 
 
 @dataclass

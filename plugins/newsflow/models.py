@@ -16,6 +16,11 @@ from datetime import datetime
 from enum import Enum
 
 
+class Interrupted(Exception):
+    """Work stopped on request (Ctrl-C, SIGTERM); what was claimed is to be released.
+    Here, not in fetch, so the command line can catch it without importing the HTTP stack."""
+
+
 class ErrorKind(str, Enum):
     """Why a fetch or an entry failed. ``permanent``: retrying will not fix it."""
 
@@ -511,7 +516,8 @@ class PassReport:
     def feeds_deferred(self) -> list[PollOutcome]:
         return [p for p in self.polls if p.deferred]
 
-    def summary(self, max_stories: int = 20) -> str:
+    def summary(self) -> str:
+        """The pass report (``stories`` holds at most pipeline.PASS_SUMMARY_STORIES of each kind)."""
         lines = [
             "",
             "newsflow pass summary",
@@ -528,12 +534,12 @@ class PassReport:
         syndicated = [s for s in self.stories if s.outlet_count > 1]
         if syndicated:
             lines += ["", "Syndicated stories (one story, several outlets):"]
-            for s in syndicated[:max_stories]:
+            for s in syndicated:
                 lines += s.summary()
         singles = [s for s in self.stories if s.outlet_count == 1]
         if singles:
             lines += ["", f"Single-outlet stories: {self.totals.single_outlet or len(singles)}"]
-            for s in singles[:max_stories]:
+            for s in singles:
                 lines += s.summary()
         return "\n".join(lines)
 
@@ -568,7 +574,6 @@ class ExportResult:
     rows: int = 0
     since_seq: int = 0
     until_seq: int = 0
-    last_seq: int | None = None  # the last row's seq (resume with --since-seq it)
 
     def summary(self) -> str:
         return (f"exported {self.rows} change rows, seq {self.since_seq} < seq <= {self.until_seq}; "

@@ -12,11 +12,10 @@ from typing import Callable, Sequence
 
 from . import db
 from .config import Settings
-from .fetch import Interrupted
 from .httpclient import SafeClient
 from .operations import apply_feeds_file
 from .ingest import ingest_pending
-from .models import BatchResult, FeedSpec, FeedSync, PassReport, PollOutcome
+from .models import BatchResult, FeedSpec, FeedSync, Interrupted, PassReport, PollOutcome
 from .poll import poll_feeds, select_feeds
 from . import registry
 from .storage import articles as article_store
@@ -56,7 +55,7 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
              echo: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> PassReport:
     """Sync the feeds file, poll its enabled feeds (all with ``force``, else the due ones;
     without a file: every feed in the table), then ingest every pending entry. A set
-    ``stop`` ends the pass early (``fetch.Interrupted``); what was done stays done."""
+    ``stop`` ends the pass early (``Interrupted``); what was done stays done."""
     stop = stop or threading.Event()
     echo = echo or (lambda line: None)
     url = db.ready(settings)

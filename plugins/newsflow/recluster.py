@@ -18,40 +18,28 @@ order, so the same articles always give the same stories:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Callable
 
 from . import db, dedup, stories
 from .config import Settings
-from .models import Member
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
 from .storage.locks import take_write_locks
 
 
-class _ContentOrderIndex:
+class _ContentOrderIndex(dedup_index.PgIndex):
     """The PostgreSQL index, with ties between stories broken by their representative's
     position in the content order instead of their id."""
 
-    def __init__(self, pg: dedup_index.PgIndex, rank_of: dict[int, int]):
-        self.pg, self.rank_of = pg, rank_of
-
-    def candidates(self, bands: Sequence[int]) -> list[Member]:
-        return self.pg.candidates(bands)
-
-    def representative(self, story_id: int) -> Member:
-        return self.pg.representative(story_id)
+    def __init__(self, conn, around: datetime, window_days: int, rank_of: dict[int, int]):
+        super().__init__(conn, around, window_days)
+        self.rank_of = rank_of
 
     def order(self, story_id: int) -> int:
         # an older story no rebuilt article can normally reach: before every ranked one
         return self.rank_of.get(story_id, -1 - story_id)
-
-    def stage(self, *args, **kwargs) -> None:
-        self.pg.stage(*args, **kwargs)
-
-    def promoted(self, story_id: int, member: Member) -> None:
-        self.pg.promoted(story_id, member)
 
 
 def rebuild(url: str, settings: Settings, since: datetime | None = None,
@@ -77,7 +65,6 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
         reusable = set(old_stories) - set(kept)
         story_store.clear_references(conn, reusable)
 
-        now = datetime.now(timezone.utc)
         rebuilt: set[int] = set()
         for i, row in enumerate(rows, start=1):
             def new_story() -> int:
@@ -88,14 +75,13 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
                 return story_store.create(conn)
 
             fp = dedup.fingerprint(row["body"], settings)
-            pg = dedup_index.PgIndex(conn, row["at"], settings.dedup_window_days)
-            index = _ContentOrderIndex(pg, rank_of)
+            index = _ContentOrderIndex(conn, row["at"], settings.dedup_window_days, rank_of)
             placement = stories.place(conn, settings, fp, index, new_story)
             if not placement.joined:
                 rank_of[placement.story_id] = offset + i
             article_store.attach(conn, row["id"], placement.story_id, placement.relation,
                                  placement.jaccard, placement.containment)
-            stories.settle(conn, placement, row["id"], fp, row["at"] or now, index)
+            stories.settle(conn, placement, row["id"], fp, row["at"], index)  # at: never NULL
             rebuilt.add(placement.story_id)
             if progress and (i % 500 == 0 or i == len(rows)):
                 progress(i, len(rows))
