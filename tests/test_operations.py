@@ -120,6 +120,21 @@ def test_stale_feeds_are_reported_once_per_episode(database_url, feeds):
     assert [f.id for f in new_stale_episodes(database_url, health_report(database_url, settings))] == [quiet]
 
 
+def test_the_health_check_reports_a_new_stale_episode_once_with_why(database_url, feeds):
+    """maintenance.check_health, what `newsflow maintenance` and the maintenance DAG print."""
+    from newsflow.maintenance import check_health
+
+    quiet = feeds["Outlet 1"]
+    polled_ok(database_url, quiet)
+    arrivals(database_url, quiet, [NOW - timedelta(days=3, hours=2 * k) for k in range(20)])
+    settings = Settings(database_url=database_url)
+    first = check_health(database_url, settings)
+    assert [f.id for f in first.newly_stale] == [quiet] and first.counts()["stale"] == 1
+    assert any(line.startswith("newly stale: stale") and "no new entry for" in line for line in first.lines())
+    assert "1 stale" in first.summary() and "1 newly stale" in first.summary()
+    assert check_health(database_url, settings).newly_stale == []  # the same episode: once
+
+
 def test_filter_sort_search_and_pages(database_url, feeds):
     polled_ok(database_url, feeds["Outlet 2"])
     sql(database_url, "UPDATE news.feeds SET consecutive_errors = 3, last_error = 'timeout' WHERE id = %s",

@@ -237,6 +237,7 @@ def cmd_feeds(args, settings: Settings) -> int:
 
 def cmd_poll(args, settings: Settings) -> int:
     from . import operations as ops
+    from .models import PollRound
     from .poll import poll_feeds, select_feeds
 
     url = _url(settings)
@@ -256,7 +257,7 @@ def cmd_poll(args, settings: Settings) -> int:
     outcomes = poll_feeds(url, settings, feeds, stop=args.stop)
     for o in outcomes:
         print(f"{labels.get(o.feed_id, o.feed_id)}: {o.summary()}")
-    print(f"{len(outcomes)} feeds polled, {sum(o.new_entries for o in outcomes)} new entries")
+    print(PollRound.of(outcomes).summary())
     return 0
 
 
@@ -340,16 +341,13 @@ def cmd_dedup(args, settings: Settings) -> int:
 
 
 def cmd_maintenance(args, settings: Settings) -> int:
-    from .maintenance import analyze, health_report, measure_rhythm, new_stale_episodes, retention, unhealthy
+    from .maintenance import analyze, check_health, retention
 
     url = _url(settings)
-    print(f"rhythm measured for {measure_rhythm(url, settings)} feeds")
-    report = health_report(url, settings)
-    for line in unhealthy(report):
+    health = check_health(url, settings)
+    for line in health.lines():
         print(line)
-    for feed in new_stale_episodes(url, report):
-        print(f"newly stale: {feed.label}: {feed.reason}")
-    print(", ".join(f"{len(v)} {k}" for k, v in sorted(report.items())) or "no feeds")
+    print(health.summary())
     print("retention:", retention(url, settings))
     print("analyzed:", len(analyze(url)), "tables")
     return 0

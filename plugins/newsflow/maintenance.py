@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from . import db
 from .config import Settings
-from .models import FeedStatus, StaleRule
+from .models import FeedHealth, FeedStatus, StaleRule
 from .storage import changes, dedup_index, feed_rhythm, schema
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
@@ -36,12 +36,6 @@ def health_report(url: str, settings: Settings) -> dict[str, list[FeedStatus]]:
     return report
 
 
-def unhealthy(report: dict[str, list[FeedStatus]]) -> list[str]:
-    """One line per failing, stale, deferred or disabled feed, with why."""
-    return [row.summary() for state in ("failing", "stale", "deferred", "disabled")
-            for row in report.get(state, [])]
-
-
 def new_stale_episodes(url: str, report: dict[str, list[FeedStatus]]) -> list[FeedStatus]:
     """The stale feeds of ``report`` whose episode (the quiet spell since their last arrival
     of new entries) was not reported before; they count as reported from now on."""
@@ -50,6 +44,14 @@ def new_stale_episodes(url: str, report: dict[str, list[FeedStatus]]) -> list[Fe
         fresh = set(feed_rhythm.claim_episodes(
             conn, {f.id: f.last_arrival_at or f.created_at for f in stale}))
     return [f for f in stale if f.id in fresh]
+
+
+def check_health(url: str, settings: Settings) -> FeedHealth:
+    """Measure every feed's rhythm, group the feeds by state, and claim the stale episodes
+    not reported before (each is reported once: the caller reports them)."""
+    measured = measure_rhythm(url, settings)
+    groups = health_report(url, settings)
+    return FeedHealth(rhythm_measured=measured, groups=groups, newly_stale=new_stale_episodes(url, groups))
 
 
 def retention(url: str, settings: Settings) -> dict[str, int]:

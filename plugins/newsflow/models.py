@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
+from typing import Sequence
 
 
 class Interrupted(Exception):
@@ -158,11 +159,40 @@ class PollOutcome:
     changed_entries: int = 0  # loaded items whose date, title or summary changed: fetched again
     error_kind: ErrorKind | None = None  # a failed fetch: why (metrics count errors by kind)
 
+    @property
+    def failed(self) -> bool:
+        """A failed poll (a host's Retry-After is not a failure: it was not asked)."""
+        return bool(self.error) and not self.deferred
+
     def summary(self) -> str:
         state = (f"error: {self.error}" if self.error else "not modified" if self.not_modified
                  else f"{self.new_entries} new of {self.seen_entries}"
                  + (f", {self.changed_entries} changed (fetched again)" if self.changed_entries else ""))
         return f"[{self.status or '---'}] {self.url}  {state}"
+
+
+@dataclass
+class PollRound:
+    """A poll of several feeds, counted: what the poll task returns and logs, what
+    metrics send, what `newsflow poll` and the pass report print."""
+    feeds: int = 0
+    new_entries: int = 0
+    failed: int = 0
+    not_modified: int = 0
+    deferred: int = 0
+
+    @classmethod
+    def of(cls, outcomes: Sequence[PollOutcome]) -> PollRound:
+        return cls(feeds=len(outcomes), new_entries=sum(o.new_entries for o in outcomes),
+                   failed=sum(o.failed for o in outcomes), not_modified=sum(o.not_modified for o in outcomes),
+                   deferred=sum(o.deferred for o in outcomes))
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def summary(self) -> str:
+        return (f"{self.feeds} feeds polled: {self.new_entries} new entries, {self.failed} failed, "
+                f"{self.not_modified} not modified, {self.deferred} deferred by their host's Retry-After")
 
 
 # The states a feed can be in, in the order the console lists them ("failing first").
@@ -265,9 +295,32 @@ class FeedStatus:
         return self.last_error or ""
 
     def summary(self) -> str:
-        """One line: `newsflow feeds status`, the maintenance log, the webhook."""
+        """One line: the maintenance report (command line and Airflow log)."""
         why = self.reason
         return f"{self.state:8} {self.label} <{self.url}>" + (f": {why}" if why else "")
+
+
+@dataclass
+class FeedHealth:
+    """The daily health check (``maintenance.check_health``): every feed's state, and the
+    stale episodes not reported before."""
+    rhythm_measured: int
+    groups: dict[str, list[FeedStatus]]  # by state
+    newly_stale: list[FeedStatus]
+
+    def counts(self) -> dict[str, int]:
+        return {state: len(feeds) for state, feeds in sorted(self.groups.items())}
+
+    def lines(self) -> list[str]:
+        """One line per failing, stale, deferred or disabled feed, with why; then each
+        newly stale one."""
+        return ([row.summary() for state in ("failing", "stale", "deferred", "disabled")
+                 for row in self.groups.get(state, [])]
+                + [f"newly stale: {feed.summary()}" for feed in self.newly_stale])
+
+    def summary(self) -> str:
+        states = ", ".join(f"{n} {state}" for state, n in self.counts().items()) or "no feeds"
+        return f"feed health: {states}; {len(self.newly_stale)} newly stale; rhythm measured for {self.rhythm_measured} feeds"
 
 
 # --- article work ---------------------------------------------------------------------------
@@ -510,7 +563,7 @@ class PassReport:
 
     @property
     def feeds_failed(self) -> list[PollOutcome]:
-        return [p for p in self.polls if p.error and not p.deferred]
+        return [p for p in self.polls if p.failed]
 
     @property
     def feeds_deferred(self) -> list[PollOutcome]:
@@ -522,10 +575,7 @@ class PassReport:
             "",
             "newsflow pass summary",
             "=====================",
-            f"feeds polled       {len(self.polls)} ({len(self.feeds_failed)} failed, "
-            f"{sum(p.not_modified for p in self.polls)} not modified, "
-            f"{len(self.feeds_deferred)} deferred by their host's Retry-After)",
-            f"new entries        {self.new_entries}",
+            f"polling            {PollRound.of(self.polls).summary()}",
             f"entries processed  {self.ingest.summary()}",
             f"database totals    {self.totals.summary()}",
         ]

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Iterator, Mapping, Sequence
 
-from ..models import BatchResult, PollOutcome
+from ..models import BatchResult, PollOutcome, PollRound
 from . import context
 
 log = logging.getLogger(__name__)
@@ -74,14 +74,15 @@ def stage(name: str) -> Iterator[None]:
 
 
 def polled(outcomes: Sequence[PollOutcome]) -> None:
-    incr("newsflow.feeds.polled", sum(1 for o in outcomes if not o.deferred))
-    incr("newsflow.feeds.failed", sum(1 for o in outcomes if o.error and not o.deferred))
-    incr("newsflow.feeds.not_modified", sum(1 for o in outcomes if o.not_modified))
-    incr("newsflow.feeds.deferred", sum(1 for o in outcomes if o.deferred))
-    incr("newsflow.entries.new", sum(o.new_entries for o in outcomes))
+    tally = PollRound.of(outcomes)
+    incr("newsflow.feeds.polled", tally.feeds - tally.deferred)  # requested of their servers
+    incr("newsflow.feeds.failed", tally.failed)
+    incr("newsflow.feeds.not_modified", tally.not_modified)
+    incr("newsflow.feeds.deferred", tally.deferred)
+    incr("newsflow.entries.new", tally.new_entries)
     kinds: dict[str, int] = {}
     for o in outcomes:
-        if o.error and not o.deferred:
+        if o.failed:
             key = o.error_kind.value if o.error_kind else "parse"
             kinds[key] = kinds.get(key, 0) + 1
     for kind, n in kinds.items():

@@ -141,6 +141,7 @@ def shard_label(feeds: Sequence) -> str:
 
 def poll_shard(feed_ids: Sequence[int]) -> dict[str, int]:
     """Poll one shard of feeds; every outcome is recorded in the database, none raises."""
+    from ..models import PollRound
     from ..poll import poll_feeds, select_feeds
 
     context.allow_child_processes()  # a large shard parses its documents in worker processes
@@ -155,13 +156,8 @@ def poll_shard(feed_ids: Sequence[int]) -> dict[str, int]:
         (log.warning if o.error and not o.deferred else log.info)(
             "%s: %s", labels.get(o.feed_id, f"feed {o.feed_id}"), o.summary())
     metrics.polled(outcomes)
-    counts = {"feeds": len(outcomes), "new_entries": sum(o.new_entries for o in outcomes),
-              "failed": sum(1 for o in outcomes if o.error and not o.deferred),
-              "not_modified": sum(1 for o in outcomes if o.not_modified),
-              "deferred": sum(1 for o in outcomes if o.deferred)}
-    return _finish(counts, f"{counts['feeds']} feeds polled: {counts['new_entries']} new entries, "
-                           f"{counts['failed']} failed, {counts['not_modified']} not modified, "
-                           f"{counts['deferred']} deferred by their host's Retry-After", url)
+    tally = PollRound.of(outcomes)
+    return _finish(tally.counts(), tally.summary(), url)
 
 
 def summarize(results: Sequence[dict[str, int]] | None) -> dict[str, int]:
@@ -266,31 +262,25 @@ def ingest(max_batches: int | None = None, entry_ids: Sequence[int] | None = Non
 def health_report() -> dict[str, int]:
     """Measure each feed's rhythm, log every failing, stale, deferred and disabled feed with
     why, report each new stale episode once (log and webhook); return counts by state."""
-    from ..maintenance import health_report as report
-    from ..maintenance import measure_rhythm, new_stale_episodes, unhealthy
+    from ..maintenance import check_health
     from . import callbacks
 
     settings, url = _context()
     with metrics.stage("feed_health"):
-        measured = measure_rhythm(url, settings)
-        groups = report(url, settings)
-        for line in unhealthy(groups):
+        health = check_health(url, settings)
+        for line in health.lines():
             log.warning("%s", line)
-        fresh = new_stale_episodes(url, groups)
         webhook = callbacks.webhook_url()
         notified = 0
-        for feed in fresh:
-            log.warning("newly stale: %s", feed.summary())
+        for feed in health.newly_stale:
             if webhook:
                 notified += callbacks.notify(webhook, f"newsflow: {feed.label} went stale: {feed.reason}", {
                     "event": "feed_stale", "feed_id": feed.id, "feed": feed.label, "url": feed.url,
                     "last_arrival_at": feed.last_arrival_at, "rhythm_seconds": feed.rhythm_seconds})
-    counts = {k: len(v) for k, v in sorted(groups.items())}
+    counts = health.counts()
     metrics.feed_states(counts)
-    states = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no feeds"
-    counts.update(newly_stale=len(fresh), rhythm_measured=measured)
-    return _finish(counts, f"feed health: {states}; {len(fresh)} newly stale"
-                           + (f" ({notified} posted to the webhook)" if webhook else ""), url)
+    counts.update(newly_stale=len(health.newly_stale), rhythm_measured=health.rhythm_measured)
+    return _finish(counts, health.summary() + (f" ({notified} posted to the webhook)" if webhook else ""), url)
 
 
 def retention() -> dict[str, int]:
