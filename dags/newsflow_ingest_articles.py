@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from newsflow_common import (ARTICLES, DEFAULT_ARGS, ENTRIES, FAILURES_DOC, HTTP_POOL, START_DATE, env_int,
                              run_watcher)
@@ -97,7 +97,7 @@ def newsflow_ingest_articles():
     def ingest_worker(worker: int, params=None) -> dict:
         from newsflow.airflow import tasks
 
-        get_current_context()["worker_label"] = str(worker)
+        tasks.set_map_label("worker_label", str(worker))
         return tasks.ingest(max_batches=params.get("max_batches"))
 
     @task(outlets=[ARTICLES], trigger_rule="all_done", retries=0)

@@ -22,8 +22,8 @@ from . import context, metrics
 log = logging.getLogger(__name__)
 
 
-def _context(settings=None):
-    settings = settings or context.settings()
+def _context():
+    settings = context.settings()
     return settings, context.database_url(settings)
 
 
@@ -57,7 +57,7 @@ def _finish(counts: dict[str, Any], summary: str, url: str | None) -> dict[str, 
     return counts
 
 
-def _set_map_label(key: str, text: str) -> None:
+def set_map_label(key: str, text: str) -> None:
     """A value the task's ``map_index_template`` renders (the label of a mapped task)."""
     ctx = _airflow_context()
     if ctx is not None:
@@ -148,7 +148,7 @@ def poll_shard(feed_ids: Sequence[int]) -> dict[str, int]:
     settings, url = _context()
     with db.connect(url) as conn:
         feeds = select_feeds(conn, feed_ids=list(feed_ids))
-    _set_map_label("shard_label", shard_label(feeds))
+    set_map_label("shard_label", shard_label(feeds))
     labels = {f.id: f.label for f in feeds}
     with metrics.stage("poll"):
         outcomes = poll_feeds(url, settings, feeds)
@@ -179,14 +179,14 @@ def summarize(results: Sequence[dict[str, int]] | None) -> dict[str, int]:
 def announce(results: Sequence[dict[str, int]] | None, key: str, what: str) -> tuple[dict[str, int], str | None]:
     """The counts to announce (asset event), or why not: ``(total, skip_reason)``. The
     reason is logged here, so a skipped announce task says why in its log."""
-    total = summarize([r for r in results if r] if results is not None else [])
+    total = summarize(results)
+    counts = ", ".join(f"{k} {v}" for k, v in total.items())
     if not total.get(key):
-        reason = (f"nothing to announce: no {what} ({', '.join(f'{k} {v}' for k, v in total.items())})"
-                  if total else f"nothing to announce: no {what} (no task reported counts)")
+        reason = (f"nothing to announce: no {what} ({counts})" if total
+                  else f"nothing to announce: no {what} (no task reported counts)")
         log.info("%s; the asset event is not emitted", reason)
         return total, reason
-    log.info("summary: announcing %d %s (%s)", total[key], what,
-             ", ".join(f"{k} {v}" for k, v in total.items()))
+    log.info("summary: announcing %d %s (%s)", total[key], what, counts)
     return total, None
 
 

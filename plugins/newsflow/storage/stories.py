@@ -159,10 +159,7 @@ def latest(conn: psycopg.Connection, *, q: str | None = None, syndicated_only: b
                    st.article_count
             FROM news.stories st
             WHERE (%(q)s::text IS NULL OR st.title_words @@ to_tsquery('simple', %(q)s))
-              AND (NOT %(syndicated)s OR st.article_count > 1 OR EXISTS (
-                    SELECT 1 FROM news.articles a JOIN news.entries e ON e.article_id = a.id
-                    JOIN news.feeds f ON f.id = e.feed_id
-                    WHERE a.story_id = st.id AND f.publisher <> a.publisher))
+              AND (NOT %(syndicated)s OR st.article_count > 1 OR st.outlet_count > 1)
             ORDER BY st.first_published_at DESC NULLS LAST, st.id DESC
             LIMIT %(limit)s OFFSET %(offset)s)
         SELECT s.*, o.outlets FROM s LEFT JOIN LATERAL (

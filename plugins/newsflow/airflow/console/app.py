@@ -117,7 +117,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 # --- Feeds ---------------------------------------------------------------------------------------
 
-def _feeds_query(request: Request, state: str | None, q: str | None, sort: str, page: int) -> dict:
+def _feeds_query(state: str | None, q: str | None, sort: str, page: int) -> dict:
     if state and state not in FEED_STATES:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown state {state!r}")
     if sort not in feed_store.HEALTH_SORTS:
@@ -137,18 +137,22 @@ def _feeds_query(request: Request, state: str | None, q: str | None, sort: str, 
 @app.get("/feeds", response_class=HTMLResponse)
 def feeds_page(request: Request, user: GetUserDep, state: str | None = None, q: str | None = None,
                sort: str = "state", page: int = 1):
-    data = _feeds_query(request, state, q, sort, page)
+    data = _feeds_query(state, q, sort, page)
     link = lambda **kw: "feeds?" + urlencode({k: v for k, v in {  # noqa: E731
         "state": data["state"], "q": data["q"], "sort": data["sort"], **kw}.items() if v not in ("", None, 1)})
     return _page(request, user, "feeds.html", nav="feeds", link=link, sorts=feed_store.HEALTH_SORTS, **data)
 
 
 @app.get("/api/feeds")
-def feeds_api(request: Request, state: str | None = None, q: str | None = None, sort: str = "state",
-              page: int = 1):
-    data = _feeds_query(request, state, q, sort, page)
-    data["feeds"] = [{**dataclasses.asdict(f), "label": f.label, "reason": f.reason} for f in data["feeds"]]
+def feeds_api(state: str | None = None, q: str | None = None, sort: str = "state", page: int = 1):
+    data = _feeds_query(state, q, sort, page)
+    data["feeds"] = [_feed_json(f) for f in data["feeds"]]
     return JSONResponse(jsonable_encoder(data))
+
+
+def _feed_json(feed) -> dict:
+    """A FeedStatus as the API gives it: its fields, its label and why it is in its state."""
+    return {**dataclasses.asdict(feed), "label": feed.label, "reason": feed.reason}
 
 
 def _feed_detail(feed_id: int, entries_page: int) -> dict:
@@ -181,7 +185,7 @@ def feed_api(feed_id: int, entries_page: int = 1):
     data = _feed_detail(feed_id, entries_page)
     feed = data["feed"]
     return JSONResponse(jsonable_encoder({
-        "feed": {**dataclasses.asdict(feed), "label": feed.label, "reason": feed.reason},
+        "feed": _feed_json(feed),
         "polls": data["polls"], "entries": data["entries"],
         "actions": [dataclasses.asdict(a) | {"message": a.summary()} for a in data["actions"]]}))
 
@@ -204,6 +208,9 @@ def poll_now(request: Request, user: GetUserDep, feed_id: int, back: str = Form(
     """Poll now: the feed is made due and a run of the poll DAG for it is triggered through
     Airflow's REST API as this user (if that fails, the next scheduled run takes it)."""
     api = backend.AirflowAPI(request, backend.settings())
+    # asked before the transaction: only the trigger, which the audit row describes, runs
+    # while the feed's row is locked
+    paused = " (the DAG is paused: it runs once unpaused)" if _paused(api) else ""
 
     def trigger(feed: dict) -> str:
         try:
@@ -211,7 +218,6 @@ def poll_now(request: Request, user: GetUserDep, feed_id: int, back: str = Form(
                               note=f"Poll now: {feed['label']}, from the newsflow console by {user.get_name()}")
         except backend.AirflowAPIError as exc:
             return f"{exc}; the feed is due: the next scheduled poll takes it"
-        paused = " (the DAG is paused: it runs once unpaused)" if _paused(api) else ""
         return f"run {run['dag_run_id']} of {POLL_DAG} {run.get('state') or 'queued'}{paused}"
 
     return _act(request, lambda conn: ops.poll_now(conn, feed_id, actor=user.get_name(), source=ops.CONSOLE,

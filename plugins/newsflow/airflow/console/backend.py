@@ -60,13 +60,6 @@ def connection() -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def close() -> None:
-    with _lock:
-        if _state["pool"] is not None:
-            _state["pool"].close()
-            _state["pool"] = None
-
-
 class AirflowAPIError(RuntimeError):
     pass
 

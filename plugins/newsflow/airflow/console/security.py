@@ -26,7 +26,6 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 POLL_DAG = "newsflow_poll_feeds"
 INGEST_DAG = "newsflow_ingest_articles"
 MAINTENANCE_DAG = "newsflow_maintenance"
-DAGS = (POLL_DAG, INGEST_DAG, MAINTENANCE_DAG)
 CSRF_FIELD = "csrf_token"
 
 # Route dependencies, as Airflow's own API declares them.
