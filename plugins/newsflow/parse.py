@@ -11,7 +11,6 @@ import calendar
 import hashlib
 import re
 from datetime import datetime, timezone
-from urllib.parse import urljoin
 
 import feedparser
 
@@ -190,11 +189,8 @@ def _utf8_if_wide(body: bytes) -> bytes:
 def _entry(item, base: str, guid_mode: str, now: datetime, settings: Settings) -> ParsedEntry | None:
     """One item through the validation boundary (see newsflow.validate)."""
     notes: list[str] = []
-    link = None
     raw_link = item.get("link")
-    if raw_link is not None:
-        raw_link = str(raw_link).strip()
-        link = validate.url(urljoin(base, raw_link) if raw_link else raw_link, settings, "link", notes)
+    link = None if raw_link is None else validate.url(str(raw_link), settings, "link", notes, base=base)
     # scrubbed before clean_text, which would drop the controls without a note
     title = validate.text(clean_text(validate.scrub(_as_text(item, "title"), "title", notes)),
                           settings.max_title_chars, "title", notes)

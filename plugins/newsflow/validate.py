@@ -27,7 +27,7 @@ import re
 import unicodedata
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from .config import Settings
 from .models import Extracted
@@ -81,14 +81,22 @@ def identity(value: str, settings: Settings, notes: list[str]) -> str:
     return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def url(value: str | None, settings: Settings, what: str, notes: list[str]) -> str | None:
-    """An absolute http(s) URL fit to store and fetch, or None (with a note saying why)."""
+def url(value: str | None, settings: Settings, what: str, notes: list[str], *,
+        base: str | None = None) -> str | None:
+    """An absolute http(s) URL fit to store and fetch, or None (with a note saying why).
+    ``base``: a relative ``value`` is resolved against it first (a feed item's link)."""
     if value is None:
         return None
     raw = value.strip() if isinstance(value, str) else str(value)
     if not raw:
         notes.append(f"{what} is empty")
         return None
+    if base:
+        try:
+            raw = urljoin(base, raw)
+        except ValueError:  # "http://[" and the like: urljoin parses before it joins
+            notes.append(f"{what} {raw[:80]!r} is not a valid URL: dropped")
+            return None
     shown = raw[:80] + ("…" if len(raw) > 80 else "")
     size = len(raw.encode("utf-8", "replace"))
     if size > settings.max_url_bytes:
