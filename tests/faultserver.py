@@ -63,6 +63,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").lower()
         path = urlsplit(self.path).path
         fs._enter(Seen(host, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        self._host, self._served = host, False
         try:
             handler = fs.routes.get(self.path) or fs.routes.get(path)
             if handler is None:
@@ -72,8 +73,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             pass  # the client gave up: that is the point of most faults here
         finally:
-            fs._exit(host)
+            self._done_serving()
             self.close_connection = True
+
+    def _done_serving(self) -> None:
+        """The request stops counting as in flight (once): before its last bytes are sent,
+        since the client may ask again as soon as it has them, before this thread resumes."""
+        if not self._served:
+            self._served = True
+            self.server.owner._exit(self._host)
 
     # --- response helpers for handlers ------------------------------------------------
 
@@ -89,6 +97,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
+        self._done_serving()
         if body:
             self.wfile.write(body)
         self.wfile.flush()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, fetch_all
+from tools.pgscratch import scratch_database
 
 UV = Path(sys.executable).with_name("uv")
 
@@ -20,13 +21,11 @@ UV = Path(sys.executable).with_name("uv")
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(not UV.exists(), reason="uv is installed into the venv by `make setup`")
 def test_wheel_install_upgrades_a_database_from_any_directory(tmp_path, pg_server_url):
-    import psycopg
-    from psycopg.conninfo import make_conninfo
+    with scratch_database(pg_server_url, prefix="nf_wheel", migrate=False) as target:  # not migrated yet
+        _install_and_upgrade(tmp_path, target)
 
-    name = "nf_wheel_" + os.urandom(4).hex()  # a database not migrated yet
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    target = make_conninfo(pg_server_url, dbname=name)
+
+def _install_and_upgrade(tmp_path, target: str) -> None:
     venv = tmp_path / "venv"
     subprocess.run([str(UV), "venv", "-q", str(venv)], check=True)
     # a copy of the repository: the install must not depend on where it was built from
@@ -59,5 +58,3 @@ def test_wheel_install_upgrades_a_database_from_any_directory(tmp_path, pg_serve
                           "print(len(list((c / 'templates').iterdir())), (c / 'static' / 'console.css').is_file())"],
                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
     assert int(out[0]) >= 7 and out[1] == "True"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
