@@ -47,10 +47,12 @@ import psycopg  # noqa: E402
 from newsflow import db, dedup  # noqa: E402
 from newsflow.config import Settings  # noqa: E402
 from newsflow.stories import add_article  # noqa: E402
-from newsflow.storage.locks import take_load_lock  # noqa: E402
+from newsflow.storage.locks import take_write_locks  # noqa: E402
 from newsflow.models import SIGNATURE_SCHEME, Article  # noqa: E402
 from newsflow.normalize import content_hash, word_count  # noqa: E402
 from newsflow.storage import dedup_index  # noqa: E402
+
+from benchlib import table  # noqa: E402
 from tools.pgscratch import scratch_database, server  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -58,9 +60,6 @@ WINDOW_SECONDS = 7 * 86400  # synthetic rows are spread over 7 days, all inside 
 MID = T0 + timedelta(seconds=WINDOW_SECONDS // 2)  # the measured articles' date
 SHINGLES = 680
 BIG_FIRST = 20_000_001  # ids of the synthetic rows added for the 1M run (clear of the sequences)
-
-
-# ------------------------------------------------------------------- server
 
 
 # --------------------------------------------------------------- population
@@ -233,7 +232,7 @@ def index_path(url: str, settings: Settings, texts: list[str], first_id: int) ->
 
 
 def one_at_a_time(url: str, settings: Settings, texts: list[str], first_id: int) -> dict:
-    """The same path, one text at a time (PgIndex, dedup_index.add): the rebuild's way,
+    """The same path, one text at a time (PgIndex, written at once): the rebuild's way,
     and what the batch path is compared with."""
     with psycopg.connect(url, autocommit=True) as conn:
         _articles(conn, texts, first_id)
@@ -251,7 +250,7 @@ def one_at_a_time(url: str, settings: Settings, texts: list[str], first_id: int)
                     t2 = time.perf_counter()
                     dedup.assign(fp, _Replay(index, found), settings)
                     t3 = time.perf_counter()
-                    dedup_index.add(conn, first_id + i, fp, MID)
+                    dedup_index.add_many(conn, [(first_id + i, fp, MID)])
                     t4 = time.perf_counter()
                     for name, a, z in (("fingerprint", t0, t1), ("candidates", t1, t2),
                                        ("assign", t2, t3), ("add", t3, t4)):
@@ -279,7 +278,7 @@ class _Replay:
 
 def full_load(url: str, settings: Settings, texts: list[str], tag: str) -> float:
     """stories.add_article (article insert, story, index, story refresh), batches of
-    batch_size under the load lock, as ingest_batch does."""
+    batch_size under the write locks, as ingest.write does."""
     articles, seen = [], set()
     for i, text in enumerate(texts):
         if content_hash(text) in seen:  # an exact duplicate never reaches add_article
@@ -295,7 +294,7 @@ def full_load(url: str, settings: Settings, texts: list[str], tag: str) -> float
         for b in range(0, len(articles), settings.batch_size):
             batch = articles[b:b + settings.batch_size]
             with conn.transaction():
-                take_load_lock(conn)
+                take_write_locks(conn)
                 for a in batch:  # the extraction workers fingerprint page texts
                     a.fingerprint = dedup.fingerprint(a.body, settings)
                 index = dedup_index.BatchIndex(conn, settings.dedup_window_days,
@@ -386,11 +385,9 @@ def main(argv=None) -> int:
             for k, v in step_means.items():
                 rows.append((f"  {k} per article (noise {noise})", f"mean {v:.3f} ms"))
             if not noise:  # the same texts' path one at a time, for comparison
-                texts_gen = Texts(seed=noise + 1)
-                texts = [texts_gen.next() for _ in range(args.articles)]
                 r = one_at_a_time(url, settings, texts, next_id)
                 next_id += args.articles
-                rows.append((f"the same one text at a time (PgIndex + add), {args.window:,} indexed",
+                rows.append((f"the same one text at a time (PgIndex), {args.window:,} indexed",
                              f"{r['rate']:,.0f} articles/s"))
         texts_gen = Texts(seed=777)
         rate = full_load(url, settings, [texts_gen.next() for _ in range(args.articles)], "full")
@@ -421,12 +418,8 @@ def main(argv=None) -> int:
         rows.append((f"  index rows written per article, {big:,} indexed",
                      f"mean {statistics.mean(r['steps']['add']):.3f} ms"))
         print(f"index sizes: {sizes(url)}")
-    width = max(len(k) for k, _ in rows)
     print()
-    print(f"| {'measure'.ljust(width)} | result |")
-    print(f"|{'-' * (width + 2)}|---|")
-    for k, v in rows:
-        print(f"| {k.ljust(width)} | {v} |")
+    print(table(rows))
     return 0
 
 

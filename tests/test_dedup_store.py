@@ -2,7 +2,7 @@
 `newsflow dedup rebuild` (determinism, thresholds, --since, idempotence).
 
 Real PostgreSQL (a fresh database per test, see conftest), real code paths:
-``stories.add_article`` / ``ingest.ingest_batch`` and ``recluster.rebuild``.
+``stories.add_article`` / ``ingest.write`` and ``recluster.rebuild``.
 """
 
 from __future__ import annotations
@@ -88,12 +88,12 @@ def world() -> list[Article]:
 
 
 def load(url: str, settings, articles) -> None:
-    """Each article in its own transaction under the load lock, as ingest_batch does."""
-    from newsflow.storage.locks import take_load_lock
+    """Each article in its own transaction under the write locks, as ingest.write does."""
+    from newsflow.storage.locks import take_write_locks
 
     for a in articles:
         with db.transaction(url) as conn:
-            take_load_lock(conn)
+            take_write_locks(conn)
             add_article(conn, settings, a)
 
 
@@ -174,7 +174,7 @@ import json, sys
 from newsflow import db
 from newsflow.config import Settings
 from newsflow.stories import add_article
-from newsflow.storage.locks import take_load_lock
+from newsflow.storage.locks import take_write_locks
 from newsflow.models import Article
 from datetime import datetime
 url, gate, mode, spec = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
@@ -186,8 +186,8 @@ for r, a in enumerate(spec):
         with conn.transaction():
             # wait for the start signal: the parent releases the round's gate lock
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (gate + 2 * r,))
-            if mode == "locked":  # what ingest_batch does before loading
-                take_load_lock(conn)
+            if mode == "locked":  # what ingest.write does before loading
+                take_write_locks(conn)
             else:  # control: without the consumer triggers, whose changes lock (migration 010)
                 # would serialise the two writes and keep the second child from its gate
                 conn.execute("SET LOCAL session_replication_role = replica")
