@@ -176,19 +176,20 @@ def to_blocks(text: str) -> list[str]:
 
 
 def load_pages(corpus: Path, names: set[str] | None = None) -> list[Page]:
-    """Extract every page (or only those whose file name without .html is in names)."""
-    import trafilatura
+    """Extract every page (or only those whose file name without .html is in names), with
+    the pipeline's own extraction (newsflow.extract.extract_html)."""
+    from newsflow.config import Settings
+    from newsflow.extract import extract_html
 
+    max_bytes = Settings().max_extract_bytes
     pages = []
     for path in sorted(glob.glob(str(corpus / "*.html"))):
         if names is not None and os.path.basename(path)[: -len(".html")] not in names:
             continue
         with open(path, "rb") as handle:
             html = handle.read()
-        doc = trafilatura.bare_extraction(  # the pipeline's own settings (extract.py)
-            html, with_metadata=True, include_comments=False, include_tables=False,
-            favor_precision=False, deduplicate=False)
-        if doc is None or not doc.text:
+        doc = extract_html(html, None, max_bytes, search_date=False)
+        if not doc.text:
             continue
         name = os.path.basename(path)[: -len(".html")]
         pages.append(Page(name=name, title=(doc.title or "").strip(), blocks=to_blocks(doc.text)))

@@ -341,7 +341,7 @@ def test_a_killed_extraction_worker_is_retried_like_a_fetch_error(database_url, 
         sync_file(database_url, feeds)
         with db.connect(database_url) as conn:
             poll_feeds(database_url, settings, select_feeds(conn, force=True))
-        monkeypatch.setattr(extract_module, "_extract", _killer(extract_module._extract))
+        monkeypatch.setattr(extract_module, "extract_html", _killer(extract_module.extract_html))
         first = ingest_pending(database_url, settings)  # the pool forks with the killer in place
         assert first.loaded == N - 1 and first.retry == 1 and first.fallbacks == 0
         row = fetch_all(database_url, "SELECT status, attempts, last_error FROM news.entries WHERE link LIKE %s",

@@ -42,7 +42,7 @@ def extract_page(job: ExtractJob, settings: Settings) -> Extracted:
     """
     from . import validate
 
-    found, notes = validate.page(_extract(job.html, job.url, settings.max_extract_bytes, job.search_date),
+    found, notes = validate.page(extract_html(job.html, job.url, settings.max_extract_bytes, job.search_date),
                                  settings)
     found.notes = tuple(notes)
     if found.text:
@@ -80,7 +80,7 @@ def unwrap_layout_tables(tree) -> int:
     return unwrapped
 
 
-def _extract(html: bytes, url: str, max_bytes: int, search_date: bool = True) -> Extracted:
+def extract_html(html: bytes, url: str, max_bytes: int, search_date: bool = True) -> Extracted:
     import trafilatura  # heavy import, paid once per worker
 
     if len(html) > max_bytes:
