@@ -96,6 +96,13 @@ def fetch_all(url: str, sql: str, params=()) -> list[dict]:
         return conn.execute(sql, params).fetchall()
 
 
+def sql(url: str, query: str, params=()) -> list[dict]:
+    """One statement in its own committed transaction; its rows, if it returns any."""
+    with db.transaction(url) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
 def requires_corpus(path: Path = CORPUS_PAGES):
     return pytest.mark.skipif(not path.is_dir(), reason=f"{path} absent (shared corpus only in CI)")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, sql
 from faultserver import FaultServer, rss
 from newsflow import db
 from newsflow.config import Settings
@@ -42,12 +42,6 @@ def _browser_missing() -> str | None:
 
 
 skip_without_browser = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
-
-
-def sql(url: str, query: str, params=()) -> list[dict]:
-    with db.transaction(url) as conn:
-        cur = conn.execute(query, params)
-        return cur.fetchall() if cur.description else []
 
 
 @pytest.fixture(scope="module")

@@ -126,9 +126,10 @@ def test_sigkill_mid_batch_then_rerun_loads_every_entry_exactly_once(database_ur
         # the dead worker's leases died with its connection: everything is free again, no
         # article, no attempt counted
         deadline = time.monotonic() + 20
-        while (q(database_url, f"SELECT id FROM news.entries WHERE lease_owner IN ({LIVE_OWNERS_SQL})")
-               and time.monotonic() < deadline):
+        held = f"SELECT id FROM news.entries WHERE lease_owner IN ({LIVE_OWNERS_SQL})"
+        while q(database_url, held) and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert q(database_url, held) == []  # (the server notices a dead connection at once)
         rows = q(database_url, "SELECT status, attempts, article_id FROM news.entries")
         assert [(r["status"], r["attempts"], r["article_id"]) for r in rows] == [("pending", 0, None)] * N_PAGES
         assert q(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import sql
+
 from newsflow import cli, db
 from newsflow import operations as ops
 from newsflow.config import Settings
@@ -30,12 +32,6 @@ def states(url: str, **kw) -> dict[int, object]:
     with db.connect(url) as conn:
         rows, _ = feed_store.health(conn, RULE, **kw)
     return {r.id: r for r in rows}
-
-
-def sql(url: str, query: str, params=()) -> list[dict]:
-    with db.transaction(url) as conn:
-        cur = conn.execute(query, params)
-        return cur.fetchall() if cur.description else []
 
 
 def polled_ok(url: str, feed_id: int, *, interval: int = 900, ago: float = 60) -> None:

@@ -410,7 +410,7 @@ def test_moved_feed_is_recognised_by_the_next_sync(database_url, st, fs, tmp_pat
     assert [p.url for p in report.polls] == [fs.url("/moved-here")]
 
 
-def test_many_feeds_are_parsed_in_worker_processes_with_the_same_outcome(fs, st, database_url):
+def test_many_feeds_are_parsed_in_worker_processes_with_the_same_outcome(fs, st, database_url, monkeypatch):
     """A poll of at least NEWSFLOW_PARSE_POOL_MIN_FEEDS feeds parses in worker processes:
     the entries, the identity downgrades and the errors are the same as in-process."""
     urls = {f"P{i}": fs.add(f"/feed{i}.xml", rss([{"title": f"Item {i}.{j}", "link": f"http://news.test/{i}/{j}",
@@ -418,7 +418,18 @@ def test_many_feeds_are_parsed_in_worker_processes_with_the_same_outcome(fs, st,
                              content_type="application/rss+xml") for i in range(3)}
     urls["Broken"] = fs.add("/broken.xml", b"<html><body>not a feed</body></html>")
     ids = add_feeds(database_url, urls)
+    import newsflow.poll as poll_module
+
+    pooled = []  # which Parsers this poll made: it must be the pooled kind
+    real_init = poll_module.Parsers.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        pooled.append(self._pool is not None)
+
+    monkeypatch.setattr(poll_module.Parsers, "__init__", spy)
     outcomes = {o.feed_id: o for o in poll(database_url, st.replace(parse_pool_min_feeds=2))}
+    assert pooled == [True]
     assert [outcomes[ids[f"P{i}"]].new_entries for i in range(3)] == [3, 3, 3]
     assert "not a feed" in outcomes[ids["Broken"]].error
     assert [e["guid"].rsplit("/", 1)[-1] for e in entries(database_url, ids["P1"])] == ["g1.0", "g1.1", "g1.2"]
