@@ -91,7 +91,8 @@ def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Set
     if clean_text(job.summary or "") and (permanent or last_attempt):
         article = build_article(job, meta, page_url or job.link, settings, body_source="feed",
                                 fallback_reason=reason)
-        return Decision(job, Action.LOAD, article=article, fetch=fetch)
+        # the page's failure is still its fetch's outcome: the fetch log records why
+        return Decision(job, Action.LOAD, article=article, fetch=fetch, error=reason, kind=kind)
     if permanent or last_attempt:
         return Decision(job, Action.FAIL, error=reason, kind=kind, fetch=fetch)
     return Decision(job, Action.RETRY, error=reason, kind=kind, fetch=fetch,

@@ -23,14 +23,14 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from .config import Settings
 from .models import ErrorKind
 from .netguard import BlockedAddress, GuardedBackend, Resolver, set_deadline, system_resolver
-from .redaction import redact
+from .redaction import redact, same_origin, split_credentials
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
@@ -153,11 +153,18 @@ class SafeClient:
             accept: str | None = None) -> FetchResult:
         started = time.monotonic()
         deadline = started + self.settings.total_timeout
-        result = FetchResult(url=url, final_url=url)
+        # A feed URL's user:password@ is sent as Basic auth to the feed's own origin only
+        # (scheme, host, port), never to a host it redirects to; the URLs the result
+        # carries (final_url, the base its links are resolved against) have none.
+        try:
+            target, credentials = split_credentials(url)
+        except ValueError:
+            target, credentials = url, None  # not a URL: check_scheme/httpx say why below
+        result = FetchResult(url=target, final_url=target)
         request_headers = dict(headers or {})
         if accept:
             request_headers["Accept"] = accept
-        current = url
+        current = target
         seen: set[str] = set()
         all_permanent = True
         set_deadline(deadline)
@@ -167,15 +174,19 @@ class SafeClient:
                 if current in seen:
                     raise FetchAborted(ErrorKind.REDIRECT, f"redirect loop at {current}")
                 seen.add(current)
-                status, resp_headers, body = self._one(current, request_headers, max_bytes, deadline)
+                auth = credentials if credentials and same_origin(current, target) else None
+                status, resp_headers, body = self._one(current, request_headers, max_bytes, deadline, auth)
                 result.status, result.headers, result.final_url = status, resp_headers, current
                 if status in REDIRECT_CODES and "location" in resp_headers:
                     all_permanent = all_permanent and status in PERMANENT_REDIRECTS
-                    current = urljoin(current, resp_headers["location"].strip())
+                    # credentials a Location names are not ours to send
+                    current = split_credentials(urljoin(current, resp_headers["location"].strip()))[0]
                     continue
                 result.body = body
-                if all_permanent and current != url:
-                    result.permanent_redirect = current
+                if all_permanent and current != target:
+                    # the feed's new address: it keeps the credentials where they still apply
+                    result.permanent_redirect = (_with_userinfo(current, url) if credentials and
+                                                 same_origin(current, target) else current)
                 if result.rate_limited:
                     result.retry_after = parse_retry_after(resp_headers.get("retry-after"))
                 if status >= 400:
@@ -222,9 +233,12 @@ class SafeClient:
         result.body = b""
         return result
 
-    def _one(self, url: str, headers: Mapping[str, str], max_bytes: int,
-             deadline: float) -> tuple[int, dict[str, str], bytes]:
-        with self._client.stream("GET", url, headers=headers) as response:
+    def _one(self, url: str, headers: Mapping[str, str], max_bytes: int, deadline: float,
+             auth: tuple[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        # auth=None would let httpx take user information from the URL; there is none
+        # (split off in get), and an explicit empty Auth says so
+        with self._client.stream("GET", url, headers=headers,
+                                 auth=httpx.BasicAuth(*auth) if auth else httpx.Auth()) as response:
             resp_headers = {k.lower(): v for k, v in response.headers.items()}
             if response.status_code in REDIRECT_CODES or response.status_code == 304:
                 return response.status_code, resp_headers, b""
@@ -288,6 +302,13 @@ class _Decoder:
         if self.zlib is not None:
             self._add(self.zlib.flush())
         return b"".join(self.parts)
+
+
+def _with_userinfo(url: str, source: str) -> str:
+    """``url`` with the user information of ``source`` (as written there)."""
+    userinfo = urlsplit(source).netloc.rpartition("@")[0]
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

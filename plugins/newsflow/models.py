@@ -451,7 +451,7 @@ class Decision:
     job: PageJob
     action: Action
     article: Article | None = None  # LOAD
-    error: str | None = None  # RETRY, FAIL
+    error: str | None = None  # RETRY, FAIL; a LOAD from the feed's text: why the page failed
     kind: ErrorKind | None = None
     retry_in: float | None = None  # RETRY, POSTPONE: seconds
     fetch: PageFetchRecord | None = None

@@ -26,6 +26,7 @@ EXTRA_TRACKING = {"ref", "ref_src", "ref_url", "cmpid", "ncid", "ocid", "smid", 
 _SPACE = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_BARE_NUMBER = re.compile(r"[-+]?\d{0,4}(?:\.\d*)?")
 _BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
                "tr", "section", "article", "pre", "ul", "ol", "table"}
 
@@ -99,6 +100,8 @@ def to_utc(value: str | datetime | None) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        if _BARE_NUMBER.fullmatch(value.strip()):
+            return None  # "-1", "0", "2026": dateutil would fill in today's month and day
         try:
             value = dateparser.parse(value)
         except (ValueError, OverflowError, TypeError):

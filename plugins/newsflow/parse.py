@@ -195,6 +195,7 @@ def _entry(item, base: str, guid_mode: str, now: datetime, settings: Settings) -
     title = validate.text(clean_text(validate.scrub(_as_text(item, "title"), "title", notes)),
                           settings.max_title_chars, "title", notes)
     summary = validate.text(_best_text(item, notes), settings.max_summary_chars, "summary", notes)
+    _unreadable_dates(item, notes)
     published = validate.date(entry_date(item), settings, "date", notes, now)
     updated = validate.date(entry_date(item, ("updated_parsed",)), settings, "updated date", notes, now)
     raw_guid = validate.guid(_text(item.get("id")), notes)
@@ -247,6 +248,16 @@ def entry_date(item, keys=("published_parsed", "updated_parsed", "created_parsed
             except (OverflowError, ValueError, OSError, TypeError):
                 continue
     return None
+
+
+def _unreadable_dates(item, notes: list[str]) -> None:
+    """A note for each date the item gives that feedparser could not read ("-1", "NaN"):
+    the entry goes on without it, and says so."""
+    for key in ("published", "updated", "created"):
+        raw = item.get(key)
+        if raw and not item.get(f"{key}_parsed"):
+            shown = validate.text(_text(raw), 60, key, []) or ""
+            notes.append(f"{key} date {shown!r} is not a date: dropped")
 
 
 def _best_text(item, notes: list[str]) -> str | None:

@@ -5,13 +5,17 @@ pipeline's typed records only through these functions, so no later stage (and no
 database column) sees a NUL, a lone surrogate, a control character, an unbounded field,
 a year-0001 date or a ``javascript:`` link:
 
-* text: NUL, lone surrogates and control characters (other than newline and tab) removed,
-  NFC, cut at the field's documented cap (``NEWSFLOW_MAX_*_CHARS``);
+* text: NUL, lone surrogates, control characters (other than newline and tab) and
+  bidirectional formatting controls (U+061C, U+200E/F, U+202A–E, U+2066–9) removed, NFC,
+  cut at the field's documented cap (``NEWSFLOW_MAX_*_CHARS``);
 * identities (GUIDs, or links used as identities) longer than ``max_guid_bytes`` in UTF-8
   are replaced by their sha256 (one per item still; a b-tree index row has ~2.7 kB);
-* links, canonical and image URLs: absolute http(s), no whitespace or control
+* links, canonical and image URLs: absolute http(s), no whitespace, control or bidi
   characters, at most ``max_url_bytes`` in UTF-8; anything else is dropped, with a note;
-* dates: kept only from ``min_year`` to now + ``max_future_seconds``;
+  user information (``user:password@``) is removed, and a feed item's link that names the
+  feed document itself (Atom ``<link href=""/>``) is dropped;
+* dates: kept only from ``min_year`` to now + ``max_future_seconds``; a date the feed or
+  page gives that cannot be read (``-1``, ``NaN``) is dropped with a note;
 * language codes: a BCP 47-shaped tag (``en``, ``pt-BR``) kept as its primary subtag
   (``en``, ``pt``), else dropped.
 
@@ -31,10 +35,15 @@ from urllib.parse import urljoin, urlsplit
 
 from .config import Settings
 from .models import Extracted
+from .redaction import redact, same_origin, split_credentials
 
 # NUL and C0/C1 controls except tab and newline (carriage returns become newlines first),
 # lone surrogates, and the non-characters U+FFFE/U+FFFF.
 _UNWANTED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Bidirectional formatting controls (marks, embeddings, overrides, isolates): invisible,
+# they reorder what a reader sees ("Trojan Source"; an RLO makes "gpj.exe" read "exe.jpg"),
+# and a title or link that needs them to be read right is rarer than one abusing them.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
 # numeric character references to what XML forbids: surrogates, NUL and C0 controls,
@@ -51,7 +60,11 @@ def scrub(value: str, what: str, notes: list[str]) -> str:
     note = f"{what}: control characters, NUL or lone surrogates removed"
     if cleaned != s and note not in notes:
         notes.append(note)
-    return cleaned
+    visible = _BIDI.sub("", cleaned)
+    note = f"{what}: bidirectional control characters removed"
+    if visible != cleaned and note not in notes:
+        notes.append(note)
+    return visible
 
 
 def text(value: object, cap: int, what: str, notes: list[str]) -> str | None:
@@ -92,17 +105,21 @@ def url(value: str | None, settings: Settings, what: str, notes: list[str], *,
         notes.append(f"{what} is empty")
         return None
     if base:
+        # the feed's own credentials stay with the feed request: a relative link is
+        # resolved against the feed's address without them (feedparser resolves links
+        # itself, against the address it was given: poll gives it none with credentials)
+        base = split_credentials(base)[0]
         try:
             raw = urljoin(base, raw)
         except ValueError:  # "http://[" and the like: urljoin parses before it joins
-            notes.append(f"{what} {raw[:80]!r} is not a valid URL: dropped")
+            notes.append(f"{what} {redact(raw)[:80]!r} is not a valid URL: dropped")
             return None
-    shown = raw[:80] + ("…" if len(raw) > 80 else "")
+    shown = _shown(raw)
     size = len(raw.encode("utf-8", "replace"))
     if size > settings.max_url_bytes:
         notes.append(f"{what} of {size} bytes is longer than {settings.max_url_bytes}: dropped")
         return None
-    if _URL_FORBIDDEN.search(raw) or _UNWANTED.search(raw):
+    if _URL_FORBIDDEN.search(raw) or _UNWANTED.search(raw) or _BIDI.search(raw):
         notes.append(f"{what} {_UNWANTED.sub('?', shown)!r} contains spaces or control characters: dropped")
         return None
     try:
@@ -114,7 +131,27 @@ def url(value: str | None, settings: Settings, what: str, notes: list[str], *,
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         notes.append(f"{what} {shown!r} is not an absolute http(s) URL: dropped")
         return None
+    raw, credentials = split_credentials(raw)
+    if credentials:  # never stored, shown or sent with a page request
+        notes.append(f"{what} {_shown(raw)!r}: user name and password removed")
+    if base and _same_document(raw, base):
+        # Atom <link href=""/> (or "#", or the feed's own URL) names the feed document:
+        # fetched as a page, the feed's XML would be loaded as the item's article
+        notes.append(f"{what} {_shown(raw)!r} is the feed's own address, not an article: dropped")
+        return None
     return raw
+
+
+def _shown(raw: str) -> str:
+    """A URL fit for a note: credentials redacted first, then cut (a cut could split them)."""
+    shown = redact(raw)
+    return shown[:80] + ("…" if len(shown) > 80 else "")
+
+
+def _same_document(link: str, feed: str) -> bool:
+    """Does ``link`` name the document at ``feed`` (fragments and a default port aside)?"""
+    a, b = urlsplit(link), urlsplit(feed)
+    return same_origin(link, feed) and (a.path or "/", a.query) == (b.path or "/", b.query)
 
 
 def date(value: datetime | None, settings: Settings, what: str, notes: list[str],
@@ -150,7 +187,12 @@ def page(found: Extracted, settings: Settings) -> tuple[Extracted, list[str]]:
     from .normalize import to_utc
 
     notes: list[str] = []
-    when = date(to_utc(found.date), settings, "page date", notes) if found.date else None
+    when = None
+    if found.date:
+        when = to_utc(found.date)
+        if when is None:
+            notes.append(f"page date {text(found.date, 60, 'page date', []) or ''!r} is not a date: dropped")
+        when = date(when, settings, "page date", notes)
     cleaned = replace(
         found,
         text=text(found.text, settings.max_body_chars, "page text", notes),
