@@ -249,6 +249,7 @@ def test_boundary_makes_any_value_storable(title, author, link, guid, when, lang
     for value in clean:
         if value is not None:
             assert "\x00" not in value and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+            assert not any(c in BIDI for c in value)
             value.encode("utf-8")  # encodable: what the database driver does
     assert clean[0] is None or len(clean[0]) <= 100
     assert len(clean[2].encode("utf-8")) <= max(s.max_guid_bytes, 71)
@@ -303,3 +304,108 @@ def test_control_characters_in_feed_text_are_removed_with_a_note():
                          Settings())
     assert (entry.title, entry.summary, entry.author) == ("ABC", "Sum", "Joe")
     assert {n.split(":")[0] for n in entry.notes if "control characters" in n} == {"title", "summary", "author"}
+
+
+# --- issue 15, items 4 and 8: self links, bidi controls, unreadable dates, fallbacks logged -----
+
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("href", ["", "#", "#top", "feed.xml", "http://news.example/feeds/feed.xml"])
+def test_an_atom_link_to_the_feed_itself_is_no_link(href):
+    """Atom <link href=""/> resolves to the feed's own URL: fetched as the item's page, the
+    feed's XML would become its article. The link is dropped with a note; the item keeps
+    its title and text (as a link urljoin cannot parse does)."""
+    from newsflow import parse
+
+    doc = ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+           f"<entry><id>1</id><title>Self-linked</title><link href='{href}'/>"
+           "<summary>The item's own text stays.</summary></entry></feed>").encode()
+    parsed = parse.parse_feed(doc, "http://news.example/feeds/feed.xml")
+    (entry,) = parsed.entries
+    assert entry.link is None and (entry.title, entry.summary) == ("Self-linked", "The item's own text stays.")
+    assert any("the feed's own address" in n for n in entry.notes), entry.notes
+
+
+def test_a_link_next_to_the_feed_is_still_a_link():
+    notes: list[str] = []
+    base = "http://news.example/feeds/feed.xml?section=world"
+    for link in ("feed.xml?section=sport", "/feeds/feed.xml/1", "other.xml"):
+        assert validate.url(link, Settings(), "link", notes, base=base), link
+    assert notes == []
+
+
+def test_bidi_controls_are_removed_with_a_note():
+    from newsflow import parse
+
+    entry = parse._entry({"title": f"invoice\u202egpj.exe{BIDI}", "link": "https://x.example/a",
+                          "summary": "\u2066isolated\u2069 text", "author": "\u200fJoe"},
+                         "https://x.example/", "guid", datetime.now(timezone.utc), Settings())
+    assert (entry.title, entry.summary, entry.author) == ("invoicegpj.exe", "isolated text", "Joe")
+    assert {n.split(":")[0] for n in entry.notes if "bidirectional" in n} == {"title", "summary", "author"}
+    notes: list[str] = []
+    assert validate.url("https://x.example/\u202eabc", Settings(), "link", notes) is None and notes
+    page, page_notes = validate.page(Extracted(text="Arabic \u061ctext\u200e here", title="T\u2067x"), Settings())
+    assert (page.text, page.title) == ("Arabic text here", "Tx")
+    assert sum("bidirectional" in n for n in page_notes) == 2
+
+
+@pytest.mark.parametrize("date", ["-1", "NaN", "not a date at all"])
+def test_an_unreadable_date_is_dropped_with_a_note(date):
+    from newsflow import parse
+
+    rss = (f'<rss version="2.0"><channel><title>t</title><item><title>Dated</title>'
+           f"<link>https://x.example/a</link><pubDate>{date}</pubDate></item></channel></rss>").encode()
+    atom = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>1</id><title>Dated</title>'
+            f"<link href='https://x.example/a'/><updated>{date}</updated></entry></feed>").encode()
+    for doc, key in ((rss, "published"), (atom, "updated")):
+        (entry,) = parse.parse_feed(doc, "https://x.example/feed").entries
+        assert entry.published_at is None
+        assert f"{key} date {date!r} is not a date: dropped" in entry.notes, entry.notes
+    page, notes = validate.page(Extracted(text="words", date=date), Settings())
+    assert page.date is None and any("is not a date" in n for n in notes), notes
+
+
+@pytest.mark.slow
+def test_self_links_bidi_dates_and_page_fallbacks_through_poll_and_ingest(database_url, settings):
+    """The feed's own XML is never loaded as an article; every fallback to the feed's text
+    says why in news.fetch_log.error; the notes reach news.entries."""
+    from newsflow.ingest import ingest_pending
+    from newsflow.poll import poll_feeds
+    from newsflow.storage import feeds as feed_store
+
+    text = "The feed's own text: the harbour board met and argued at length about the budget."
+    with FaultServer() as fs:
+        fs.add("/gone", b"gone", status=404)
+        fs.add("/thin", b"<html><body><p>Short.</p></body></html>")
+        fs.add("/good", article_html("A good page", paragraphs=8, seed="good"))
+        doc = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+               f"<entry><id>self</id><title>Self link</title><link href=''/><summary>{text}</summary></entry>"
+               f"<entry><id>gone</id><title>Gone page</title><link href='/gone'/><summary>{text} 2</summary>"
+               "<updated>NaN</updated></entry>"
+               f"<entry><id>thin</id><title>Thin page</title><link href='/thin'/><summary>{text} 3 and more "
+               "words than the page has</summary></entry>"
+               f"<entry><id>good</id><title>Good \u202epage</title><link href='/good'/><summary>s</summary>"
+               "<published>-1</published></entry></feed>")
+        fs.add("/feed.xml", doc, content_type="application/atom+xml")
+        feed_id = fetch_all(database_url, "INSERT INTO news.feeds (url, publisher) VALUES (%s, 'P') RETURNING id",
+                            (fs.url("/feed.xml"),))[0]["id"]
+        from newsflow import db
+
+        with db.connect(database_url) as conn:
+            poll_feeds(database_url, settings, feed_store.by_ids(conn, [feed_id]))
+        ingest_pending(database_url, settings)
+        assert fs.hits("/feed.xml") and len(fs.requests) == 1 + 3 + 1  # the feed once; no page is the feed
+    rows = {r["title"].split()[0].lower(): r for r in fetch_all(database_url, """
+        SELECT e.guid, e.status, e.link, e.notes, e.title, a.body, a.body_source, a.fallback_reason, l.error
+        FROM news.entries e LEFT JOIN news.articles a ON a.id = e.article_id
+        LEFT JOIN news.fetch_log l ON l.entry_id = e.id AND l.kind = 'page'""")}
+    self_link = rows["self"]
+    assert self_link["status"] == "loaded" and self_link["link"] is None and self_link["body_source"] == "feed"
+    assert "feed's own address" in self_link["notes"] and "<feed" not in self_link["body"]
+    assert rows["gone"]["body_source"] == "feed" and "HTTP 404" in rows["gone"]["error"]
+    assert "updated date 'NaN' is not a date" in rows["gone"]["notes"]
+    assert rows["thin"]["body_source"] == "feed" and rows["thin"]["error"] == rows["thin"]["fallback_reason"]
+    good = rows["good"]
+    assert good["body_source"] == "page" and good["error"] is None and good["title"] == "Good page"
+    assert "bidirectional" in good["notes"] and "published date '-1' is not a date" in good["notes"]
