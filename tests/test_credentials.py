@@ -148,6 +148,10 @@ def test_credentials_go_to_the_feeds_origin_only(settings):
             assert "@" not in r.url and "@" not in r.final_url
         # a permanent move keeps the credentials only where they still apply
         assert away.permanent_redirect == other.url("/moved.xml")
+        fs.redirect("/old.xml", "/real.xml", 308)
+        with SafeClient(settings) as client:
+            moved = client.get(fs.url("/old.xml").replace("http://", creds), max_bytes=1000)
+        assert moved.ok and moved.permanent_redirect == fs.url("/real.xml").replace("http://", creds)
 
 
 # --- end to end, property-based ------------------------------------------------------------

@@ -7,6 +7,8 @@ One function, :meth:`SafeClient.get`, used for feeds and article pages alike:
 * the address guard runs inside the connection layer (:mod:`newsflow.netguard`), *after*
   DNS resolution and on every hop, and the socket connects to the very address that was
   checked (no DNS rebinding window);
+* a URL's credentials (``user:password@``) are sent as Basic auth to that URL's origin
+  only, never to another origin a redirect names; the result's URLs carry none;
 * bodies are streamed and decompressed by us with a bounded output size, so a gzip
   bomb or an endless chunked body stops at the cap; a total deadline stops servers
   that trickle bytes (httpx's timeouts are per read, not per response).
@@ -156,10 +158,7 @@ class SafeClient:
         # A feed URL's user:password@ is sent as Basic auth to the feed's own origin only
         # (scheme, host, port), never to a host it redirects to; the URLs the result
         # carries (final_url, the base its links are resolved against) have none.
-        try:
-            target, credentials = split_credentials(url)
-        except ValueError:
-            target, credentials = url, None  # not a URL: check_scheme/httpx say why below
+        target, credentials = split_credentials(url)
         result = FetchResult(url=target, final_url=target)
         request_headers = dict(headers or {})
         if accept:

@@ -18,6 +18,7 @@ from . import validate
 from .config import Settings
 from .models import ParsedEntry, ParsedFeed
 from .normalize import clean_text, html_to_text
+from .redaction import split_credentials
 
 # An internal DTD subset is the vehicle of "billion laughs" and external-entity attacks;
 # news feeds need at most a few character entities (&nbsp; style) from one. A subset
@@ -56,6 +57,9 @@ def parse_feed(body: bytes, url: str, guid_mode: str = "guid",
     body, scrubbed = validate.scrub_document(body)
     if scrubbed:
         warnings.append(f"{scrubbed} character reference(s) to characters XML forbids replaced")
+    # feedparser resolves relative links (and hrefs in HTML text) against this address:
+    # a feed's credentials must not travel into them (newsflow.redaction)
+    url = split_credentials(url)[0]
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type

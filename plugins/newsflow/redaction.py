@@ -76,8 +76,12 @@ def userinfo_end(rest: str) -> int | None:
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """``url`` without its user information, and that information as (user, password),
     percent-decoded (None when it has none). The host is what follows the last ``@`` of
-    the authority, as every URL parser reads it."""
-    parts = urlsplit(url)
+    the authority, as every URL parser reads it. A URL urllib cannot parse ("http://[")
+    is returned as it is: nothing fetches it, and every message shows it redacted."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None
     if "@" not in parts.netloc:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
