@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import signal
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
@@ -269,7 +270,12 @@ def test_feed_credentials_appear_nowhere_but_the_feed_request(
         outputs = []
         for argv in (["run", "--feeds", str(feeds_file)], ["search", "Credential"], ["export"],
                      ["feeds", "status"], ["maintenance"]):
-            code = cli.main(argv)
+            handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                code = cli.main(argv)
+            finally:  # the CLI installs its own; pytest's Ctrl-C must still work afterwards
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
             out = capsys.readouterr()
             outputs.append(out.out + out.err)
             assert code in (0, 1), (argv, outputs[-1][-2000:])
