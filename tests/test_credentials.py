@@ -306,3 +306,42 @@ def _auth_of_header(value: str | None) -> str | None:
     if not value or not value.startswith("Basic "):
         return None
     return base64.b64decode(value.split()[1]).decode("utf-8", "replace")
+
+
+def test_migration_016_scrubs_credentials_stored_before(pg_server_url, tmp_path):
+    """Rows stored before links lost their user information are cleaned, and news_api shows
+    no part of a password holding '@' (news.public_url stopped at the first '@')."""
+    from newsflow import db
+    from tools.pgscratch import scratch_database
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for version, path in db.migration_files():
+        if version < 16:
+            (before / path.name).write_text(path.read_text())
+    feed_url = "http://alice:p@ss%40Secret@creds.test/feed.xml"
+    leaked = "http://alice:p@ss%40Secret@creds.test/page/1"
+    with scratch_database(pg_server_url, migrate=False) as url:
+        db.upgrade(url, before)
+        with db.connect(url) as conn:
+            feed = conn.execute("INSERT INTO news.feeds (url, publisher) VALUES (%s, 'Creds') RETURNING id",
+                                (feed_url,)).fetchone()["id"]
+            story = conn.execute("INSERT INTO news.stories (title) VALUES ('T') RETURNING id").fetchone()["id"]
+            article = conn.execute("""
+                INSERT INTO news.articles (url, canonical_url, publisher, site_name, title, body, language,
+                                           word_count, content_hash, body_source, story_id, story_relation)
+                VALUES (%s, %s, 'Creds', 'alice:p@ss%%40Secret@creds.test', 'T', 'Body text.', 'en', 2, 'h1',
+                        'page', %s, 'original') RETURNING id""", (leaked, leaked, story)).fetchone()["id"]
+            conn.execute("INSERT INTO news.entries (feed_id, guid, link, status, article_id) "
+                         "VALUES (%s, 'g1', %s, 'loaded', %s)", (feed, leaked, article))
+            conn.commit()
+        db.upgrade(url)
+        with db.connect(url) as conn:
+            stored = conn.execute("""
+                SELECT (SELECT string_agg(link, ' ') FROM news.entries)
+                    || (SELECT string_agg(url || canonical_url || coalesce(site_name, ''), ' ') FROM news.articles)
+                    || (SELECT string_agg(url, ' ') FROM news.story_outlets)
+                    || (SELECT string_agg(url, ' ') FROM news_api.feeds)
+                    || (SELECT string_agg(url, ' ') FROM news_api.feed_status) AS text""").fetchone()["text"]
+        assert "Secret" not in stored and "p@ss" not in stored and "alice" not in stored
+        assert "http://creds.test/page/1" in stored and "http://***@creds.test/feed.xml" in stored
