@@ -31,7 +31,7 @@ def test_two_ingest_processes_process_each_entry_once(settings, database_url, sa
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
     claimed = [int(re.search(r"(\d+) entries ->", out).group(1)) for out, _ in outputs]
     assert sum(claimed) == 14, (claimed, outputs)

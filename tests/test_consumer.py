@@ -249,7 +249,7 @@ def test_change_feed_under_two_ingest_processes_has_no_gap_and_no_duplicate(data
                     cursor = rows[-1][0]
                 notified += [int(x.payload) for x in listener.notifies(timeout=0.01, stop_after=100)]
             outputs = [p.communicate(timeout=240) for p in procs]
-            for p, (_, err) in zip(procs, outputs):
+            for p, (_, err) in zip(procs, outputs, strict=True):
                 assert p.returncode == 0, err
             while rows := reader.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
                                          (cursor,)).fetchall():
@@ -532,7 +532,7 @@ def test_migration_010_on_a_database_with_data(pg_server_url, tmp_path):
                 VALUES ('https://wire.test/a', 'https://wire.test/a', 'Wire', 'Dam breaks after storm',
                         'The dam broke on Monday.\nRescuers arrived.', 'en', 8, 'h1', 'page', %s, 'original')
                 RETURNING id""", (story,)).fetchone()["id"]
-            for feed, link in zip(feeds, ("https://wire.test/a", "https://daily.test/dam")):
+            for feed, link in zip(feeds, ("https://wire.test/a", "https://daily.test/dam"), strict=True):
                 conn.execute("INSERT INTO news.entries (feed_id, guid, link, status, article_id) "
                              "VALUES (%s, %s, %s, 'loaded', %s)", (feed, link, link, article))
             conn.commit()

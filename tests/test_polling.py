@@ -333,7 +333,7 @@ def test_per_host_minimum_delay_between_request_starts(monkeypatch):
     for host in ("a", "a", "b", "a", "b"):
         with gate(host):
             starts[host].append(FakeTime.monotonic())
-    gaps = [b - a for a, b in zip(starts["a"], starts["a"][1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts["a"])]
     assert gaps and all(g >= 2.5 for g in gaps)
     assert starts["b"][1] - starts["b"][0] >= 2.5
 

@@ -87,7 +87,7 @@ def _stop_on_signals(stop: threading.Event) -> list[int]:
     Returns the list the received signal numbers are appended to."""
     received: list[int] = []
 
-    def handler(signum, frame) -> None:
+    def handler(signum, _frame) -> None:
         if received:
             os._exit(128 + signum)  # asked twice: leave now (leases lapse with the connection)
         received.append(signum)

@@ -121,9 +121,9 @@ def _parquet_writer():
 def _flush(pa, writer, schema, batch: list[tuple]) -> int:
     if not batch:
         return 0
-    columns = list(zip(*batch))
+    columns = list(zip(*batch, strict=True))
     arrays = []
-    for name, values in zip(schema.names, columns):
+    for name, values in zip(schema.names, columns, strict=True):
         if name == "outlets":
             values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
         arrays.append(pa.array(values, type=schema.field(name).type))

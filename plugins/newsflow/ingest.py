@@ -128,7 +128,7 @@ def run_batch(conn: psycopg.Connection, worker_id: int, jobs: Sequence[PageJob],
 def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, extractor: Extractor,
             stop: threading.Event | None = None) -> tuple[list[Decision], dict[int, PageFetch]]:
     fetchable = [j for j in jobs if j.link]
-    fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_jobs(fetchable)))
+    fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_jobs(fetchable), strict=True))
     to_extract = [j for j in fetchable
                   if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
     pages = [ExtractJob(html=fetched[j.entry_id].result.body, url=fetched[j.entry_id].result.final_url,
@@ -137,7 +137,7 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, e
              for j in to_extract]
     decisions = {}
     # decisions are made here while the workers extract the next pages
-    for job, found in zip(to_extract, extractor.extract_iter(pages, stop)):
+    for job, found in zip(to_extract, extractor.extract_iter(pages, stop), strict=True):
         decisions[job.entry_id] = decide_safely(job, fetched[job.entry_id], found, settings)
     return ([decisions.get(job.entry_id) or decide_safely(job, fetched.get(job.entry_id), None, settings)
              for job in jobs], fetched)

@@ -67,11 +67,11 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
         rebuilt: set[int] = set()
         for i, row in enumerate(rows, start=1):
-            def new_story() -> int:
+            def new_story(previous: int | None = row["story_id"]) -> int:
                 # the emptied story this article was in, unless an earlier one took it
-                if row["story_id"] in reusable:
-                    reusable.discard(row["story_id"])
-                    return row["story_id"]
+                if previous in reusable:
+                    reusable.discard(previous)
+                    return previous
                 return story_store.create(conn)
 
             fp = dedup.fingerprint(row["body"], settings)

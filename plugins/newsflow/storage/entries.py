@@ -52,7 +52,7 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
     known_links = {r["link"] for r in known}
     rekeyed = 0
     fresh: list[tuple[ParsedEntry, str | None]] = []
-    for e, host in zip(entries, hosts):
+    for e, host in zip(entries, hosts, strict=True):
         # keyed by link (identity downgraded): an item stored under its old GUID is
         # the same item even when its title was edited since
         same_link = (e.guid == e.link and e.raw_guid not in (None, e.guid)
@@ -82,7 +82,7 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
 def _insert(conn: psycopg.Connection, feed_id: int, fresh: Sequence[tuple[ParsedEntry, str | None]]) -> int:
     """Insert entries (one statement); how many were new."""
     columns = list(zip(*[(e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
-                          "; ".join(e.notes) or None, e.updated_at) for e, host in fresh]))
+                          "; ".join(e.notes) or None, e.updated_at) for e, host in fresh], strict=True))
     rows = conn.execute("""
         INSERT INTO news.entries (feed_id, guid, link, title, summary, author, published_at, host, notes,
                                   feed_updated_at)

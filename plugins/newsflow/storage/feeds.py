@@ -92,7 +92,7 @@ def _declared_values(spec: FeedSpec) -> tuple:
 
 
 def _columns(rows: list[tuple]) -> list[list]:
-    return [list(col) for col in zip(*rows)]
+    return [list(col) for col in zip(*rows, strict=True)]
 
 
 def _feed(row: dict) -> Feed:
