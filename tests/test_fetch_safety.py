@@ -261,7 +261,7 @@ def test_page_content_types(fs):
     fs.add("/image", b"\x89PNG....", content_type="image/png")
     with SafeClient(fast_settings()) as c:
         fetcher = PageFetcher(fast_settings(), c)
-        pages = fetcher.fetch_all([fs.url(p) for p in ("/page.html", "/untyped", "/xhtml", "/report.pdf", "/image")])
+        pages = fetcher.fetch_jobs([(fs.url(p), None) for p in ("/page.html", "/untyped", "/xhtml", "/report.pdf", "/image")])
     assert [p.result.ok for p in pages] == [True, True, True, False, False]
     assert pages[3].result.error_kind == "content_type" and "application/pdf" in pages[3].result.error
 
@@ -282,7 +282,7 @@ def test_extraction_time_limit_kills_the_worker():
     settings = fast_settings(extract_workers=1, extract_timeout=0.05)
     with Extractor(settings) as extractor:
         # the first page also pays trafilatura's import in the worker: well over 50 ms
-        results = extractor.extract_many([ExtractJob(article_html("Slow", paragraphs=8000), "http://news.test/a")])
+        results = list(extractor.extract_iter([ExtractJob(article_html("Slow", paragraphs=8000), "http://news.test/a")]))
     assert results[0].error and "exceeded" in results[0].error
 
 

@@ -3,7 +3,7 @@
 Each field is read from an environment variable ``NEWSFLOW_<FIELD NAME IN CAPS>``
 (for example ``NEWSFLOW_READ_TIMEOUT=30``).  Airflow users set the same names as
 environment variables of the workers, or as Airflow Variables with the same name
-(see ``newsflow/airflow_support.py``).  Defaults are the production-safe ones: benchmarks
+(see ``newsflow/airflow/context.py``).  Defaults are the production-safe ones: benchmarks
 may lift politeness explicitly, production never does so silently.
 """
 

@@ -43,10 +43,6 @@ class PageFetcher:
         self.gate = HostGate(settings.per_host_concurrency, settings.per_host_delay)
         self.robots = RobotsCache(client, settings, self.gate)
 
-    def fetch_all(self, urls: Sequence[str]) -> list[PageFetch]:
-        """Fetch pages concurrently (order kept); never raises for a bad server."""
-        return self.fetch_jobs([(url, None) for url in urls])
-
     def fetch_jobs(self, jobs: Sequence[PageJob | tuple[str, datetime | None]]) -> list[PageFetch]:
         """Fetch the pages of claimed entries (or (url, not_before) pairs), each not before
         its slot; order kept. Raises :class:`Interrupted` when ``stop`` is set."""
