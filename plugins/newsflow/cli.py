@@ -40,10 +40,10 @@ from .redaction import redact
 from .registry import FeedsFileError
 
 
-# Exit codes (README "Using it"): 0 the command did its work (failed feeds and pages are
-# recorded, not fatal); 1 a requested thing was not found; 2 a configuration or database
-# error, with one line saying what to check; 130 / 143 stopped by SIGINT / SIGTERM after
-# in-flight work was finished or given back.
+# Exit codes (docs/politeness.md, "Failure handling"): 0 the command did its work (failed
+# feeds and pages are recorded, not fatal); 1 a requested thing was not found; 2 a
+# configuration or database error, with one line saying what to check; 130 / 143 stopped by
+# SIGINT / SIGTERM after in-flight work was finished or given back.
 EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
 
 

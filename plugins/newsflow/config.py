@@ -179,8 +179,8 @@ def describe() -> list[tuple[str, str, Any]]:
 
 def documentation() -> list[tuple[str, str, Any, str]]:
     """(env var, type, default, meaning) for every setting, the meaning taken from the
-    comment beside the field above: the README's configuration table is generated
-    from it (`newsflow config --markdown`), so the two cannot drift apart."""
+    comment beside the field above: docs/configuration.md is generated from it
+    (`newsflow config --markdown`; tests/test_docs.py keeps the two in step)."""
     import inspect
     import re
 
