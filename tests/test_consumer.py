@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 
 from conftest import REPO_ROOT, execute, fetch_all
 from faultserver import FaultServer, article_html, rss
-from newsflow import cli, corrections, db
+from newsflow import cli, corrections, db, readers
 from newsflow.pipeline import run_once
 from newsflow.storage import consumer
 from newsflow.storage import entries as entry_store
@@ -58,7 +58,7 @@ def reader_url(database_url):
     role = f"nf_reader_{uuid.uuid4().hex[:10]}"
     execute(database_url, sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     try:
-        message = db.grant_reader(database_url, role)
+        message = readers.grant_reader(database_url, role)
         assert "can now read news_api" in message
         yield make_conninfo(database_url, user=role)
     finally:

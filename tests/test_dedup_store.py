@@ -22,7 +22,7 @@ import pytest
 
 from conftest import REPO_ROOT, fetch_all
 from tools.pgscratch import scratch_database
-from newsflow import db, dedup
+from newsflow import db, dedup, upgrade
 from newsflow.stories import add_article
 from newsflow.models import Article
 from newsflow.normalize import content_hash, word_count
@@ -478,7 +478,7 @@ def test_signatures_of_an_older_scheme_are_computed_again_once(database_url, set
     stories_before = partition(database_url)
     fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 1, minhash = '{1,2,3}' RETURNING 1""")
     fetch_all(database_url, "DELETE FROM news.dedup_bands RETURNING 1")
-    assert db.ready(settings) == database_url
+    assert upgrade.ready(settings) == database_url
     rows = fetch_all(database_url, "SELECT scheme, cardinality(minhash) AS n FROM news.dedup_signatures")
     assert rows and all((r["scheme"], r["n"]) == (SIGNATURE_SCHEME, settings.dedup_num_perm) for r in rows)
     bands = fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"]

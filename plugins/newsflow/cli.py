@@ -33,7 +33,7 @@ from typing import Sequence
 
 import psycopg
 
-from . import db
+from . import db, readers, upgrade
 from .config import Settings, describe
 from .models import Interrupted
 from .redaction import redact
@@ -120,7 +120,7 @@ def _echo(line: str) -> None:
 
 def _url(settings: Settings) -> str:
     """For commands that write: the database, migrated to this code."""
-    return db.ready(settings)
+    return upgrade.ready(settings)
 
 
 def _read_url(settings: Settings) -> str:
@@ -137,14 +137,14 @@ def cmd_db(args, settings: Settings) -> int:
         print(f"database {db.redact(url)}: " +
               (f"applied {', '.join(applied)}" if applied else "up to date") +
               f" (schema version {db.current_version(url)})")
-        note = db.reader_role_note(url)
+        note = readers.reader_role_note(url)
         if note:
             _echo(f"note: {note}")
     elif args.action == "grant-reader":
         if not args.role:
             raise ValueError("db grant-reader needs the login role to grant read access to")
         url = _url(settings)
-        print(db.grant_reader(url, args.role))
+        print(readers.grant_reader(url, args.role))
     elif args.action == "url":
         print(db.resolve_url(settings))
     elif args.action == "stop":

@@ -71,23 +71,6 @@ def retention(url: str, settings: Settings) -> dict[str, int]:
         }
 
 
-def reindex_signatures(url: str, settings: Settings, batch: int = 500) -> int:
-    """Compute again, from the articles' text, the near-duplicate signatures an older
-    fingerprint scheme stored (after an upgrade that changed it); returns how many."""
-    from . import dedup
-
-    done = 0
-    while True:
-        with db.transaction(url) as conn:
-            rows = dedup_index.outdated(conn, batch)
-            if rows:
-                dedup_index.remove(conn, [r["article_id"] for r in rows])
-                dedup_index.add_many(conn, [(r["article_id"], dedup.fingerprint(r["body"], settings),
-                                             r["published_at"]) for r in rows])
-        done += len(rows)
-        if len(rows) < batch:
-            return done
-
 
 def analyze(url: str) -> list[str]:
     with db.connect(url, autocommit=True) as conn:

@@ -356,7 +356,7 @@ class ExtractJob:
 # Stored with every signature (news.dedup_signatures.scheme): bump it with any change to
 # the shingles, the MinHash family, the band hashing (newsflow.dedup) or what a signature
 # row holds. Signatures of an older scheme are computed again from their articles' text
-# (maintenance.reindex_signatures, run once by db.ready after the upgrade).
+# (upgrade.reindex_signatures, run once by upgrade.ready after the upgrade).
 # 1: the first; 2: the row also holds its band hashes (its band rows go with it).
 SIGNATURE_SCHEME = 2
 

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import db
+from . import db, upgrade
 from .config import Settings
 from .httpclient import SafeClient
 from .operations import apply_feeds_file
@@ -58,7 +58,7 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
     ``stop`` ends the pass early (``Interrupted``); what was done stays done."""
     stop = stop or threading.Event()
     echo = echo or (lambda line: None)
-    url = db.ready(settings)
+    url = upgrade.ready(settings)
     report = PassReport()
     if feeds_file:
         report.feeds_synced = sync_file(url, feeds_file)
