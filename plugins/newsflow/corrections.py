@@ -22,7 +22,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Sequence
 
-from . import db, dedup, stories
+from . import db, stories
 from .config import Settings
 from .models import Article, PageJob
 from .storage import articles as article_store
@@ -76,7 +76,7 @@ def revise(conn, settings: Settings, target: dict, article: Article) -> None:
     article_id, old_story = target["id"], target["story_id"]
     revision = revisions.replace_text(conn, article_id, article)
     log.info("article %s corrected (revision %s)", article_id, revision)
-    fp = article.fingerprint or dedup.fingerprint(article.body, settings)
+    fp = stories.fingerprint(article, settings)
     article_store.detach(conn, [article_id])
     dedup_index.remove(conn, [article_id])
     kept = story_store.keeping_members(conn, [old_story]) if old_story is not None else []

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import psycopg
 
-from . import corrections, db, dedup, frontier, stories
+from . import corrections, db, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
@@ -148,8 +148,8 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, e
 def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decisions: Sequence[Decision],
           pages: dict[int, PageFetch], out: BatchResult) -> None:
     for d in decisions:  # texts from the feed were not fingerprinted by the workers
-        if d.article is not None and d.article.fingerprint is None:
-            d.article.fingerprint = dedup.fingerprint(d.article.body, settings)
+        if d.article is not None:
+            stories.fingerprint(d.article, settings)
     with conn.transaction():
         # the load lock, then the changes lock: rows are stamped (clock_timestamp) only
         # once every change committed before is visible (storage.locks)

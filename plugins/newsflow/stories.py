@@ -61,12 +61,21 @@ def settle(conn, placement: Placement, article_id: int, fp: Fingerprint, indexed
             index.promoted(placement.story_id, Member(article_id, placement.story_id, fp.shingles))
 
 
+def fingerprint(article: Article, settings: Settings) -> Fingerprint:
+    """The article's near-duplicate fingerprint: the one the extraction worker computed with
+    its text, else (a text from the feed, a correction) computed now, once: it is kept on
+    the article."""
+    if article.fingerprint is None:
+        article.fingerprint = dedup.fingerprint(article.body, settings)
+    return article.fingerprint
+
+
 def add_article(conn, settings: Settings, article: Article,
                 index: dedup_index.BatchIndex | None = None) -> tuple[int, bool]:
     """Insert a new article into its story; (article id, whether it joined an existing story).
     ``index``: the write batch's index (ingestion); without one, this article alone."""
     when = article.published_at or datetime.now(timezone.utc)
-    fp = article.fingerprint or dedup.fingerprint(article.body, settings)
+    fp = fingerprint(article, settings)
     if index is None:
         index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
     else:
