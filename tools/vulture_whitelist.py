@@ -42,7 +42,6 @@ entries_24h
 entries_7d
 loaded_24h
 loaded_7d
-_.disabled_by_text  # FeedHealth (feed.html)
 first_published_at  # StoryView (stories.html, story.html)
 
 # Settings read by the libraries they are assigned to.

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import psycopg
 
-from . import db, readers, upgrade
+from . import db, health, readers, upgrade
 from .config import Settings, describe
 from .models import Interrupted
 from .redaction import redact
@@ -229,8 +229,9 @@ def cmd_feeds(args, settings: Settings) -> int:
         next_poll = r.next_poll_at.strftime("%Y-%m-%d %H:%M:%S") if r.enabled else "-"
         print(f"{r.id:>4} {r.state:8} {r.last_status or '-':>6} {r.consecutive_errors:>4} "
               f"{r.entries:>7} {r.pending:>7} {next_poll:19}  {r.name or r.publisher}  {r.url}")
-        if r.reason:
-            print(f"{'':>62}  ! {r.reason}")
+        why = health.reason(r)
+        if why:
+            print(f"{'':>62}  ! {why}")
     print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
 
@@ -344,10 +345,10 @@ def cmd_maintenance(args, settings: Settings) -> int:
     from .maintenance import analyze, check_health, retention
 
     url = _url(settings)
-    health = check_health(url, settings)
-    for line in health.lines():
+    report = check_health(url, settings)
+    for line in report.lines():
         print(line)
-    print(health.summary())
+    print(report.summary())
     print("retention:", retention(url, settings))
     print("analyzed:", len(analyze(url)), "tables")
     return 0

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 
 from . import credit
 from .config import Settings
-from .fetch import PageFetch
-from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetchRecord, PageJob
+from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetch, PageFetchRecord, PageJob
 from .normalize import (canonical_url, clean_text, content_hash, drop_leading_title, own_hash, split_authors,
                         to_utc, word_count)
 

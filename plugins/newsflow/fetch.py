@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
 
 from .config import Settings
-from .httpclient import FetchResult, SafeClient
-from .models import ErrorKind, Interrupted, PageJob  # noqa: F401 (Interrupted: raised here)
+from .httpclient import SafeClient
+from .models import ErrorKind, Interrupted, PageFetch, PageJob  # noqa: F401 (Interrupted: raised here)
 from .politeness import HostGate, RobotsCache, deferred_result, host_key, retry_after_delay
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
-
-
-@dataclass
-class PageFetch:
-    url: str
-    result: FetchResult | None = None
-    denied: tuple[ErrorKind, str] | None = None  # robots.txt forbids, or cannot be read
-    deferred_for: float | None = None  # seconds the host asked to be left alone (429/503)
-    crawl_delay: float | None = None  # the host's robots.txt Crawl-delay
 
 
 class PageFetcher:

@@ -28,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .config import Settings
-from .models import ErrorKind
+from .errors import ErrorKind
 from .netguard import BlockedAddress, GuardedBackend, Resolver, set_deadline, system_resolver
 from .redaction import redact
 

@@ -33,9 +33,9 @@ from . import corrections, db, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
-from .fetch import PageFetch, PageFetcher
+from .fetch import PageFetcher
 from .httpclient import SafeClient
-from .models import Action, BatchResult, Decision, ExtractJob, Interrupted, PageJob
+from .models import Action, BatchResult, Decision, ExtractJob, Interrupted, PageFetch, PageJob
 from .politeness import host_key
 from .storage import dedup_index
 from .storage import entries as entry_store

@@ -14,26 +14,15 @@ story at the same moment end in one story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from . import dedup
 from .config import Settings
-from .models import Article, Fingerprint, Member
+from .models import Article, Fingerprint, Member, Placement
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a text goes: its story and its relation to the story's representative."""
-    story_id: int
-    joined: bool  # False: a new story, this text its first member
-    relation: str
-    jaccard: float | None
-    containment: float | None
 
 
 def place(conn, settings: Settings, fp: Fingerprint, index: dedup.StoryIndex,
