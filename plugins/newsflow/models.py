@@ -254,6 +254,27 @@ class PageJob:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A due pending entry a claim may hand out (``storage.entries.candidates``): its place
+    in its host's queue and whether its host can take a request soon."""
+    id: int
+    host: str | None
+    strikes: int
+    rank: int  # 1 for the oldest due entry of its host
+    open: bool  # no host, or a host neither deferred nor booked beyond the horizon
+
+
+@dataclass(frozen=True)
+class HostSchedule:
+    """A host's row, locked by a claim (``storage.hosts.lock``): when its next request may
+    start, its robots.txt Crawl-delay, and whether it asked us to wait (Retry-After)."""
+    host: str
+    free_at: datetime
+    crawl_delay: float | None
+    deferred: bool
+
+
+@dataclass(frozen=True)
 class ExtractJob:
     """One page for the extraction workers."""
     html: bytes

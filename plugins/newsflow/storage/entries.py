@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Sequence
 
 import psycopg
+from psycopg.rows import class_row
 
 from ..db import RECORD_FAULTS
-from ..models import PageJob, ParsedEntry
+from ..models import Candidate, PageJob, ParsedEntry
 from ..redaction import redact
 from .workers import LIVE_OWNERS_SQL
 
@@ -140,10 +141,11 @@ _FREE = ("(e.lease_owner IS NULL OR e.lease_until < now() "
 
 
 def candidates(conn: psycopg.Connection, *, scan: int, horizon: float,
-               entry_ids: Sequence[int] | None) -> list[dict]:
+               entry_ids: Sequence[int] | None) -> list[Candidate]:
     """The oldest due pending entries that are free (no live lease), with their rank in
     their host's queue and whether their host can take a request soon. Locks nothing."""
-    return conn.execute(f"""
+    cur = conn.cursor(row_factory=class_row(Candidate))
+    return cur.execute(f"""
         WITH live AS MATERIALIZED ({LIVE_OWNERS_SQL}),
         cand AS (
             SELECT e.id, e.host, e.next_attempt_at, e.strikes FROM news.entries e
