@@ -17,7 +17,7 @@ from newsflow.config import Settings
 from newsflow.fetch import PageFetcher
 from newsflow.politeness import HostGate
 from newsflow.httpclient import FetchResult, SafeClient
-from newsflow.models import Feed, FeedSpec
+from newsflow.models import ErrorKind, Feed, FeedSpec
 from newsflow.pipeline import sync_feeds
 from newsflow.poll import next_interval, poll_feeds, select_feeds
 
@@ -347,7 +347,7 @@ def test_robots_txt_obeyed_and_cached_per_host(fs):
         fetcher = PageFetcher(settings, client)
         pages = fetcher.fetch_jobs([(fs.url(p), None) for p in ("/private/a", "/public/b", "/public/c")])
         pages += fetcher.fetch_jobs([(fs.url("/private/a"), None)])
-    assert pages[0].denied[0] == "robots" and "disallows" in pages[0].denied[1] and pages[3].denied
+    assert pages[0].denied[0] is ErrorKind.ROBOTS and "disallows" in pages[0].denied[1] and pages[3].denied
     assert pages[1].result.ok and pages[2].result.ok
     assert len(fs.hits("/robots.txt")) == 1 and fs.hits("/private/a") == []
     assert "newsflow/" in fs.hits("/public/b")[0].headers["user-agent"]
@@ -368,9 +368,9 @@ def test_robots_for_our_user_agent_and_unavailable_robots(fs):
     with SafeClient(settings, resolver=resolver) as client:
         down, picky = PageFetcher(settings, client).fetch_jobs(
             [(fs.url("/story", host="down.test"), None), (fs.url("/story", host="picky.test"), None)])
-    assert down.denied[0] == "robots_unavailable"  # 5xx: not fetched now, retried later
+    assert down.denied[0] is ErrorKind.ROBOTS_UNAVAILABLE  # 5xx: not fetched now, retried later
     assert "robots.txt unavailable" in down.denied[1]
-    assert picky.denied[0] == "robots" and "disallows" in picky.denied[1]
+    assert picky.denied[0] is ErrorKind.ROBOTS and "disallows" in picky.denied[1]
     assert fs.hits("/story") == []
 
 
@@ -386,7 +386,7 @@ def test_page_429_defers_the_rest_of_that_host(fs):
     with SafeClient(settings, resolver=resolver) as client:
         pages = PageFetcher(settings, client).fetch_jobs([(u, None) for u in urls])
     assert pages[0].result.status == 429
-    assert all(p.result.error_kind == "deferred" and "HTTP 429" in p.result.error for p in pages[1:4])
+    assert all(p.result.error_kind is ErrorKind.DEFERRED and "HTTP 429" in p.result.error for p in pages[1:4])
     assert pages[4].result.ok
     assert [h.host for h in fs.hits("/next0")] == [f"calm.test:{fs.port}"]
 
