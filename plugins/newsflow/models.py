@@ -358,6 +358,26 @@ class Article:
     fingerprint: Fingerprint | None = None  # when the extraction worker computed it
 
 
+@dataclass(frozen=True)
+class StoredArticle:
+    """What a correction needs of an article already stored (``storage.revisions.known``)."""
+    id: int
+    story_id: int | None
+    content_hash: str
+    body_source: str  # 'page' or 'feed'
+    published_at: datetime | None
+    canonical_url: str
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """An article as the rebuild reads it (``storage.articles.in_content_order``)."""
+    id: int
+    body: str
+    at: datetime  # published_at, else fetched_at: never NULL
+    story_id: int | None
+
+
 class Action(str, Enum):
     LOAD = "load"  # store the article (or link the entry to the one it duplicates)
     RETRY = "retry"  # keep the entry pending, try again after a backoff (an attempt used)
