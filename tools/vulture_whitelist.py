@@ -36,8 +36,8 @@ external_views
 # Read by the console's Jinja templates (templates/*.html), not by Python.
 y  # charts.Bar.y (macros.html)
 height  # charts.Chart.height (macros.html)
-rhythm_samples  # FeedHealth (feed.html)
-last_success_at  # FeedHealth (feeds.html, feed.html)
+rhythm_samples  # FeedStatus (feed.html)
+last_success_at  # FeedStatus (feeds.html, feed.html)
 entries_24h
 entries_7d
 loaded_24h
