@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: setup demo test test-fast airflow celery-check bench bench-dedup lock clean db-stop
+.PHONY: setup demo test test-fast lint airflow celery-check bench bench-dedup lock clean db-stop
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# ruff (pyflakes + bugbear) and vulture (dead code); settings in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/vulture
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not airflow and not slow"

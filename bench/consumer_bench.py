@@ -90,7 +90,7 @@ class Vocab:
         p = 1.0 / (np.arange(1, len(self.words) + 1) + 2.7)
         self.cdf = np.cumsum(p / p.sum())
         mid = self.words[len(stops) + 100: len(stops) + 3000]
-        self.phrases = [f"{a} {b}" for a, b in zip(rng.choice(mid, 2000), rng.choice(mid, 2000))]
+        self.phrases = [f"{a} {b}" for a, b in zip(rng.choice(mid, 2000), rng.choice(mid, 2000), strict=True)]
         pp = 1.0 / np.arange(1, 2001)
         self.phrase_cdf = np.cumsum(pp / pp.sum())
 
@@ -457,7 +457,7 @@ def sizes(url: str) -> dict[str, int]:
                                       (SELECT count(*) FROM news.stories) AS stories,
                                       (SELECT count(*) FROM news.changes) AS changes,
                                       pg_database_size(current_database()) AS bytes""").fetchone()
-    return dict(zip(("articles", "stories", "changes", "bytes"), rows))
+    return dict(zip(("articles", "stories", "changes", "bytes"), rows, strict=True))
 
 
 def table(results: list[dict], info: dict) -> str:

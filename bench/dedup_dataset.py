@@ -260,7 +260,7 @@ def make_variant(rng: random.Random, transform: str, page: Page, has_dateline: b
     with_dl = [line + first_plain] + blocks[1:]
     body = with_dl if has_dateline else blocks
     credit = agency if has_dateline else None
-    outlet, header, footer = rng.choice(OUTLETS)
+    _outlet, header, footer = rng.choice(OUTLETS)
     if transform == "boilerplate":
         return render(title, body, header, footer), transform, credit
     if transform == "headline":
@@ -373,7 +373,7 @@ def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
             host_page, host_blocks = hosts.pop()
             reused = prng.choice(reusable)
             at = prng.randint(1, len(host_blocks))
-            outlet, header, footer = prng.choice(OUTLETS)
+            _outlet, header, footer = prng.choice(OUTLETS)
             text = render(None, host_blocks[:at] + [reused] + host_blocks[at:], header, footer)
             add(t0 + prng.randint(3600, 3 * 86400), text=text,
                 cluster=f"followup:{page.name}", kind="followup", transform="",
@@ -381,12 +381,12 @@ def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
     # stand-alone negatives: unused host pieces and short-structured pages, dressed too
     nrng = random.Random(f"{seed}:negatives")
     for n, (host_page, host_blocks) in enumerate(hosts):
-        outlet, header, footer = nrng.choice(OUTLETS)
+        _outlet, header, footer = nrng.choice(OUTLETS)
         add(nrng.randrange(week), text=render(None, host_blocks, header, footer),
             cluster=f"piece:{host_page.name}:{n}", kind="negative", transform="",
             topic=host_page.topic)
     for page in singles:
-        outlet, header, footer = nrng.choice(OUTLETS)
+        _outlet, header, footer = nrng.choice(OUTLETS)
         add(nrng.randrange(week), text=render(page.title or None, page.blocks, header, footer),
             cluster=page.name, kind="negative", transform="", topic=page.topic)
     info = {"pages": len(pages), "usable": len(usable), "bases": len(bases),

@@ -50,7 +50,7 @@ def comb2(n: int) -> int:
 
 def pair_scores(truth: list[str], pred: list) -> dict:
     """Pairwise precision/recall/F1 and the Adjusted Rand Index (contingency table)."""
-    table = Counter(zip(truth, pred))
+    table = Counter(zip(truth, pred, strict=True))
     sum_ij = sum(comb2(v) for v in table.values())
     sum_a = sum(comb2(v) for v in Counter(truth).values())
     sum_b = sum(comb2(v) for v in Counter(pred).values())
@@ -68,7 +68,7 @@ def pair_scores(truth: list[str], pred: list) -> dict:
 def false_merges(items: list[Item], pred: list) -> dict:
     """False-merge pairs (same predicted cluster, different true clusters) by category."""
     groups: dict = defaultdict(list)
-    for item, p in zip(items, pred):
+    for item, p in zip(items, pred, strict=True):
         groups[p].append(item)
     counts = Counter()
     for members in groups.values():
@@ -87,9 +87,9 @@ def false_merges(items: list[Item], pred: list) -> dict:
 
 def recall_by_transform(items: list[Item], pred: list) -> dict[str, tuple[int, int]]:
     """Variants put in their original's predicted cluster, per transformation."""
-    original = {it.cluster: p for it, p in zip(items, pred) if it.kind == "original"}
+    original = {it.cluster: p for it, p in zip(items, pred, strict=True) if it.kind == "original"}
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for it, p in zip(items, pred):
+    for it, p in zip(items, pred, strict=True):
         if it.kind == "variant":
             out[it.transform][1] += 1
             out[it.transform][0] += int(p == original[it.cluster])
@@ -203,7 +203,7 @@ def run_datasketch(items: list[Item], k: int, num_perm: int = 128) -> tuple[list
         sketches.append(m)
         lsh.insert(it.item_id, m)
     uf = UnionFind(len(items))
-    for it, m in zip(items, sketches):
+    for it, m in zip(items, sketches, strict=True):
         for other in lsh.query(m):
             uf.union(it.item_id, other)
     return uf.labels(), threshold

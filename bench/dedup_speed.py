@@ -47,12 +47,12 @@ def main() -> None:
         sh2 = dedup.shingle_hashes(other, settings.dedup_shingle_size)
         mh = dedup.minhash(sh, settings.dedup_num_perm)
         repeat = max(20, 20000 // words)
-        t_sh = per_call(lambda: dedup.shingle_hashes(text, settings.dedup_shingle_size), repeat)
-        t_mh = per_call(lambda: dedup.minhash(sh, settings.dedup_num_perm), repeat)
-        t_b = per_call(lambda: dedup.band_hashes(mh, settings.dedup_bands, settings.dedup_rows),
+        t_sh = per_call(lambda text=text: dedup.shingle_hashes(text, settings.dedup_shingle_size), repeat)
+        t_mh = per_call(lambda sh=sh: dedup.minhash(sh, settings.dedup_num_perm), repeat)
+        t_b = per_call(lambda mh=mh: dedup.band_hashes(mh, settings.dedup_bands, settings.dedup_rows),
                        repeat)
-        t_fp = per_call(lambda: dedup.fingerprint(text, settings), repeat)
-        t_sim = per_call(lambda: dedup.similarity(sh, sh2), repeat)
+        t_fp = per_call(lambda text=text: dedup.fingerprint(text, settings), repeat)
+        t_sim = per_call(lambda sh=sh, sh2=sh2: dedup.similarity(sh, sh2), repeat)
         print(f"| {words} | {t_sh:.2f} | {t_mh:.2f} | {t_b:.3f} | {t_fp:.2f} | {t_sim:.3f} | "
               f"{1e3 / t_fp:.0f} |")
 

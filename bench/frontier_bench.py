@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
+from itertools import pairwise
 
 from benchlib import PAGES, Publisher, corpus_pages, rss, table, timed_run
 
@@ -77,7 +78,7 @@ def main() -> int:
     for t, port, path in requests:
         if not path.startswith("/feed"):
             per_host[port].append(t)
-    min_gap = min(b - a for times in per_host.values() for a, b in zip(sorted(times), sorted(times)[1:]))
+    min_gap = min(b - a for times in per_host.values() for a, b in pairwise(sorted(times)))
     busiest = publisher.ports[0]
     busy_span = max(per_host[busiest]) - min(per_host[busiest])
     rows = [

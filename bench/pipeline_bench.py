@@ -76,7 +76,7 @@ def main() -> int:
             print(f"round {round_no}: raw trafilatura {raw:.1f} pages/s on one core | newsflow run "
                   f"{len(pages)} pages in {run.seconds:.2f} s, start to exit = {pps:.1f} pages/s | ratio {ratio:.2f} "
                   f"| {phases[-1]['summary']}", flush=True)
-    raw_m, pps_m, ratio_m = (statistics.median(col) for col in zip(*rounds))
+    raw_m, pps_m, ratio_m = (statistics.median(col) for col in zip(*rounds, strict=True))
     p = {k: statistics.median(ph[k] for ph in phases) for k in ("startup", "polling", "fetching", "winddown")}
     rows = [
         ("raw trafilatura.extract(with_metadata=True), 1 core (median)", f"{raw_m:.1f} pages/s"),

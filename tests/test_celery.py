@@ -101,9 +101,9 @@ def test_ingest_task_runs_in_a_daemonic_worker_process(settings, database_url, s
     from newsflow import db
     from newsflow.pipeline import sync_feeds
     from newsflow.poll import poll_feeds, select_feeds
-    from newsflow.registry import load_feeds_file
+    from newsflow.registry import parse_file
 
-    sync_feeds(database_url, load_feeds_file(sample_feeds))
+    sync_feeds(database_url, parse_file(sample_feeds).specs)
     with db.connect(database_url) as conn:
         poll_feeds(database_url, settings, select_feeds(conn, force=True))
     env = {"NEWSFLOW_DATABASE_URL": database_url, "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",

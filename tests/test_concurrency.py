@@ -13,11 +13,11 @@ from conftest import fetch_all
 from newsflow import db
 from newsflow.pipeline import sync_feeds
 from newsflow.poll import poll_feeds, select_feeds
-from newsflow.registry import load_feeds_file
+from newsflow.registry import parse_file
 
 
 def test_two_ingest_processes_process_each_entry_once(settings, database_url, sample_feeds):
-    sync_feeds(database_url, load_feeds_file(sample_feeds))
+    sync_feeds(database_url, parse_file(sample_feeds).specs)
     with db.connect(database_url) as conn:
         feeds = select_feeds(conn, force=True)
     assert sum(o.new_entries for o in poll_feeds(database_url, settings, feeds)) == 14
@@ -31,7 +31,7 @@ def test_two_ingest_processes_process_each_entry_once(settings, database_url, sa
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
     claimed = [int(re.search(r"(\d+) entries ->", out).group(1)) for out, _ in outputs]
     assert sum(claimed) == 14, (claimed, outputs)

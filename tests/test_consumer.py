@@ -20,36 +20,63 @@ from psycopg.conninfo import make_conninfo
 
 from conftest import REPO_ROOT, execute, fetch_all
 from faultserver import FaultServer, article_html, rss
-from newsflow import cli, corrections, db
+from newsflow import cli, corrections, db, readers
+from newsflow.models import Article, FeedSpec, Totals
 from newsflow.pipeline import run_once
-from newsflow.storage import consumer
+from newsflow.storage import articles as article_store
+from newsflow.storage import changes, consumer
 from newsflow.storage import entries as entry_store
+from newsflow.storage import feeds as feed_store
+from newsflow.storage import stories as story_store
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 # --- helpers --------------------------------------------------------------------------------------
+# The tests reach the internal tables through storage functions and _rows(); SQL is written
+# out only where it is what a test is about: the contract's comments, the change log's
+# order and stamps, the triggers, the outlets table's definition, migration 010 on old rows.
+
+def _rows(url: str, table: str, *columns: str, **equal) -> list[dict]:
+    """``columns`` (all when none) of the rows of news.<table> whose columns equal ``equal``,
+    ordered by the first column."""
+    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in equal)
+    query = sql.SQL("SELECT {} FROM {} {} ORDER BY 1").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)) if columns else sql.SQL("*"),
+        sql.Identifier("news", table), sql.SQL("WHERE ") + where if equal else sql.SQL(""))
+    return fetch_all(url, query, tuple(equal.values()))
+
+
+def _totals(url: str) -> Totals:
+    with db.connect(url) as conn:
+        return article_store.totals(conn)
+
+
+def _last_seq(url: str) -> int:
+    with db.connect(url) as conn:
+        return changes.latest_seq(conn)
+
 
 def _story(url: str) -> int:
-    return fetch_all(url, "INSERT INTO news.stories DEFAULT VALUES RETURNING id")[0]["id"]
+    with db.transaction(url) as conn:
+        return story_store.create(conn)
 
 
 def _article(url: str, *, title: str, body: str, language: str = "en", publisher: str = "Test News",
              published_at: datetime | None = None, key: str | None = None) -> int:
-    """An article row written directly (bypassing the pipeline and its validation), in a story."""
+    """An article row written directly (bypassing the pipeline, its validation and dedup),
+    the only member of a story of its own."""
     key = key or uuid.uuid4().hex
-    story_id = _story(url)
-    with db.connect(url) as conn:
-        row = conn.execute("""
-            INSERT INTO news.articles (url, canonical_url, publisher, title, body, published_at, language,
-                                       word_count, content_hash, body_source, story_id, story_relation)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'page', %s, 'original') RETURNING id""",
-            (f"https://news.test/{key}?utm_source=rss", f"https://news.test/{key}", publisher, title, body,
-             published_at or NOW, language, len(body.split()), key, story_id)).fetchone()
-        conn.execute("UPDATE news.stories SET representative_id = %s, origin_article_id = %s, title = %s "
-                     "WHERE id = %s", (row["id"], row["id"], title, story_id))
-        conn.commit()
-    return row["id"]
+    article = Article(url=f"https://news.test/{key}?utm_source=rss", canonical_url=f"https://news.test/{key}",
+                      publisher=publisher, title=title, body=body, published_at=published_at or NOW,
+                      language=language, authors=[], image_url=None, site_name=None, content_hash=key,
+                      word_count=len(body.split()), body_source="page")
+    with db.transaction(url) as conn:
+        story_id = story_store.create(conn)
+        article_id = article_store.insert(conn, article, story_id=story_id, relation="original",
+                                          jaccard=None, containment=None)
+        story_store.refresh(conn, story_id)  # representative, origin and title: this article
+    return article_id
 
 
 @pytest.fixture
@@ -58,7 +85,7 @@ def reader_url(database_url):
     role = f"nf_reader_{uuid.uuid4().hex[:10]}"
     execute(database_url, sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     try:
-        message = db.grant_reader(database_url, role)
+        message = readers.grant_reader(database_url, role)
         assert "can now read news_api" in message
         yield make_conninfo(database_url, user=role)
     finally:
@@ -227,7 +254,7 @@ def test_change_feed_under_two_ingest_processes_has_no_gap_and_no_duplicate(data
         with db.connect(database_url) as conn:
             feeds = select_feeds(conn, force=True)
         assert sum(o.new_entries for o in poll_feeds(database_url, settings, feeds)) == n
-        start = fetch_all(database_url, "SELECT coalesce(max(seq), 0) AS s FROM news.changes")[0]["s"]
+        start = _last_seq(database_url)
 
         listener = psycopg.connect(database_url, autocommit=True)
         listener.execute("LISTEN news_changes")
@@ -249,7 +276,7 @@ def test_change_feed_under_two_ingest_processes_has_no_gap_and_no_duplicate(data
                     cursor = rows[-1][0]
                 notified += [int(x.payload) for x in listener.notifies(timeout=0.01, stop_after=100)]
             outputs = [p.communicate(timeout=240) for p in procs]
-            for p, (_, err) in zip(procs, outputs):
+            for p, (_, err) in zip(procs, outputs, strict=True):
                 assert p.returncode == 0, err
             while rows := reader.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
                                          (cursor,)).fetchall():
@@ -262,7 +289,7 @@ def test_change_feed_under_two_ingest_processes_has_no_gap_and_no_duplicate(data
                                                            "ORDER BY seq", (start,))]
     assert seen == committed  # nothing missed, nothing read twice, in order
     assert len(seen) == len(set(seen)) and seen == sorted(seen)
-    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] >= n // 2
+    assert _totals(database_url).articles >= n // 2
     created = fetch_all(database_url, """SELECT count(*) AS n FROM news.articles a WHERE NOT EXISTS (
         SELECT 1 FROM news.changes c WHERE c.entity = 'article' AND c.entity_id = a.id AND c.kind = 'created')""")
     assert created[0]["n"] == 0  # every article has its "created" row
@@ -294,8 +321,8 @@ def test_a_corrected_page_updates_the_article_in_place_with_a_revision(database_
                             titles={"/a": "Bridge closed for repairs"})
         report = run_once(settings, feeds)
         assert report.ingest.loaded == 1
-        article = fetch_all(database_url, "SELECT id, body, revision, content_hash FROM news.articles")[0]
-        mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+        [article] = _rows(database_url, "articles", "id", "body", "revision", "content_hash")
+        mark = _last_seq(database_url)
 
         # the same page again, unchanged: requeued by an operator, fetched, nothing changes
         with db.transaction(database_url) as conn:
@@ -310,7 +337,7 @@ def test_a_corrected_page_updates_the_article_in_place_with_a_revision(database_
         report = run_once(settings, feeds)
         assert sum(p.changed_entries for p in report.polls) == 1
         assert report.ingest.updated == 1 and report.ingest.loaded == 0
-    now = fetch_all(database_url, "SELECT id, body, revision, title, content_hash FROM news.articles")
+    now = _rows(database_url, "articles", "id", "body", "revision", "title", "content_hash")
     assert len(now) == 1 and now[0]["id"] == article["id"] and now[0]["revision"] == 2
     assert "reopens" in now[0]["body"] and now[0]["title"] == "Bridge reopens after repairs"
     revisions = fetch_all(database_url, "SELECT * FROM news_api.article_revisions")
@@ -318,7 +345,7 @@ def test_a_corrected_page_updates_the_article_in_place_with_a_revision(database_
     updates = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
     assert [(c["entity_id"], c["kind"]) for c in updates] == [(article["id"], "updated")]
     assert {"body", "title"} <= set(updates[0]["fields"])
-    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.stories")[0]["n"] == 1
+    assert _totals(database_url).stories == 1
     members = fetch_all(database_url, "SELECT * FROM news_api.story_members")
     assert [m["article_id"] for m in members] == [article["id"]]
 
@@ -328,8 +355,8 @@ def test_a_deleted_article_leaves_a_tombstone_and_does_not_come_back(database_ur
     with FaultServer() as fs:
         feeds = _feed_world(fs, tmp_path, {"/gone": article_html("Retracted story", seed="x")})
         run_once(settings, feeds)
-        article = fetch_all(database_url, "SELECT id, canonical_url, story_id FROM news.articles")[0]
-        mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+        [article] = _rows(database_url, "articles", "id", "canonical_url", "story_id")
+        mark = _last_seq(database_url)
 
         os.environ["NEWSFLOW_DATABASE_URL"] = database_url
         try:
@@ -347,27 +374,28 @@ def test_a_deleted_article_leaves_a_tombstone_and_does_not_come_back(database_ur
             assert entry_store.requeue(conn) == 1
         report = run_once(settings, feeds)
         assert report.ingest.blocked == 1 and report.ingest.loaded == 0
-        assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0
+        assert _totals(database_url).articles == 0
 
         # an operator allows it back: a new article (new id), the tombstone stays, lifted
         with db.transaction(database_url) as conn:
             assert entry_store.requeue(conn, allow_deleted=True) == 1
         report = run_once(settings, feeds)
         assert report.ingest.loaded == 1
-    back = fetch_all(database_url, "SELECT id FROM news.articles")
+    back = _rows(database_url, "articles", "id")
     assert len(back) == 1 and back[0]["id"] != article["id"]
-    assert fetch_all(database_url, "SELECT lifted_at IS NOT NULL AS lifted FROM news.tombstones")[0]["lifted"]
+    assert _rows(database_url, "tombstones", "lifted_at")[0]["lifted_at"] is not None
 
 
 def test_purge_of_one_member_keeps_the_story(database_url):
     a = _article(database_url, title="Original", body="Alpha text.\nMore.", key="orig")
     b = _article(database_url, title="Copy", body="Alpha text copy.\nMore.", key="copy")
-    story = fetch_all(database_url, "SELECT story_id FROM news.articles WHERE id = %s", (a,))[0]["story_id"]
-    execute(database_url, "UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (story, b))
-    execute(database_url, "DELETE FROM news.stories WHERE NOT EXISTS "
-                          "(SELECT 1 FROM news.articles WHERE story_id = news.stories.id)")
+    story = _rows(database_url, "articles", "story_id", id=a)[0]["story_id"]
+    own = _rows(database_url, "articles", "story_id", id=b)[0]["story_id"]
+    with db.transaction(database_url) as conn:
+        article_store.attach(conn, b, story, "copy", None, None)
+        story_store.delete_empty(conn, [own])
     assert corrections.purge(database_url, article_ids=[a], reason="test") == [a]
-    rows = fetch_all(database_url, "SELECT id, representative_id, article_count FROM news.stories")
+    rows = _rows(database_url, "stories", "id", "representative_id", "article_count")
     assert rows == [{"id": story, "representative_id": b, "article_count": 1}]
 
 
@@ -375,12 +403,17 @@ def test_updated_at_follows_what_a_consumer_sees_and_nothing_else(database_url):
     """news_api.articles.updated_at changes with a story move (migration 011's trigger),
     not with a column consumers do not see."""
     a = _article(database_url, title="Mover", body="Some text.\nMore.", key="mover")
-    before = fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"]
+    def updated_at():
+        return _rows(database_url, "articles", "updated_at", id=a)[0]["updated_at"]
+
+    before = updated_at()
+    # a column consumers do not see, written as no code path does: the trigger is the subject
     execute(database_url, "UPDATE news.articles SET fetched_at = fetched_at - interval '1 hour' WHERE id = %s", (a,))
-    assert fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"] == before
+    assert updated_at() == before
     other = _story(database_url)
-    execute(database_url, "UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
-    assert fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"] > before
+    with db.transaction(database_url) as conn:
+        article_store.attach(conn, a, other, "copy", None, None)
+    assert updated_at() > before
 
 
 def test_a_transaction_with_many_changes_sends_one_notification_with_its_last_seq(database_url):
@@ -397,7 +430,6 @@ def test_a_transaction_with_many_changes_sends_one_notification_with_its_last_se
 
 def test_deleting_signatures_takes_their_band_rows(database_url, settings):
     from newsflow import stories
-    from newsflow.models import Article
     from newsflow.storage import dedup_index
 
     with db.transaction(database_url) as conn:
@@ -406,11 +438,10 @@ def test_deleting_signatures_takes_their_band_rows(database_url, settings):
             body=" ".join(f"w{i}x{j}" for j in range(80)), published_at=NOW, language="en", authors=[],
             image_url=None, site_name=None, content_hash=f"b{i}", word_count=80, body_source="page"))[0]
             for i in range(3)]
-    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"] == 3 * settings.dedup_bands
+    assert len(_rows(database_url, "dedup_bands", "article_id")) == 3 * settings.dedup_bands
     with db.transaction(database_url) as conn:
         dedup_index.remove(conn, ids[:2])
-    left = fetch_all(database_url, "SELECT DISTINCT article_id FROM news.dedup_bands")
-    assert [r["article_id"] for r in left] == [ids[2]]
+    assert {r["article_id"] for r in _rows(database_url, "dedup_bands", "article_id")} == {ids[2]}
 
 
 # --- export ---------------------------------------------------------------------------------------
@@ -508,7 +539,7 @@ def test_story_outlets_table_matches_what_the_view_computed(database_url, settin
               WHERE o.story_id = s.id) OR s.article_count <> (SELECT count(*) FROM news.articles a
               WHERE a.story_id = s.id)""")
     assert counts == []
-    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.stories WHERE sort_at IS NULL")[0]["n"] == 0
+    assert all(s["sort_at"] is not None for s in _rows(database_url, "stories", "sort_at"))
 
 
 def test_migration_010_on_a_database_with_data(pg_server_url, tmp_path):
@@ -532,7 +563,7 @@ def test_migration_010_on_a_database_with_data(pg_server_url, tmp_path):
                 VALUES ('https://wire.test/a', 'https://wire.test/a', 'Wire', 'Dam breaks after storm',
                         'The dam broke on Monday.\nRescuers arrived.', 'en', 8, 'h1', 'page', %s, 'original')
                 RETURNING id""", (story,)).fetchone()["id"]
-            for feed, link in zip(feeds, ("https://wire.test/a", "https://daily.test/dam")):
+            for feed, link in zip(feeds, ("https://wire.test/a", "https://daily.test/dam"), strict=True):
                 conn.execute("INSERT INTO news.entries (feed_id, guid, link, status, article_id) "
                              "VALUES (%s, %s, %s, 'loaded', %s)", (feed, link, link, article))
             conn.commit()
@@ -552,12 +583,11 @@ def test_a_changed_item_requeues_its_loaded_entry_after_the_minimum_interval(dat
     from newsflow.models import ParsedEntry
 
     with db.transaction(database_url) as conn:
-        feed = conn.execute("INSERT INTO news.feeds (url, publisher) VALUES ('https://f.test/rss', 'F') "
-                            "RETURNING id").fetchone()["id"]
+        feed = feed_store.insert_declared(conn, [FeedSpec(url="https://f.test/rss", publisher="F")])["https://f.test/rss"]
         first = [ParsedEntry(guid=f"g{i}", link=f"https://f.test/{i}", title=f"T{i}", summary="S", author=None,
                              published_at=NOW, updated_at=None) for i in range(3)]
         entry_store.insert_new(conn, feed, first, [None] * 3)
-        conn.execute("UPDATE news.entries SET status = 'loaded'")
+        conn.execute("UPDATE news.entries SET status = 'loaded'")  # as if loaded: no article needed here
     later = NOW + timedelta(hours=1)
     seen = [replace(first[0], updated_at=NOW),   # a first "updated" date: recorded only
             replace(first[1], title="T1 (corrected)"),
@@ -567,9 +597,9 @@ def test_a_changed_item_requeues_its_loaded_entry_after_the_minimum_interval(dat
     with db.transaction(database_url) as conn:
         bumped = [replace(first[0], updated_at=later)]
         assert entry_store.requeue_changed(conn, feed, bumped, min_interval=600) == 1
-    rows = {r["guid"]: r for r in fetch_all(database_url, "SELECT guid, status, title, feed_updated_at, "
-                                                          "next_attempt_at > now() + interval '5 minutes' AS waits "
-                                                          "FROM news.entries")}
-    assert rows["g1"]["status"] == "pending" and rows["g1"]["title"] == "T1 (corrected)" and not rows["g1"]["waits"]
-    assert rows["g0"]["status"] == "pending" and rows["g0"]["feed_updated_at"] == later and rows["g0"]["waits"]
+    rows = {r["guid"]: r for r in _rows(database_url, "entries", "guid", "status", "title", "feed_updated_at",
+                                        "next_attempt_at")}
+    waits = {g: r["next_attempt_at"] > datetime.now(timezone.utc) + timedelta(minutes=5) for g, r in rows.items()}
+    assert rows["g1"]["status"] == "pending" and rows["g1"]["title"] == "T1 (corrected)" and not waits["g1"]
+    assert rows["g0"]["status"] == "pending" and rows["g0"]["feed_updated_at"] == later and waits["g0"]
     assert rows["g2"]["status"] == "loaded"

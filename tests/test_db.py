@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import REPO_ROOT, fetch_all
-from newsflow import db
+from newsflow import db, upgrade
 
 
 def test_upgrade_is_idempotent_and_recorded(database_url):
@@ -41,7 +41,7 @@ def test_cli_starts_the_embedded_server_when_no_url_is_set(tmp_path):
 
 
 def test_signatures_of_an_older_scheme_are_computed_again_on_the_next_start(database_url, settings):
-    """After an upgrade that changes the fingerprint scheme, db.ready recomputes the stored
+    """After an upgrade that changes the fingerprint scheme, upgrade.ready recomputes the stored
     signatures (and their band rows) from the articles' text, once."""
     from datetime import datetime, timezone
 
@@ -59,7 +59,7 @@ def test_signatures_of_an_older_scheme_are_computed_again_on_the_next_start(data
         # as if written by an older scheme: outdated, and their band rows gone
         conn.execute("UPDATE news.dedup_signatures SET scheme = 1, bands = '{}'")
         conn.execute("DELETE FROM news.dedup_bands")
-    db.ready(settings)
+    upgrade.ready(settings)
     rows = fetch_all(database_url, """
         SELECT s.scheme, s.bands, (SELECT count(*) FROM news.dedup_bands b WHERE b.article_id = s.article_id) AS n,
                a.body FROM news.dedup_signatures s JOIN news.articles a ON a.id = s.article_id ORDER BY s.article_id""")

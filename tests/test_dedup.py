@@ -390,7 +390,7 @@ def test_fingerprint_golden_values():
 def test_minhash_matches_exact_universal_hashing():
     p = (1 << 61) - 1
     a_hi, a_lo, b = dedup._coefficients(16)
-    a = [(int(hi) << 32) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0])]
+    a = [(int(hi) << 32) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0], strict=True)]
     shingles = (-(1 << 63), -1, 0, 1, 12345678901234567, INT64_MAX) + tuple(range(300))  # > one block
     expected = [min((a[i] * (x % (1 << 64) % p) + int(b[i, 0])) % p for x in shingles)
                 for i in range(16)]
@@ -401,7 +401,7 @@ def test_minhash_agreement_estimates_jaccard():
     p = pseudo_paragraphs(12)
     x, y = fingerprint(render(*p[:8]), S), fingerprint(render(*p[4:]), S)
     jaccard, _ = similarity(x.shingles, y.shingles)
-    agree = sum(u == v for u, v in zip(x.minhash, y.minhash)) / S.dedup_num_perm
+    agree = sum(u == v for u, v in zip(x.minhash, y.minhash, strict=True)) / S.dedup_num_perm
     assert abs(agree - jaccard) < 0.15
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import REPO_ROOT, fetch_all
 from tools.pgscratch import scratch_database
-from newsflow import db, dedup
+from newsflow import db, dedup, upgrade
 from newsflow.stories import add_article
 from newsflow.models import Article
 from newsflow.normalize import content_hash, word_count
@@ -245,11 +245,11 @@ def race_rounds(url: str, rounds: int, mode: str) -> list[tuple[int, int]]:
             for p in procs:
                 if p.poll() is None:
                     p.kill()
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
     ids = [[json.loads(line)["article_id"] for line in out.splitlines()] for out, _ in outputs]
     stories = {r["id"]: r["story_id"] for r in fetch_all(url, "SELECT id, story_id FROM news.articles")}
-    return [(stories[a], stories[b]) for a, b in zip(*ids)]
+    return [(stories[a], stories[b]) for a, b in zip(*ids, strict=True)]
 
 
 def test_two_processes_loading_copies_of_a_new_story_make_one_story(database_url, settings):
@@ -352,14 +352,14 @@ def test_two_ingest_batches_racing_on_a_new_story_make_one_story(database_url, s
     finally:
         httpd.shutdown()
         httpd.server_close()
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         results = [json.loads(line) for line in out.splitlines()]
         assert [r["loaded"] for r in results] == [1] * rounds, results
     rows = fetch_all(database_url, """
         SELECT e.id, a.story_id FROM news.entries e JOIN news.articles a ON a.id = e.article_id""")
     story_of = {r["id"]: r["story_id"] for r in rows}
-    assert [story_of[a] == story_of[b] for a, b in zip(*entry_ids)] == [True] * rounds
+    assert [story_of[a] == story_of[b] for a, b in zip(*entry_ids, strict=True)] == [True] * rounds
     sizes = fetch_all(database_url, "SELECT article_count FROM news.stories")
     assert sorted(s["article_count"] for s in sizes) == [2] * rounds
     check_consistent(database_url, settings)
@@ -397,13 +397,13 @@ def test_rebuild_follows_threshold_changes(database_url, settings):
     check_consistent(database_url, strict)
     parts = partition(database_url)
     for seed in (11, 12, 13):
-        u = lambda k: f"https://outlet.example/s{seed}-{k}"  # noqa: E731
+        u = lambda k, seed=seed: f"https://outlet.example/s{seed}-{k}"  # noqa: E731
         assert frozenset({u("wire"), u("trimmed")}) in parts
         assert frozenset({u("excerpt")}) in parts
     rebuild(database_url, settings)
     check_consistent(database_url, settings)
     for seed in (11, 12, 13):
-        u = lambda k: f"https://outlet.example/s{seed}-{k}"  # noqa: E731
+        u = lambda k, seed=seed: f"https://outlet.example/s{seed}-{k}"  # noqa: E731
         assert frozenset({u("wire"), u("trimmed"), u("excerpt")}) in partition(database_url)
 
 
@@ -478,7 +478,7 @@ def test_signatures_of_an_older_scheme_are_computed_again_once(database_url, set
     stories_before = partition(database_url)
     fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 1, minhash = '{1,2,3}' RETURNING 1""")
     fetch_all(database_url, "DELETE FROM news.dedup_bands RETURNING 1")
-    assert db.ready(settings) == database_url
+    assert upgrade.ready(settings) == database_url
     rows = fetch_all(database_url, "SELECT scheme, cardinality(minhash) AS n FROM news.dedup_signatures")
     assert rows and all((r["scheme"], r["n"]) == (SIGNATURE_SCHEME, settings.dedup_num_perm) for r in rows)
     bands = fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"]

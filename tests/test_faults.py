@@ -283,7 +283,7 @@ def test_three_runs_at_once_on_a_new_feeds_file(database_url, tmp_path):
         procs = [subprocess.Popen(_cmd(feeds), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(3)]
         results = [p.communicate(timeout=240) for p in procs]
-        for p, (_, err) in zip(procs, results):
+        for p, (_, err) in zip(procs, results, strict=True):
             assert p.returncode == 0, err[-2000:]
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.feeds")[0]["n"] == 1
     _exactly_once(database_url, n=8)

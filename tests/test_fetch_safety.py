@@ -21,7 +21,7 @@ from newsflow.fetch import PageFetcher
 from newsflow.httpclient import SafeClient, parse_retry_after
 from newsflow.ingest import ingest_pending
 from newsflow.netguard import address_is_public
-from newsflow.models import ExtractJob, FeedSpec
+from newsflow.models import ErrorKind, ExtractJob, FeedSpec
 from newsflow.pipeline import sync_feeds
 from newsflow.poll import poll_feeds, select_feeds
 
@@ -49,29 +49,29 @@ def client():
 def test_connect_timeout(client):
     with blackhole_port() as port:
         r = client.get(f"http://127.0.0.1:{port}/feed", max_bytes=1000)
-    assert r.error_kind == "timeout" and "connect timeout" in r.error
+    assert r.error_kind is ErrorKind.TIMEOUT and "connect timeout" in r.error
     assert r.status is None and r.body == b""
 
 
 def test_read_timeout_on_silent_server(fs, client):
     r = client.get(fs.route("/silent", fs.silent), max_bytes=1000)
-    assert r.error_kind == "timeout" and "read timeout" in r.error
+    assert r.error_kind is ErrorKind.TIMEOUT and "read timeout" in r.error
 
 
 @pytest.mark.parametrize("fault", ["trickle_body", "trickle_headers"])
 def test_slowloris_stops_at_total_deadline(fs, client, fault):
     # one byte every 0.1 s never trips the 1 s read timeout; only the 2 s total deadline
     r = client.get(fs.route("/slow", getattr(fs, fault)), max_bytes=10_000_000)
-    assert r.error_kind == "timeout" and "total timeout" in r.error, r.error
+    assert r.error_kind is ErrorKind.TIMEOUT and "total timeout" in r.error, r.error
 
 
 @pytest.mark.parametrize("fault,kind", [
-    ("declared_huge", "too_large"),
-    ("chunked_endless", "too_large"),
+    ("declared_huge", ErrorKind.TOO_LARGE),
+    ("chunked_endless", ErrorKind.TOO_LARGE),
 ])
 def test_body_over_cap_is_aborted(fs, client, fault, kind):
     r = client.get(fs.route("/big", getattr(fs, fault)), max_bytes=1_000_000)
-    assert r.error_kind == kind and "cap" in r.error
+    assert r.error_kind is kind and "cap" in r.error
     assert r.body == b""
 
 
@@ -84,7 +84,7 @@ def test_compression_bomb_stops_at_cap_without_blowing_memory(fs, client, encodi
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert r.error_kind == "too_large"
+    assert r.error_kind is ErrorKind.TOO_LARGE
     assert peak < 30 * 1024 * 1024  # 200 MB decoded would be far beyond this
 
 
@@ -99,28 +99,28 @@ def test_compressed_body_within_cap_is_decoded(fs, client):
 def test_corrupt_and_unknown_encodings(fs, client):
     fs.add("/corrupt", b"definitely not gzip", headers={"Content-Encoding": "gzip"})
     fs.add("/br", b"xx", headers={"Content-Encoding": "br"})
-    assert client.get(fs.url("/corrupt"), max_bytes=1000).error_kind == "encoding"
-    assert client.get(fs.url("/br"), max_bytes=1000).error_kind == "encoding"
+    assert client.get(fs.url("/corrupt"), max_bytes=1000).error_kind is ErrorKind.ENCODING
+    assert client.get(fs.url("/br"), max_bytes=1000).error_kind is ErrorKind.ENCODING
 
 
 def test_redirect_loop_and_too_many_redirects(fs, client):
     r = client.get(fs.redirect_loop("/a", "/b"), max_bytes=1000)
-    assert r.error_kind == "redirect" and "loop" in r.error
+    assert r.error_kind is ErrorKind.REDIRECT and "loop" in r.error
     r = client.get(fs.redirect_chain("/hop", 8), max_bytes=1000)
-    assert r.error_kind == "redirect" and "more than 5 redirects" in r.error
+    assert r.error_kind is ErrorKind.REDIRECT and "more than 5 redirects" in r.error
     r = client.get(fs.redirect_chain("/short", 3, b"arrived"), max_bytes=1000)
     assert r.ok and r.body == b"arrived" and r.final_url.endswith("/short3")
     # relative Locations keep a feed URL's credentials on every hop: the error must not
     fs.redirect("/la", "/lb", 302)
     fs.redirect("/lb", "/la", 302)
     r = client.get(fs.url("/la").replace("http://", "http://reader:s3cret@"), max_bytes=1000)
-    assert r.error_kind == "redirect" and "loop" in r.error and "s3cret" not in r.error
+    assert r.error_kind is ErrorKind.REDIRECT and "loop" in r.error and "s3cret" not in r.error
 
 
 @pytest.mark.parametrize("fault", ["reset", "reset_mid_body", "hang_up"])
 def test_connection_reset_and_hang_up(fs, client, fault):
     r = client.get(fs.route("/x", getattr(fs, fault)), max_bytes=1_000_000)
-    assert r.error_kind == "network" and r.error
+    assert r.error_kind is ErrorKind.NETWORK and r.error
     if fault.startswith("reset"):
         assert "reset" in r.error
 
@@ -128,7 +128,7 @@ def test_connection_reset_and_hang_up(fs, client, fault):
 def test_tls_error_https_to_plain_http_port(fs, client):
     fs.add("/feed", rss([]))
     r = client.get(f"https://127.0.0.1:{fs.port}/feed", max_bytes=1000)
-    assert r.error_kind == "tls" and "tls error" in r.error
+    assert r.error_kind is ErrorKind.TLS and "tls error" in r.error
 
 
 def test_tls_error_self_signed_certificate(tmp_path, client):
@@ -138,7 +138,7 @@ def test_tls_error_self_signed_certificate(tmp_path, client):
     with FaultServer(tls=context) as tls_server:
         tls_server.add("/feed", rss([]))
         r = client.get(tls_server.url("/feed"), max_bytes=1000)
-        assert r.error_kind == "tls" and "CERTIFICATE_VERIFY_FAILED" in r.error
+        assert r.error_kind is ErrorKind.TLS and "CERTIFICATE_VERIFY_FAILED" in r.error
         # the server itself works: a client that trusts it gets the feed
         import ssl
         trusting = ssl.create_default_context()
@@ -152,16 +152,16 @@ def test_dns_failure(fs):
     resolver = loopback_resolver({"gone.test": socket.gaierror(socket.EAI_NONAME, "Name or service not known")})
     with SafeClient(fast_settings(), resolver=resolver) as c:
         r = c.get(fs.url("/feed", host="gone.test"), max_bytes=1000)
-        assert r.error_kind == "dns" and "gone.test" in r.error
+        assert r.error_kind is ErrorKind.DNS and "gone.test" in r.error
         r = c.get(fs.url("/feed", host="unknown.test"), max_bytes=1000)
-        assert r.error_kind == "dns"
+        assert r.error_kind is ErrorKind.DNS
 
 
 def test_only_http_and_https(client):
     for url in ("ftp://127.0.0.1/feed", "file:///etc/passwd", "gopher://127.0.0.1/", "javascript:alert(1)",
                 "data:text/html,hi"):
         r = client.get(url, max_bytes=1000)
-        assert r.error_kind == "scheme", url
+        assert r.error_kind is ErrorKind.SCHEME, url
 
 
 def test_retry_after_parsing():
@@ -193,7 +193,7 @@ def test_guard_refuses_non_public_addresses(fs, address):
     resolver = loopback_resolver({"feeds.test": address})
     with SafeClient(fast_settings(allow_private_networks=False), resolver=resolver) as c:
         r = c.get(fs.url("/feed", host="feeds.test"), max_bytes=1000)
-    assert r.error_kind == "blocked" and "non-public address" in r.error
+    assert r.error_kind is ErrorKind.BLOCKED and "non-public address" in r.error
     assert fs.requests == []  # refused before connecting
 
 
@@ -207,8 +207,8 @@ def test_ip_literal_urls_are_guarded_too(fs):
         for url in (fs.url("/feed"), f"http://[::ffff:127.0.0.1]:{fs.port}/feed",
                     f"http://localhost:{fs.port}/feed", f"http://2130706433:{fs.port}/feed"):
             r = c.get(url, max_bytes=1000)
-            assert r.error_kind in ("blocked", "dns", "network"), (url, r.error)
-            assert r.error_kind != "network" or "refused" in r.error
+            assert r.error_kind in (ErrorKind.BLOCKED, ErrorKind.DNS, ErrorKind.NETWORK), (url, r.error)
+            assert r.error_kind is not ErrorKind.NETWORK or "refused" in r.error
     assert fs.requests == []
 
 
@@ -233,7 +233,7 @@ def test_guard_checks_every_redirect_hop(fs):
         assert c.get(fs.url("/fine", host="good.test"), max_bytes=10_000).ok
         for path in ("/go", "/go-literal"):
             r = c.get(fs.url(path, host="good.test"), max_bytes=10_000)
-            assert r.error_kind == "blocked" and "127.0.0.2" in r.error and r.body == b""
+            assert r.error_kind is ErrorKind.BLOCKED and "127.0.0.2" in r.error and r.body == b""
     assert fs.hits("/admin") == []
     resolver = loopback_resolver({"good.test": "127.0.0.1", "evil.test": "127.0.0.1"})
     with SafeClient(settings.replace(allow_private_networks=True), resolver=resolver) as c:
@@ -261,9 +261,9 @@ def test_page_content_types(fs):
     fs.add("/image", b"\x89PNG....", content_type="image/png")
     with SafeClient(fast_settings()) as c:
         fetcher = PageFetcher(fast_settings(), c)
-        pages = fetcher.fetch_all([fs.url(p) for p in ("/page.html", "/untyped", "/xhtml", "/report.pdf", "/image")])
+        pages = fetcher.fetch_jobs([(fs.url(p), None) for p in ("/page.html", "/untyped", "/xhtml", "/report.pdf", "/image")])
     assert [p.result.ok for p in pages] == [True, True, True, False, False]
-    assert pages[3].result.error_kind == "content_type" and "application/pdf" in pages[3].result.error
+    assert pages[3].result.error_kind is ErrorKind.CONTENT_TYPE and "application/pdf" in pages[3].result.error
 
 
 def test_extraction_is_bounded_for_huge_and_deeply_nested_html():
@@ -282,7 +282,7 @@ def test_extraction_time_limit_kills_the_worker():
     settings = fast_settings(extract_workers=1, extract_timeout=0.05)
     with Extractor(settings) as extractor:
         # the first page also pays trafilatura's import in the worker: well over 50 ms
-        results = extractor.extract_many([ExtractJob(article_html("Slow", paragraphs=8000), "http://news.test/a")])
+        results = list(extractor.extract_iter([ExtractJob(article_html("Slow", paragraphs=8000), "http://news.test/a")]))
     assert results[0].error and "exceeded" in results[0].error
 
 

@@ -4,6 +4,7 @@ honours Retry-After and robots.txt Crawl-delay (real PostgreSQL)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 from conftest import fetch_all
 
@@ -46,7 +47,7 @@ def test_hosts_in_rotation_a_few_each_with_slots_a_delay_apart(database_url, set
     # another worker, at once: the next slots of each host, never overlapping the first's
     more = _claim(database_url, polite)
     a_slots = sorted(j.not_before for j in jobs + more if j.host == "a.example")
-    assert all(later - earlier >= timedelta(seconds=1) for earlier, later in zip(a_slots, a_slots[1:]))
+    assert all(later - earlier >= timedelta(seconds=1) for earlier, later in pairwise(a_slots))
     assert not {j.entry_id for j in jobs} & {j.entry_id for j in more}
     first.__exit__(None, None, None)
     # the first worker is gone: its entries are free for anyone at once
@@ -77,4 +78,4 @@ def test_robots_crawl_delay_spaces_a_host_further(database_url, settings):
         host_store.set_crawl_delay(conn, "slow.example", 5.0)
     jobs = _claim(database_url, settings.replace(per_host_delay=1.0, frontier_horizon=10.0))
     slots = sorted(j.not_before for j in jobs)
-    assert len(jobs) >= 2 and all(b - a == timedelta(seconds=5) for a, b in zip(slots, slots[1:]))
+    assert len(jobs) >= 2 and all(b - a == timedelta(seconds=5) for a, b in pairwise(slots))

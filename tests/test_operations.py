@@ -10,7 +10,7 @@ import pytest
 
 from conftest import sql
 
-from newsflow import cli, db
+from newsflow import cli, db, health
 from newsflow import operations as ops
 from newsflow.config import Settings
 from newsflow.maintenance import health_report, measure_rhythm, new_stale_episodes
@@ -80,12 +80,12 @@ def test_every_state_and_why(database_url, feeds):
                                                disabled: "disabled", deferred: "deferred", stale: "stale"}
     assert got[stale].rhythm_seconds == 6 * 3600 and got[stale].rhythm_trusted
     assert got[stale].stale_after == 24 * 3600  # max(4 x 6 h, 1 day)
-    assert got[stale].reason == "answers, but no new entry for 2 d; usually every 6 h"
-    assert got[failing].reason.startswith("2 consecutive failures; last: HTTP 503; next try in")
-    assert got[deferred].reason.startswith("its host asked newsflow to wait (Retry-After)")
-    assert got[disabled].reason == ("10 consecutive failures; last: HTTP 404; stays disabled until an "
+    assert health.reason(got[stale]) == "answers, but no new entry for 2 d; usually every 6 h"
+    assert health.reason(got[failing]).startswith("2 consecutive failures; last: HTTP 503; next try in")
+    assert health.reason(got[deferred]).startswith("its host asked newsflow to wait (Retry-After)")
+    assert health.reason(got[disabled]) == ("10 consecutive failures; last: HTTP 404; stays disabled until an "
                                     "operator re-enables it (the feeds file cannot)")
-    assert got[new].reason == "not polled yet"
+    assert health.reason(got[new]) == "not polled yet"
     assert got[healthy].entries_24h == 1 and got[healthy].loaded_7d == 1
     assert got[stale].label == f"feed {stale} (Outlet 6 - World)"
 
@@ -98,7 +98,7 @@ def test_unknown_rhythm_uses_the_default_age(database_url, feeds):
     assert states(database_url)[quiet].state == "healthy"  # 3 days < 7 days
     sql(database_url, "UPDATE news.entries SET first_seen_at = first_seen_at - interval '5 days'")
     row = states(database_url)[quiet]
-    assert row.state == "stale" and "its rhythm is not known yet" in row.reason
+    assert row.state == "stale" and "its rhythm is not known yet" in health.reason(row)
 
 
 def test_stale_feeds_are_reported_once_per_episode(database_url, feeds):
@@ -158,7 +158,7 @@ def test_feeds_file_enables_only_what_it_disabled(database_url, feeds):
     assert result.disabled_ids == [f1]
     row = states(database_url)[f1]
     assert row.state == "disabled" and row.disabled_by == "file"
-    assert "`enabled: true` there (or an operator) enables it again" in row.reason
+    assert "`enabled: true` there (or an operator) enables it again" in health.reason(row)
     assert sync_feeds(database_url, [spec(1)]).enabled_ids == [f1]
     assert states(database_url)[f1].state == "new"
     # f2: newsflow disabled it after errors: `enabled: true` in the file does not bring it back
@@ -255,6 +255,6 @@ def test_a_re_enabled_feed_is_new_until_it_answers(database_url, feeds):
         ops.enable(conn, gone, actor="ops", source=ops.CONSOLE)
     row = states(database_url)[gone]
     assert (row.state, row.last_success_at) == ("new", None)  # not stale, not healthy, no fake success
-    assert row.reason.startswith("errors cleared; not polled since")
+    assert health.reason(row).startswith("errors cleared; not polled since")
     polled_ok(database_url, gone)
     assert states(database_url)[gone].state == "healthy"

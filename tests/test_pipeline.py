@@ -133,10 +133,10 @@ def test_rerun_after_crash_finishes_pending_work(settings, sample_feeds):
     from newsflow import db
     from newsflow.pipeline import sync_feeds
     from newsflow.poll import poll_feeds, select_feeds
-    from newsflow.registry import load_feeds_file
+    from newsflow.registry import parse_file
 
     url = settings.database_url
-    sync_feeds(url, load_feeds_file(sample_feeds))
+    sync_feeds(url, parse_file(sample_feeds).specs)
     with db.connect(url) as conn:
         feeds = select_feeds(conn, force=True)
     poll_feeds(url, settings, feeds)
@@ -223,10 +223,10 @@ def test_copy_stored_before_its_original_hands_over_the_story(settings, sample_f
     from newsflow.ingest import ingest_pending
     from newsflow.pipeline import sync_feeds
     from newsflow.poll import poll_feeds, select_feeds
-    from newsflow.registry import load_feeds_file
+    from newsflow.registry import parse_file
 
     url = settings.database_url
-    sync_feeds(url, load_feeds_file(sample_feeds))
+    sync_feeds(url, parse_file(sample_feeds).specs)
     with db.connect(url) as conn:
         poll_feeds(url, settings, select_feeds(conn, force=True))
     copies = [r["id"] for r in fetch_all(url, """

@@ -17,7 +17,7 @@ from newsflow.config import Settings
 from newsflow.fetch import PageFetcher
 from newsflow.politeness import HostGate
 from newsflow.httpclient import FetchResult, SafeClient
-from newsflow.models import Feed, FeedSpec
+from newsflow.models import ErrorKind, Feed, FeedSpec
 from newsflow.pipeline import sync_feeds
 from newsflow.poll import next_interval, poll_feeds, select_feeds
 
@@ -303,7 +303,7 @@ def test_per_host_concurrency_limit(fs):
                         fetch_concurrency=8, **FAST)
     urls = [fs.url(f"/p{i}", host=h) for h in ("a.test", "b.test") for i in range(6)]
     with SafeClient(settings, resolver=resolver) as client:
-        pages = PageFetcher(settings, client).fetch_all(urls)
+        pages = PageFetcher(settings, client).fetch_jobs([(u, None) for u in urls])
     assert all(p.result.ok for p in pages)
     hosts = {h: n for h, n in fs.max_in_flight.items() if not h.endswith("robots")}
     assert hosts[f"a.test:{fs.port}"] <= 2 and hosts[f"b.test:{fs.port}"] <= 2
@@ -333,7 +333,7 @@ def test_per_host_minimum_delay_between_request_starts(monkeypatch):
     for host in ("a", "a", "b", "a", "b"):
         with gate(host):
             starts[host].append(FakeTime.monotonic())
-    gaps = [b - a for a, b in zip(starts["a"], starts["a"][1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts["a"])]
     assert gaps and all(g >= 2.5 for g in gaps)
     assert starts["b"][1] - starts["b"][0] >= 2.5
 
@@ -345,9 +345,9 @@ def test_robots_txt_obeyed_and_cached_per_host(fs):
     settings = Settings(allow_private_networks=True, per_host_delay=0.0, **FAST)
     with SafeClient(settings) as client:
         fetcher = PageFetcher(settings, client)
-        pages = fetcher.fetch_all([fs.url(p) for p in ("/private/a", "/public/b", "/public/c")])
-        pages += fetcher.fetch_all([fs.url("/private/a")])
-    assert pages[0].denied[0] == "robots" and "disallows" in pages[0].denied[1] and pages[3].denied
+        pages = fetcher.fetch_jobs([(fs.url(p), None) for p in ("/private/a", "/public/b", "/public/c")])
+        pages += fetcher.fetch_jobs([(fs.url("/private/a"), None)])
+    assert pages[0].denied[0] is ErrorKind.ROBOTS and "disallows" in pages[0].denied[1] and pages[3].denied
     assert pages[1].result.ok and pages[2].result.ok
     assert len(fs.hits("/robots.txt")) == 1 and fs.hits("/private/a") == []
     assert "newsflow/" in fs.hits("/public/b")[0].headers["user-agent"]
@@ -366,11 +366,11 @@ def test_robots_for_our_user_agent_and_unavailable_robots(fs):
     fs.add("/story", article_html("story"))
     settings = Settings(allow_private_networks=True, per_host_delay=0.0, **FAST)
     with SafeClient(settings, resolver=resolver) as client:
-        down, picky = PageFetcher(settings, client).fetch_all(
-            [fs.url("/story", host="down.test"), fs.url("/story", host="picky.test")])
-    assert down.denied[0] == "robots_unavailable"  # 5xx: not fetched now, retried later
+        down, picky = PageFetcher(settings, client).fetch_jobs(
+            [(fs.url("/story", host="down.test"), None), (fs.url("/story", host="picky.test"), None)])
+    assert down.denied[0] is ErrorKind.ROBOTS_UNAVAILABLE  # 5xx: not fetched now, retried later
     assert "robots.txt unavailable" in down.denied[1]
-    assert picky.denied[0] == "robots" and "disallows" in picky.denied[1]
+    assert picky.denied[0] is ErrorKind.ROBOTS and "disallows" in picky.denied[1]
     assert fs.hits("/story") == []
 
 
@@ -384,9 +384,9 @@ def test_page_429_defers_the_rest_of_that_host(fs):
     urls = [fs.url("/first", host="busy.test")] + [fs.url(f"/next{i}", host="busy.test") for i in range(3)]
     urls.append(fs.url("/next0", host="calm.test"))
     with SafeClient(settings, resolver=resolver) as client:
-        pages = PageFetcher(settings, client).fetch_all(urls)
+        pages = PageFetcher(settings, client).fetch_jobs([(u, None) for u in urls])
     assert pages[0].result.status == 429
-    assert all(p.result.error_kind == "deferred" and "HTTP 429" in p.result.error for p in pages[1:4])
+    assert all(p.result.error_kind is ErrorKind.DEFERRED and "HTTP 429" in p.result.error for p in pages[1:4])
     assert pages[4].result.ok
     assert [h.host for h in fs.hits("/next0")] == [f"calm.test:{fs.port}"]
 

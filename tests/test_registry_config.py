@@ -3,7 +3,7 @@
 import pytest
 
 from newsflow.config import Settings, describe
-from newsflow.registry import FeedsFileError, load_feeds_file, parse_feeds, parse_interval
+from newsflow.registry import FeedsFileError, parse_feeds, parse_file, parse_interval
 
 
 def test_feeds_file_full_and_minimal(tmp_path):
@@ -20,7 +20,7 @@ feeds:
     tags: [world, uk]
     language: en
 """)
-    a, b = load_feeds_file(path)
+    a, b = parse_file(path).specs
     assert (a.url, a.publisher, a.enabled, a.poll_interval, a.tags) == (
         "https://example.com/rss.xml", "Example", True, None, ())
     assert (b.name, b.enabled, b.poll_interval, b.tags, b.language) == (
@@ -58,23 +58,23 @@ def test_errors_name_file_line_and_feed_without_credentials(tmp_path):
     path.write_text("feeds:\n  - url: https://a.example/rss\n    publisher: A\n"
                     "  - url: https://bob:s3cret@b.example/rss\n    publisher: B\n    colour: red\n")
     with pytest.raises(FeedsFileError) as exc:
-        load_feeds_file(path)
+        parse_file(path)
     message = str(exc.value)
     assert f"{path}:4: list item 2" in message and "b.example/rss" in message
     assert "s3cret" not in message and "bob" not in message
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("feeds:\n  - url: https://a.example/rss\n    publisher: Caf\xe9\n".encode("latin-1"))
     with pytest.raises(FeedsFileError, match=f"{latin}: not UTF-8"):
-        load_feeds_file(latin)
+        parse_file(latin)
 
 
 def test_missing_and_broken_files(tmp_path):
     with pytest.raises(FeedsFileError, match="no such file"):
-        load_feeds_file(tmp_path / "nope.yaml")
+        parse_file(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("feeds: [unclosed")
     with pytest.raises(FeedsFileError, match="not valid YAML"):
-        load_feeds_file(bad)
+        parse_file(bad)
 
 
 def test_parse_interval():

@@ -107,14 +107,14 @@ class Stack:
         return [n for n, p in self.procs.items() if p.poll() is not None]
 
     def stop(self) -> None:
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)  # the component and its own children
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + 30
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import warnings
 
-    def _terminate(signum, frame):  # `kill` stops the components like Ctrl-C does
+    def _terminate(_signum, _frame):  # `kill` stops the components like Ctrl-C does
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)

@@ -33,17 +33,17 @@ from typing import Sequence
 
 import psycopg
 
-from . import db
+from . import db, health, readers, upgrade
 from .config import Settings, describe
 from .models import Interrupted
 from .redaction import redact
 from .registry import FeedsFileError
 
 
-# Exit codes (README "Using it"): 0 the command did its work (failed feeds and pages are
-# recorded, not fatal); 1 a requested thing was not found; 2 a configuration or database
-# error, with one line saying what to check; 130 / 143 stopped by SIGINT / SIGTERM after
-# in-flight work was finished or given back.
+# Exit codes (docs/politeness.md, "Failure handling"): 0 the command did its work (failed
+# feeds and pages are recorded, not fatal); 1 a requested thing was not found; 2 a
+# configuration or database error, with one line saying what to check; 130 / 143 stopped by
+# SIGINT / SIGTERM after in-flight work was finished or given back.
 EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
@@ -87,7 +87,7 @@ def _stop_on_signals(stop: threading.Event) -> list[int]:
     Returns the list the received signal numbers are appended to."""
     received: list[int] = []
 
-    def handler(signum, frame) -> None:
+    def handler(signum, _frame) -> None:
         if received:
             os._exit(128 + signum)  # asked twice: leave now (leases lapse with the connection)
         received.append(signum)
@@ -120,7 +120,7 @@ def _echo(line: str) -> None:
 
 def _url(settings: Settings) -> str:
     """For commands that write: the database, migrated to this code."""
-    return db.ready(settings)
+    return upgrade.ready(settings)
 
 
 def _read_url(settings: Settings) -> str:
@@ -137,14 +137,14 @@ def cmd_db(args, settings: Settings) -> int:
         print(f"database {db.redact(url)}: " +
               (f"applied {', '.join(applied)}" if applied else "up to date") +
               f" (schema version {db.current_version(url)})")
-        note = db.reader_role_note(url)
+        note = readers.reader_role_note(url)
         if note:
             _echo(f"note: {note}")
     elif args.action == "grant-reader":
         if not args.role:
             raise ValueError("db grant-reader needs the login role to grant read access to")
         url = _url(settings)
-        print(db.grant_reader(url, args.role))
+        print(readers.grant_reader(url, args.role))
     elif args.action == "url":
         print(db.resolve_url(settings))
     elif args.action == "stop":
@@ -229,8 +229,9 @@ def cmd_feeds(args, settings: Settings) -> int:
         next_poll = r.next_poll_at.strftime("%Y-%m-%d %H:%M:%S") if r.enabled else "-"
         print(f"{r.id:>4} {r.state:8} {r.last_status or '-':>6} {r.consecutive_errors:>4} "
               f"{r.entries:>7} {r.pending:>7} {next_poll:19}  {r.name or r.publisher}  {r.url}")
-        if r.reason:
-            print(f"{'':>62}  ! {r.reason}")
+        why = health.reason(r)
+        if why:
+            print(f"{'':>62}  ! {why}")
     print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
 
@@ -344,10 +345,10 @@ def cmd_maintenance(args, settings: Settings) -> int:
     from .maintenance import analyze, check_health, retention
 
     url = _url(settings)
-    health = check_health(url, settings)
-    for line in health.lines():
+    report = check_health(url, settings)
+    for line in report.lines():
         print(line)
-    print(health.summary())
+    print(report.summary())
     print("retention:", retention(url, settings))
     print("analyzed:", len(analyze(url)), "tables")
     return 0

@@ -3,7 +3,7 @@
 Each field is read from an environment variable ``NEWSFLOW_<FIELD NAME IN CAPS>``
 (for example ``NEWSFLOW_READ_TIMEOUT=30``).  Airflow users set the same names as
 environment variables of the workers, or as Airflow Variables with the same name
-(see ``newsflow/airflow_support.py``).  Defaults are the production-safe ones: benchmarks
+(see ``newsflow/airflow/context.py``).  Defaults are the production-safe ones: benchmarks
 may lift politeness explicitly, production never does so silently.
 """
 
@@ -179,8 +179,8 @@ def describe() -> list[tuple[str, str, Any]]:
 
 def documentation() -> list[tuple[str, str, Any, str]]:
     """(env var, type, default, meaning) for every setting, the meaning taken from the
-    comment beside the field above: the README's configuration table is generated
-    from it (`newsflow config --markdown`), so the two cannot drift apart."""
+    comment beside the field above: docs/configuration.md is generated from it
+    (`newsflow config --markdown`; tests/test_docs.py keeps the two in step)."""
     import inspect
     import re
 

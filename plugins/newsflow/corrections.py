@@ -22,9 +22,9 @@ import logging
 from datetime import datetime, timezone
 from typing import Sequence
 
-from . import db, dedup, stories
+from . import db, stories
 from .config import Settings
-from .models import Article, PageJob
+from .models import Article, PageJob, StoredArticle
 from .storage import articles as article_store
 from .storage import dedup_index, revisions, tombstones
 from .storage import stories as story_store
@@ -55,28 +55,28 @@ def load_known(conn, settings: Settings, job: PageJob, article: Article) -> tupl
                                         content_hash=article.content_hash)
     if target is None:  # an exact copy of another article's text, or new
         return ("duplicate", same_text) if same_text is not None else None
-    if target["content_hash"] == article.content_hash:
-        return ("unchanged" if job.article_id == target["id"] else "duplicate"), target["id"]
-    if article.body_source == "feed" and target["body_source"] == "page":
+    if target.content_hash == article.content_hash:
+        return ("unchanged" if job.article_id == target.id else "duplicate"), target.id
+    if article.body_source == "feed" and target.body_source == "page":
         # the page gave no text this time: the feed's summary never replaces a page's text
-        return "unchanged", target["id"]
+        return "unchanged", target.id
     other = same_text
     if other is not None:
         # the page now carries a text we hold under another article: link the entry there
-        log.info("entry %s: page of article %s now has the text of article %s", job.entry_id, target["id"], other)
+        log.info("entry %s: page of article %s now has the text of article %s", job.entry_id, target.id, other)
         return "duplicate", other
     revise(conn, settings, target, article)
-    return "updated", target["id"]
+    return "updated", target.id
 
 
-def revise(conn, settings: Settings, target: dict, article: Article) -> None:
+def revise(conn, settings: Settings, target: StoredArticle, article: Article) -> None:
     """Store the corrected text in place and place the article again: it leaves its story
     and is placed like a new text (usually back into the same story; an emptied story's id
     is re-used by the story it then starts)."""
-    article_id, old_story = target["id"], target["story_id"]
+    article_id, old_story = target.id, target.story_id
     revision = revisions.replace_text(conn, article_id, article)
     log.info("article %s corrected (revision %s)", article_id, revision)
-    fp = article.fingerprint or dedup.fingerprint(article.body, settings)
+    fp = stories.fingerprint(article, settings)
     article_store.detach(conn, [article_id])
     dedup_index.remove(conn, [article_id])
     kept = story_store.keeping_members(conn, [old_story]) if old_story is not None else []
@@ -89,7 +89,7 @@ def revise(conn, settings: Settings, target: dict, article: Article) -> None:
     def new_story() -> int:
         return reusable if reusable is not None else story_store.create(conn)
 
-    published = article.published_at or target["published_at"]
+    published = article.published_at or target.published_at
     when = published or datetime.now(timezone.utc)
     # its own one-text index (written at once), not the write batch's: the batch looked its
     # candidates up before this article left its story and its index rows

@@ -1,4 +1,5 @@
-"""Database connections, the embedded PostgreSQL, and migrations.
+"""Database connections, the embedded PostgreSQL, and migrations (nothing else: what an
+upgrade does to the data is in ``upgrade.py``, the consumers' reader role in ``readers.py``).
 
 ``NEWSFLOW_DATABASE_URL`` (a libpq URL) selects a server.  When it is unset the
 package starts an embedded PostgreSQL 16 (the ``pgserver`` wheel) whose data lives
@@ -22,6 +23,7 @@ from psycopg.rows import dict_row
 
 from . import redaction
 from .config import Settings
+from .storage import consumer, schema
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -109,27 +111,11 @@ def resolve_url(settings: Settings) -> str:
     return settings.database_url or embedded_url(settings.data_dir)
 
 
-def ready(settings: Settings) -> str:
-    """The database URL of ``settings``, migrated to this version of the code (idempotent;
-    an advisory lock serialises concurrent workers). What every writing command uses.
-    Near-duplicate signatures of an older fingerprint scheme are computed again here,
-    once, after an upgrade that changed the scheme."""
-    url = resolve_url(settings)
-    _, outdated = _migrate(url, None, check_signatures=True)
-    if outdated:
-        from .maintenance import reindex_signatures
-
-        log.warning("recomputing near-duplicate signatures of an older scheme (once, after an upgrade)")
-        log.warning("recomputed %d signatures", reindex_signatures(url, settings))
-    return url
-
 
 def readable(settings: Settings) -> str:
     """The database URL of ``settings`` for a command that only reads: never migrates (a
     read-only login could not, and a reader must not), and says clearly when the schema
     is older than this code. Works for a login that has only ``newsflow_reader``."""
-    from .storage import consumer
-
     url = resolve_url(settings)
     latest = migration_files()[-1][0]
     try:
@@ -219,15 +205,6 @@ def upgrade(url: str, sql_dir: Traversable | Path | None = None) -> list[str]:
 
     An advisory lock serialises concurrent upgrades (several workers starting at once).
     """
-    return _migrate(url, sql_dir)[0]
-
-
-def _migrate(url: str, sql_dir: Traversable | Path | None, *,
-             check_signatures: bool = False) -> tuple[list[str], bool]:
-    """The migrations applied, and (``check_signatures``) whether near-duplicate signatures
-    of an older scheme are left: one connection, one transaction."""
-    from .storage import dedup_index, schema
-
     applied: list[str] = []
     with connect(url) as conn:
         with conn.transaction():
@@ -238,54 +215,9 @@ def _migrate(url: str, sql_dir: Traversable | Path | None, *,
                 log.info("applying migration %s", path.name)
                 schema.apply(conn, version, path.name, path.read_text())
                 applied.append(path.name)
-            outdated = check_signatures and dedup_index.any_outdated(conn)
-    return applied, outdated
+    return applied
 
 
 def current_version(url: str) -> int | None:
-    from .storage import schema
-
     with connect(url) as conn:
         return schema.version(conn)
-
-
-# --- the reader role (migration 010) ----------------------------------------------------------
-
-def reader_role_note(url: str) -> str | None:
-    """What an operator should know about the role newsflow_reader, or None when all is well."""
-    from .storage import consumer
-
-    with connect(url) as conn:
-        if consumer.contract(conn) is None or consumer.reader_role_exists(conn):
-            return None
-    return (f"the role {consumer.READER_ROLE} does not exist (this user may not create roles): an administrator "
-            f"runs `CREATE ROLE {consumer.READER_ROLE} NOLOGIN`, then `newsflow db grant-reader ROLE` gives a "
-            "login read access to news_api")
-
-
-def grant_reader(url: str, role: str) -> str:
-    """Make ``role`` (an existing login) a reader of news_api: the reader role is created
-    if missing (needs CREATEROLE), its grants applied (as the owner of news_api), and
-    ``role`` made a member of it."""
-    from .storage import consumer
-
-    with transaction(url) as conn:
-        if not consumer.role_exists(conn, role):
-            raise DatabaseError(f"role {role!r} does not exist: create the login first "
-                                f"(CREATE ROLE {role} LOGIN PASSWORD '...')")
-        if not consumer.reader_role_exists(conn):
-            try:
-                consumer.create_reader_role(conn)
-            except psycopg.errors.InsufficientPrivilege as exc:
-                raise DatabaseError(f"this user may not create the role {consumer.READER_ROLE}: an administrator "
-                                    f"runs `CREATE ROLE {consumer.READER_ROLE} NOLOGIN`, then this command "
-                                    "again") from exc
-        try:
-            consumer.grant_reader_privileges(conn)
-            consumer.grant_reader_to(conn, role)
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise DatabaseError(f"granting read access failed ({str(exc).strip()}): run this command as the "
-                                f"owner of the news_api schema (the user that runs `newsflow db upgrade`) with the "
-                                f"right to grant {consumer.READER_ROLE}") from exc
-    return (f"{role} can now read news_api (member of {consumer.READER_ROLE}: SELECT on its views, EXECUTE on "
-            "its functions, also for objects later migrations add)")

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 
 from . import credit
 from .config import Settings
-from .fetch import PageFetch
-from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetchRecord, PageJob
+from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetch, PageFetchRecord, PageJob
 from .normalize import (canonical_url, clean_text, content_hash, drop_leading_title, own_hash, split_authors,
                         to_utc, word_count)
 
@@ -34,15 +33,16 @@ PAYWALL_MAX_WORDS = 200  # longer texts with such a phrase are articles that men
 
 def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settings: Settings) -> Decision:
     """What to do with one entry, from what its page gave (``page`` None: not fetched)."""
+    summary = feed_text(job)  # cleaned once: the fallback and the thin-page test both use it
     fetch = None
     if page is not None and page.result is not None and page.result.error_kind is not ErrorKind.DEFERRED:
         r = page.result
         fetch = PageFetchRecord(status=r.status, bytes=len(r.body), ms=int(r.elapsed * 1000), url=r.final_url)
     if job.link is None:
-        return _fallback_or_fail(job, fetch, settings, ErrorKind.NO_LINK, "entry has no usable link")
+        return _fallback_or_fail(job, summary, fetch, settings, ErrorKind.NO_LINK, "entry has no usable link")
     if page.denied:
         kind, reason = page.denied
-        return _fallback_or_fail(job, fetch, settings, kind, reason)
+        return _fallback_or_fail(job, summary, fetch, settings, kind, reason)
     r = page.result
     if r.error_kind is ErrorKind.DEFERRED or r.rate_limited:
         # the host asked us to wait: not an attempt; the frontier hands it out again later
@@ -52,18 +52,17 @@ def decide(job: PageJob, page: PageFetch | None, found: Extracted | None, settin
     if not r.ok:
         kind = r.error_kind or ErrorKind.HTTP
         # a permanent answer (404, refused address, PDF, ...) counts as permanent whatever its kind
-        return _fallback_or_fail(job, fetch, settings, kind, f"page fetch failed: {r.error or r.status}",
+        return _fallback_or_fail(job, summary, fetch, settings, kind, f"page fetch failed: {r.error or r.status}",
                                  permanent=r.permanent_failure)
     if found is not None and found.error_kind is ErrorKind.EXTRACTION:
         # a timeout or a crashed worker may pass: retried like a fetch error
-        return _fallback_or_fail(job, fetch, settings, ErrorKind.EXTRACTION, found.error or "extraction failed",
+        return _fallback_or_fail(job, summary, fetch, settings, ErrorKind.EXTRACTION, found.error or "extraction failed",
                                  page_url=r.final_url)
     thin = thin_page_reason(found, settings)
     if thin:
-        summary = clean_text(job.summary or "")
         page_text = (found.body or "") if found else ""
         if len(summary) > len(page_text) or not page_text or PAYWALL.search(page_text):
-            return _fallback_or_fail(job, fetch, settings, ErrorKind.NO_TEXT, thin,
+            return _fallback_or_fail(job, summary, fetch, settings, ErrorKind.NO_TEXT, thin,
                                      page_url=r.final_url, meta=found)
         # a short page text that is still more than the feed gave us: keep it
     return Decision(job, Action.LOAD, fetch=fetch,
@@ -82,15 +81,26 @@ def thin_page_reason(found: Extracted | None, settings: Settings) -> str | None:
     return None
 
 
-def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Settings, kind: ErrorKind,
-                      reason: str, *, permanent: bool | None = None, page_url: str | None = None,
-                      meta: Extracted | None = None) -> Decision:
-    """Use the feed's own text when the page cannot give us one; otherwise fail or retry."""
+def feed_text(job: PageJob) -> str:
+    """The feed's own text of the entry (its summary or content), cleaned."""
+    return clean_text(job.summary or "")
+
+
+def attempts_used_up(job: PageJob, settings: Settings) -> bool:
+    """This attempt is the entry's last (``NEWSFLOW_MAX_ATTEMPTS``): no retry after it."""
+    return job.attempts + 1 >= settings.max_attempts
+
+
+def _fallback_or_fail(job: PageJob, summary: str, fetch: PageFetchRecord | None, settings: Settings,
+                      kind: ErrorKind, reason: str, *, permanent: bool | None = None,
+                      page_url: str | None = None, meta: Extracted | None = None) -> Decision:
+    """Use the feed's own text (``summary``, cleaned) when the page cannot give us one;
+    otherwise fail or retry."""
     permanent = kind.permanent if permanent is None else permanent
-    last_attempt = job.attempts + 1 >= settings.max_attempts
-    if clean_text(job.summary or "") and (permanent or last_attempt):
+    last_attempt = attempts_used_up(job, settings)
+    if summary and (permanent or last_attempt):
         article = build_article(job, meta, page_url or job.link, settings, body_source="feed",
-                                fallback_reason=reason)
+                                fallback_reason=reason, feed_text=summary)
         # the page's failure is still its fetch's outcome: the fetch log records why
         return Decision(job, Action.LOAD, article=article, fetch=fetch, error=reason, kind=kind)
     if permanent or last_attempt:
@@ -100,13 +110,15 @@ def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Set
 
 
 def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None, settings: Settings, *,
-                  body_source: str, fallback_reason: str | None = None) -> Article:
+                  body_source: str, fallback_reason: str | None = None, feed_text: str = "") -> Article:
+    """The article of an entry: from the page's text (``body_source`` 'page'), or from the
+    feed's (``feed_text``, already cleaned)."""
     found = found or Extracted()
     link = job.link or fetched_url or f"urn:newsflow:entry:{job.entry_id}"
     if body_source == "page":
         body, digest, fingerprint = found.body or "", found.content_hash, found.fingerprint  # the worker's
     else:
-        body = drop_leading_title(clean_text(job.summary or ""), [job.title, found.title])
+        body = drop_leading_title(feed_text, [job.title, found.title])
         digest, fingerprint = content_hash(body), None
     canonical = canonical_url(trusted_canonical(found.canonical_url, fetched_url) or fetched_url or link)
     if word_count(body) < settings.min_hash_words:
@@ -166,7 +178,7 @@ def decide_safely(job: PageJob, page: PageFetch | None, found: Extracted | None,
         return decide(job, page, found, settings)
     except Exception as exc:  # a hostile value we did not foresee, or a bug: this entry only
         error = f"decision failed: {type(exc).__name__}: {str(exc)[:300]}"
-        if job.attempts + 1 >= settings.max_attempts:
+        if attempts_used_up(job, settings):
             return Decision(job, Action.FAIL, error=error, kind=ErrorKind.LOAD)
         return Decision(job, Action.RETRY, error=error, kind=ErrorKind.LOAD,
                         retry_in=settings.retry_backoff_base * 2 ** job.attempts)

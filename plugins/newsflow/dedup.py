@@ -33,6 +33,7 @@ import re
 import threading
 import unicodedata
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
@@ -40,7 +41,7 @@ import numpy as np
 import xxhash
 
 from .config import Settings
-from .models import SIGNATURE_SCHEME, Assignment, Fingerprint, Member  # noqa: F401 (re-exported)
+from .models import SIGNATURE_SCHEME, Fingerprint, Member  # noqa: F401 (re-exported)
 
 __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
@@ -48,6 +49,17 @@ __all__ = [
     "similarity", "same_story", "relation", "assign", "cluster",
     "SMALL_TEXT_JACCARD", "COPY_JACCARD",
 ]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Which story a new text joins (``story_id`` None: a new story) and how."""
+    story_id: int | None
+    relation: str  # 'original' | 'copy' | 'excerpt' | 'update'
+    matched_article_id: int | None  # the story's representative it was verified against
+    jaccard: float
+    containment: float
+
 
 MERSENNE_PRIME = (1 << 61) - 1
 EMPTY_MINHASH = MERSENNE_PRIME  # MinHash value of an empty shingle set (never a real one)

@@ -18,6 +18,7 @@ import csv
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Iterator
@@ -26,10 +27,21 @@ import psycopg
 
 from . import db
 from .config import Settings
-from .models import ExportResult
 from .storage import changes, consumer
 
 FORMATS = ("jsonl", "csv", "parquet")
+
+
+@dataclass
+class ExportResult:
+    """What `newsflow export` wrote: rows and the range of change numbers it covered."""
+    rows: int = 0
+    since_seq: int = 0
+    until_seq: int = 0
+
+    def summary(self) -> str:
+        return (f"exported {self.rows} change rows, seq {self.since_seq} < seq <= {self.until_seq}; "
+                f"next: --since-seq {self.until_seq}")
 
 
 def export(url: str, settings: Settings, *, since_seq: int, until_seq: int | None, fmt: str,
@@ -121,9 +133,9 @@ def _parquet_writer():
 def _flush(pa, writer, schema, batch: list[tuple]) -> int:
     if not batch:
         return 0
-    columns = list(zip(*batch))
+    columns = list(zip(*batch, strict=True))
     arrays = []
-    for name, values in zip(schema.names, columns):
+    for name, values in zip(schema.names, columns, strict=True):
         if name == "outlets":
             values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in values]
         arrays.append(pa.array(values, type=schema.field(name).type))

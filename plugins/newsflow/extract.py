@@ -142,15 +142,11 @@ class Extractor:
             self._pool.stop() if exc[0] else self._pool.close()
             self._pool.join()
 
-    def extract_many(self, jobs: Iterable[ExtractJob]) -> list[Extracted]:
-        """Extract pages in parallel; results in input order, failures as Extracted.error."""
-        return list(self.extract_iter(jobs))
-
     def extract_iter(self, jobs: Iterable[ExtractJob],
                      stop: threading.Event | None = None) -> Iterator[Extracted]:
-        """Like extract_many, but yields each result (in input order) as soon as it is
-        ready, so the caller's own work overlaps with the workers'. A set ``stop`` cancels
-        what is not done and raises ``Interrupted``.
+        """Extract pages in parallel, yielding each result (in input order; failures as
+        Extracted.error) as soon as it is ready, so the caller's own work overlaps with the
+        workers'. A set ``stop`` cancels what is not done and raises ``Interrupted``.
 
         A page that outlives ``extract_timeout`` or kills its worker is an ``EXTRACTION``
         error, which may pass (retried later); a page trafilatura finds no text in is

@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
 
 from .config import Settings
-from .httpclient import FetchResult, SafeClient
-from .models import ErrorKind, Interrupted, PageJob  # noqa: F401 (Interrupted: raised here)
+from .httpclient import SafeClient
+from .models import ErrorKind, Interrupted, PageFetch, PageJob  # noqa: F401 (Interrupted: raised here)
 from .politeness import HostGate, RobotsCache, deferred_result, host_key, retry_after_delay
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
-
-
-@dataclass
-class PageFetch:
-    url: str
-    result: FetchResult | None = None
-    denied: tuple[ErrorKind, str] | None = None  # robots.txt forbids, or cannot be read
-    deferred_for: float | None = None  # seconds the host asked to be left alone (429/503)
-    crawl_delay: float | None = None  # the host's robots.txt Crawl-delay
 
 
 class PageFetcher:
@@ -42,10 +32,6 @@ class PageFetcher:
         self.stop = stop or threading.Event()
         self.gate = HostGate(settings.per_host_concurrency, settings.per_host_delay)
         self.robots = RobotsCache(client, settings, self.gate)
-
-    def fetch_all(self, urls: Sequence[str]) -> list[PageFetch]:
-        """Fetch pages concurrently (order kept); never raises for a bad server."""
-        return self.fetch_jobs([(url, None) for url in urls])
 
     def fetch_jobs(self, jobs: Sequence[PageJob | tuple[str, datetime | None]]) -> list[PageFetch]:
         """Fetch the pages of claimed entries (or (url, not_before) pairs), each not before

@@ -65,28 +65,28 @@ def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
     with conn.transaction():
         found = entry_store.candidates(conn, scan=settings.frontier_scan, horizon=settings.frontier_horizon,
                                        entry_ids=entry_ids)
-        worn = [c["id"] for c in found if c["strikes"] >= settings.max_strikes]
+        worn = [c.id for c in found if c.strikes >= settings.max_strikes]
         limit = per_host(settings)
-        picked = sorted((c for c in found if c["strikes"] < settings.max_strikes
-                         and (c["host"] is None or (c["open"] and c["rank"] <= limit))),
-                        key=lambda c: (c["rank"], c["id"]))[:settings.batch_size]
-        locked = set(entry_store.lock_free(conn, [c["id"] for c in picked] + worn))
+        picked = sorted((c for c in found if c.strikes < settings.max_strikes
+                         and (c.host is None or (c.open and c.rank <= limit))),
+                        key=lambda c: (c.rank, c.id))[:settings.batch_size]
+        locked = set(entry_store.lock_free(conn, [c.id for c in picked] + worn))
         entry_store.quarantine(conn, [i for i in worn if i in locked], settings.max_strikes)
-        picked = [c for c in picked if c["id"] in locked]
-        hosts = host_store.lock(conn, [c["host"] for c in picked if c["host"]])
+        picked = [c for c in picked if c.id in locked]
+        hosts = host_store.lock(conn, [c.host for c in picked if c.host])
         slots, ends = {}, {}
         for c in picked:
-            host = hosts.get(c["host"]) if c["host"] else None
+            host = hosts.get(c.host) if c.host else None
             if host is None:  # no link: nothing to fetch
-                slots[c["id"]] = None
+                slots[c.id] = None
                 continue
-            if host["deferred"]:  # deferred since the candidates were read
+            if host.deferred:  # deferred since the candidates were read
                 continue
-            delay = max(settings.per_host_delay, min(host["crawl_delay"] or 0.0, settings.max_crawl_delay))
-            start = ends.get(c["host"], host["free_at"])
-            slots[c["id"]] = start if delay > 0 else None
-            ends[c["host"]] = start + timedelta(seconds=delay)
-        host_store.reserve(conn, {h: end for h, end in ends.items() if end > hosts[h]["free_at"]})
+            delay = max(settings.per_host_delay, min(host.crawl_delay or 0.0, settings.max_crawl_delay))
+            start = ends.get(c.host, host.free_at)
+            slots[c.id] = start if delay > 0 else None
+            ends[c.host] = start + timedelta(seconds=delay)
+        host_store.reserve(conn, {h: end for h, end in ends.items() if end > hosts[h].free_at})
         return entry_store.lease(conn, worker_id, settings.lease_seconds, slots) if slots else []
 
 

@@ -30,7 +30,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from .config import Settings
-from .models import ErrorKind
+from .errors import ErrorKind
 from .netguard import BlockedAddress, GuardedBackend, Resolver, set_deadline, system_resolver
 from .redaction import redact, same_origin, split_credentials
 

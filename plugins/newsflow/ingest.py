@@ -29,13 +29,13 @@ from typing import Callable, Sequence
 
 import psycopg
 
-from . import corrections, db, dedup, frontier, stories
+from . import corrections, db, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
-from .fetch import PageFetch, PageFetcher
+from .fetch import PageFetcher
 from .httpclient import SafeClient
-from .models import Action, BatchResult, Decision, ExtractJob, Interrupted, PageJob
+from .models import Action, BatchResult, Decision, ExtractJob, Interrupted, PageFetch, PageJob
 from .politeness import host_key
 from .storage import dedup_index
 from .storage import entries as entry_store
@@ -128,7 +128,7 @@ def run_batch(conn: psycopg.Connection, worker_id: int, jobs: Sequence[PageJob],
 def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, extractor: Extractor,
             stop: threading.Event | None = None) -> tuple[list[Decision], dict[int, PageFetch]]:
     fetchable = [j for j in jobs if j.link]
-    fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_jobs(fetchable)))
+    fetched = dict(zip((j.entry_id for j in fetchable), fetcher.fetch_jobs(fetchable), strict=True))
     to_extract = [j for j in fetchable
                   if fetched[j.entry_id].result is not None and fetched[j.entry_id].result.ok]
     pages = [ExtractJob(html=fetched[j.entry_id].result.body, url=fetched[j.entry_id].result.final_url,
@@ -137,7 +137,7 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, e
              for j in to_extract]
     decisions = {}
     # decisions are made here while the workers extract the next pages
-    for job, found in zip(to_extract, extractor.extract_iter(pages, stop)):
+    for job, found in zip(to_extract, extractor.extract_iter(pages, stop), strict=True):
         decisions[job.entry_id] = decide_safely(job, fetched[job.entry_id], found, settings)
     return ([decisions.get(job.entry_id) or decide_safely(job, fetched.get(job.entry_id), None, settings)
              for job in jobs], fetched)
@@ -148,8 +148,8 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, e
 def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decisions: Sequence[Decision],
           pages: dict[int, PageFetch], out: BatchResult) -> None:
     for d in decisions:  # texts from the feed were not fingerprinted by the workers
-        if d.article is not None and d.article.fingerprint is None:
-            d.article.fingerprint = dedup.fingerprint(d.article.body, settings)
+        if d.article is not None:
+            stories.fingerprint(d.article, settings)
     with conn.transaction():
         # the load lock, then the changes lock: rows are stamped (clock_timestamp) only
         # once every change committed before is visible (storage.locks)

@@ -3,11 +3,12 @@ dedup window, ANALYZE."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from . import db
+from . import db, health
 from .config import Settings
-from .models import FeedHealth, FeedStatus, StaleRule
+from .models import FeedStatus, StaleRule
 from .storage import changes, dedup_index, feed_rhythm, schema
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
@@ -17,6 +18,29 @@ from .storage.locks import take_write_locks
 TABLES = ["news.feeds", "news.entries", "news.articles", "news.stories",
           "news.dedup_signatures", "news.dedup_bands", "news.fetch_log",
           "news.story_outlets", "news.changes"]
+
+
+@dataclass
+class FeedHealth:
+    """The daily health check (``maintenance.check_health``): every feed's state, and the
+    stale episodes not reported before."""
+    rhythm_measured: int
+    groups: dict[str, list[FeedStatus]]  # by state
+    newly_stale: list[FeedStatus]
+
+    def counts(self) -> dict[str, int]:
+        return {state: len(feeds) for state, feeds in sorted(self.groups.items())}
+
+    def lines(self) -> list[str]:
+        """One line per failing, stale, deferred or disabled feed, with why; then each
+        newly stale one."""
+        return ([health.line(row) for state in ("failing", "stale", "deferred", "disabled")
+                 for row in self.groups.get(state, [])]
+                + [f"newly stale: {health.line(feed)}" for feed in self.newly_stale])
+
+    def summary(self) -> str:
+        states = ", ".join(f"{n} {state}" for state, n in self.counts().items()) or "no feeds"
+        return f"feed health: {states}; {len(self.newly_stale)} newly stale; rhythm measured for {self.rhythm_measured} feeds"
 
 
 def measure_rhythm(url: str, settings: Settings) -> int:
@@ -70,23 +94,6 @@ def retention(url: str, settings: Settings) -> dict[str, int]:
                             if settings.changes_retention_days > 0 else 0),
         }
 
-
-def reindex_signatures(url: str, settings: Settings, batch: int = 500) -> int:
-    """Compute again, from the articles' text, the near-duplicate signatures an older
-    fingerprint scheme stored (after an upgrade that changed it); returns how many."""
-    from . import dedup
-
-    done = 0
-    while True:
-        with db.transaction(url) as conn:
-            rows = dedup_index.outdated(conn, batch)
-            if rows:
-                dedup_index.remove(conn, [r["article_id"] for r in rows])
-                dedup_index.add_many(conn, [(r["article_id"], dedup.fingerprint(r["body"], settings),
-                                             r["published_at"]) for r in rows])
-        done += len(rows)
-        if len(rows) < batch:
-            return done
 
 
 def analyze(url: str) -> list[str]:

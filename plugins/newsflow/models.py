@@ -5,8 +5,11 @@ line, the Airflow task logs and the pass report all print that, so a count never
 differently in two places. Error kinds are an enum (:class:`ErrorKind`) that says whether
 retrying can help; no stage matches error strings.
 
-Long on purpose: it is the one place the records are defined, each small; splitting it by
-stage would hide the hand-offs between stages that it exists to show.
+Only records that pass from one module to another live here (a stage's result read by the
+next, a storage function's result read by a stage, what the CLI and Airflow both print);
+a record with a single user lives beside it, and operator-facing wording (why a feed is in
+its state) is in ``health.py``. Over 450 lines on purpose: it is the one place the
+hand-offs are defined, each record small; splitting it by stage would hide them.
 """
 
 from __future__ import annotations
@@ -14,47 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+from .errors import ErrorKind  # noqa: F401 (re-exported: the records carry it)
+
+if TYPE_CHECKING:  # annotations only
+    from .httpclient import FetchResult
 
 
 class Interrupted(Exception):
     """Work stopped on request (Ctrl-C, SIGTERM); what was claimed is to be released.
     Here, not in fetch, so the command line can catch it without importing the HTTP stack."""
-
-
-class ErrorKind(str, Enum):
-    """Why a fetch or an entry failed. ``permanent``: retrying will not fix it."""
-
-    # no usable HTTP response (httpclient)
-    TIMEOUT = "timeout"
-    NETWORK = "network"
-    DNS = "dns"
-    TLS = "tls"
-    HTTP = "http"  # a 4xx/5xx answer: permanence depends on the status (FetchResult)
-    TOO_LARGE = "too_large"
-    BLOCKED = "blocked"  # non-public address
-    SCHEME = "scheme"  # not http(s)
-    REDIRECT = "redirect"  # loop or too many hops
-    ENCODING = "encoding"  # unknown Content-Encoding, corrupt compressed body
-    # page rules (fetch, politeness)
-    CONTENT_TYPE = "content_type"  # not a web page (PDF, image)
-    DEFERRED = "deferred"  # the host asked us to wait (429/503 Retry-After)
-    ROBOTS = "robots"  # robots.txt disallows the page
-    ROBOTS_UNAVAILABLE = "robots_unavailable"  # robots.txt 5xx/unreachable: ask later
-    # entries
-    NO_LINK = "no_link"  # the feed item has no link to fetch
-    NO_TEXT = "no_text"  # the page has no article text (or only a paywall notice)
-    EXTRACTION = "extraction"  # extraction timed out or its worker died: may pass
-    LOAD = "load"  # writing the entry's result failed (a record the database refuses)
-
-    @property
-    def permanent(self) -> bool:
-        return self in _PERMANENT
-
-
-_PERMANENT = {ErrorKind.TOO_LARGE, ErrorKind.BLOCKED, ErrorKind.SCHEME, ErrorKind.REDIRECT,
-              ErrorKind.ENCODING, ErrorKind.CONTENT_TYPE, ErrorKind.ROBOTS, ErrorKind.NO_LINK,
-              ErrorKind.NO_TEXT}
 
 
 # --- feeds and polling ----------------------------------------------------------------------
@@ -258,70 +231,6 @@ class FeedStatus:
     def label(self) -> str:
         return feed_label(self.id, self.publisher, self.name)
 
-    @property
-    def disabled_by_text(self) -> str:
-        return {"file": "the feeds file", "operator": "an operator"}.get(self.disabled_by or "", "newsflow")
-
-    @property
-    def reason(self) -> str:
-        """Why the feed is in its state, in words an operator acts on ('' when healthy)."""
-        now = datetime.now(self.next_poll_at.tzinfo)
-        if self.state == "disabled":
-            if self.disabled_by == "file":
-                return (f"{self.disabled_reason or 'disabled in the feeds file'}; "
-                        "`enabled: true` there (or an operator) enables it again")
-            if self.disabled_by == "operator":
-                return f"{self.disabled_reason or 'disabled by an operator'}; re-enable in Feeds"
-            return (f"{self.disabled_reason or 'disabled after errors'}; stays disabled until an "
-                    "operator re-enables it (the feeds file cannot)")
-        if self.state == "failing":
-            failures = ("1 failure" if self.consecutive_errors == 1
-                        else f"{self.consecutive_errors} consecutive failures")
-            return (f"{failures}; last: {self.last_error}; "
-                    f"next try in {span((self.next_poll_at - now).total_seconds())}")
-        if self.state == "stale":
-            quiet = span((now - self.last_arrival_at).total_seconds()) if self.last_arrival_at else None
-            usual = (f"usually every {span(self.rhythm_seconds)}" if self.rhythm_trusted
-                     else "its rhythm is not known yet")
-            return (f"answers, but no new entry for {quiet}; {usual}" if quiet else
-                    f"answers, but has never brought an entry in {span(self.stale_after)}")
-        if self.state == "deferred":
-            return (f"its host asked newsflow to wait (Retry-After); next poll in "
-                    f"{span((self.next_poll_at - now).total_seconds())}")
-        if self.state == "new":
-            due = (self.next_poll_at - now).total_seconds()
-            return ("not polled yet" if self.last_polled_at is None else
-                    "errors cleared; not polled since " + (f"(due in {span(due)})" if due > 0 else "(due now)"))
-        return self.last_error or ""
-
-    def summary(self) -> str:
-        """One line: the maintenance report (command line and Airflow log)."""
-        why = self.reason
-        return f"{self.state:8} {self.label} <{self.url}>" + (f": {why}" if why else "")
-
-
-@dataclass
-class FeedHealth:
-    """The daily health check (``maintenance.check_health``): every feed's state, and the
-    stale episodes not reported before."""
-    rhythm_measured: int
-    groups: dict[str, list[FeedStatus]]  # by state
-    newly_stale: list[FeedStatus]
-
-    def counts(self) -> dict[str, int]:
-        return {state: len(feeds) for state, feeds in sorted(self.groups.items())}
-
-    def lines(self) -> list[str]:
-        """One line per failing, stale, deferred or disabled feed, with why; then each
-        newly stale one."""
-        return ([row.summary() for state in ("failing", "stale", "deferred", "disabled")
-                 for row in self.groups.get(state, [])]
-                + [f"newly stale: {feed.summary()}" for feed in self.newly_stale])
-
-    def summary(self) -> str:
-        states = ", ".join(f"{n} {state}" for state, n in self.counts().items()) or "no feeds"
-        return f"feed health: {states}; {len(self.newly_stale)} newly stale; rhythm measured for {self.rhythm_measured} feeds"
-
 
 # --- article work ---------------------------------------------------------------------------
 
@@ -345,6 +254,27 @@ class PageJob:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A due pending entry a claim may hand out (``storage.entries.candidates``): its place
+    in its host's queue and whether its host can take a request soon."""
+    id: int
+    host: str | None
+    strikes: int
+    rank: int  # 1 for the oldest due entry of its host
+    open: bool  # no host, or a host neither deferred nor booked beyond the horizon
+
+
+@dataclass(frozen=True)
+class HostSchedule:
+    """A host's row, locked by a claim (``storage.hosts.lock``): when its next request may
+    start, its robots.txt Crawl-delay, and whether it asked us to wait (Retry-After)."""
+    host: str
+    free_at: datetime
+    crawl_delay: float | None
+    deferred: bool
+
+
+@dataclass(frozen=True)
 class ExtractJob:
     """One page for the extraction workers."""
     html: bytes
@@ -356,7 +286,7 @@ class ExtractJob:
 # Stored with every signature (news.dedup_signatures.scheme): bump it with any change to
 # the shingles, the MinHash family, the band hashing (newsflow.dedup) or what a signature
 # row holds. Signatures of an older scheme are computed again from their articles' text
-# (maintenance.reindex_signatures, run once by db.ready after the upgrade).
+# (upgrade.reindex_signatures, run once by upgrade.ready after the upgrade).
 # 1: the first; 2: the row also holds its band hashes (its band rows go with it).
 SIGNATURE_SCHEME = 2
 
@@ -378,13 +308,13 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Assignment:
-    """Which story a new text joins (``story_id`` None: a new story) and how."""
-    story_id: int | None
-    relation: str  # 'original' | 'copy' | 'excerpt' | 'update'
-    matched_article_id: int | None  # the story's representative it was verified against
-    jaccard: float
-    containment: float
+class Placement:
+    """Where a text goes: its story and its relation to the story's representative."""
+    story_id: int
+    joined: bool  # False: a new story, this text its first member
+    relation: str
+    jaccard: float | None
+    containment: float | None
 
 
 @dataclass
@@ -428,11 +358,41 @@ class Article:
     fingerprint: Fingerprint | None = None  # when the extraction worker computed it
 
 
+@dataclass(frozen=True)
+class StoredArticle:
+    """What a correction needs of an article already stored (``storage.revisions.known``)."""
+    id: int
+    story_id: int | None
+    content_hash: str
+    body_source: str  # 'page' or 'feed'
+    published_at: datetime | None
+    canonical_url: str
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """An article as the rebuild reads it (``storage.articles.in_content_order``)."""
+    id: int
+    body: str
+    at: datetime  # published_at, else fetched_at: never NULL
+    story_id: int | None
+
+
 class Action(str, Enum):
     LOAD = "load"  # store the article (or link the entry to the one it duplicates)
     RETRY = "retry"  # keep the entry pending, try again after a backoff (an attempt used)
     POSTPONE = "postpone"  # not attempted (its host asked us to wait): back in the queue as is
     FAIL = "fail"  # give up on the entry, with its error
+
+
+@dataclass
+class PageFetch:
+    """What fetching an entry's page gave (newsflow.fetch), for the decision and the fetch log."""
+    url: str
+    result: FetchResult | None = None
+    denied: tuple[ErrorKind, str] | None = None  # robots.txt forbids, or cannot be read
+    deferred_for: float | None = None  # seconds the host asked to be left alone (429/503)
+    crawl_delay: float | None = None  # the host's robots.txt Crawl-delay
 
 
 @dataclass
@@ -548,52 +508,6 @@ class StoryOverview:
                 f"      carried by: {', '.join(self.members)}"]
 
 
-@dataclass
-class PassReport:
-    """One full pass (`newsflow run`): what was synced, polled, ingested, and the result."""
-    feeds_synced: FeedSync = field(default_factory=FeedSync)
-    polls: list[PollOutcome] = field(default_factory=list)
-    ingest: BatchResult = field(default_factory=BatchResult)
-    totals: Totals = field(default_factory=Totals)
-    stories: list[StoryOverview] = field(default_factory=list)
-
-    @property
-    def new_entries(self) -> int:
-        return sum(p.new_entries for p in self.polls)
-
-    @property
-    def feeds_failed(self) -> list[PollOutcome]:
-        return [p for p in self.polls if p.failed]
-
-    @property
-    def feeds_deferred(self) -> list[PollOutcome]:
-        return [p for p in self.polls if p.deferred]
-
-    def summary(self) -> str:
-        """The pass report (``stories`` holds at most pipeline.PASS_SUMMARY_STORIES of each kind)."""
-        lines = [
-            "",
-            "newsflow pass summary",
-            "=====================",
-            f"polling            {PollRound.of(self.polls).summary()}",
-            f"entries processed  {self.ingest.summary()}",
-            f"database totals    {self.totals.summary()}",
-        ]
-        for p in self.feeds_failed + self.feeds_deferred:
-            lines.append(f"  feed {'deferred' if p.deferred else 'error'}: {p.url}: {p.error}")
-        syndicated = [s for s in self.stories if s.outlet_count > 1]
-        if syndicated:
-            lines += ["", "Syndicated stories (one story, several outlets):"]
-            for s in syndicated:
-                lines += s.summary()
-        singles = [s for s in self.stories if s.outlet_count == 1]
-        if singles:
-            lines += ["", f"Single-outlet stories: {self.totals.single_outlet or len(singles)}"]
-            for s in singles:
-                lines += s.summary()
-        return "\n".join(lines)
-
-
 # --- consumers ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -616,18 +530,6 @@ class SearchHit:
         outlets = f", story #{self.story_id} carried by {self.outlet_count} outlets" if (self.outlet_count or 0) > 1 else ""
         return (f"{self.rank:6.3f}  {when}  [{self.language or '--'}] {self.publisher}: {self.title or '(untitled)'}\n"
                 f"        article {self.article_id}{outlets}  {self.url}")
-
-
-@dataclass
-class ExportResult:
-    """What `newsflow export` wrote: rows and the range of change numbers it covered."""
-    rows: int = 0
-    since_seq: int = 0
-    until_seq: int = 0
-
-    def summary(self) -> str:
-        return (f"exported {self.rows} change rows, seq {self.since_seq} < seq <= {self.until_seq}; "
-                f"next: --since-seq {self.until_seq}")
 
 
 # --- operations ---------------------------------------------------------------------------
@@ -659,18 +561,3 @@ class OperatorAction:
 _VERBS = {"poll now": "asked to poll", "enable": "re-enabled", "disable": "disabled",
           "requeue entry": "requeued", "requeue failed entries": "requeued the failed entries of",
           "requeue": "requeued"}
-
-
-def span(seconds: float | int | None) -> str:
-    """A duration for people: 45 s, 12 min, 5 h, 3 d 4 h."""
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 90:
-        return f"{s} s"
-    if s < 5400:
-        return f"{round(s / 60)} min"
-    if s < 86400 * 2:
-        return f"{s / 3600:.1f} h".replace(".0 h", " h")
-    days, hours = divmod(round(s / 3600), 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"

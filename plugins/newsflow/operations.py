@@ -159,9 +159,9 @@ def apply_feeds_file(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> Fee
         by_declared.setdefault(feed_url_key(row["declared"]), row["id"])
         by_url.setdefault(feed_url_key(row["url"]), row["id"])
     known = [by_declared.get(s.url) or by_url.get(s.url) for s in specs]
-    enabled, disabled = feed_store.update_declared(conn, [(f, s) for f, s in zip(known, specs) if f])
-    added = feed_store.insert_declared(conn, [s for f, s in zip(known, specs) if not f])
-    ids = [f or added.get(s.url) for f, s in zip(known, specs)]
+    enabled, disabled = feed_store.update_declared(conn, [(f, s) for f, s in zip(known, specs, strict=True) if f])
+    added = feed_store.insert_declared(conn, [s for f, s in zip(known, specs, strict=True) if not f])
+    ids = [f or added.get(s.url) for f, s in zip(known, specs, strict=True)]
     names = feed_store.labels(conn, enabled + disabled) if enabled or disabled else {}
     for action, changed in (("enable", enabled), ("disable", disabled)):
         for feed_id in changed:

@@ -30,7 +30,6 @@ _ROOT = re.compile(rb"<[A-Za-z_]")
 _PROLOG_NOISE = re.compile(rb"<!--.*?-->|<\?.*?\?>", re.S)
 _DTD_TOKEN = re.compile(rb"\"[^\"]*\"|'[^']*'|<!--.*?-->|[\[\]>]", re.S)
 _SAFE_DECL = re.compile(rb"""<!ENTITY\s+[\w.:-]+\s+("(?:&\#x?[0-9a-fA-F]+;|[^&%"<]{0,32})"|'(?:&\#x?[0-9a-fA-F]+;|[^&%'<]{0,32})')\s*>""")
-_ANY_DECL = re.compile(rb"<!--.*?-->|<![A-Z]+[^>]*>|<\?.*?\?>", re.S)
 MAX_DOCTYPE_PASSES = 4
 # feedparser's complaints about the HTTP labels, not the document
 _BENIGN_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)

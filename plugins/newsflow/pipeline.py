@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import db
+from . import db, upgrade
 from .config import Settings
 from .httpclient import SafeClient
 from .operations import apply_feeds_file
 from .ingest import ingest_pending
-from .models import BatchResult, FeedSpec, FeedSync, Interrupted, PassReport, PollOutcome
+from .models import (BatchResult, FeedSpec, FeedSync, Interrupted, PollOutcome, PollRound, StoryOverview,
+                     Totals)
 from .poll import poll_feeds, select_feeds
 from . import registry
 from .storage import articles as article_store
@@ -25,6 +27,52 @@ from .storage import stories as story_store
 log = logging.getLogger(__name__)
 
 PASS_SUMMARY_STORIES = 20  # stories of each kind the pass summary lists (PassReport.summary)
+
+
+@dataclass
+class PassReport:
+    """One full pass (`newsflow run`): what was synced, polled, ingested, and the result."""
+    feeds_synced: FeedSync = field(default_factory=FeedSync)
+    polls: list[PollOutcome] = field(default_factory=list)
+    ingest: BatchResult = field(default_factory=BatchResult)
+    totals: Totals = field(default_factory=Totals)
+    stories: list[StoryOverview] = field(default_factory=list)
+
+    @property
+    def new_entries(self) -> int:
+        return sum(p.new_entries for p in self.polls)
+
+    @property
+    def feeds_failed(self) -> list[PollOutcome]:
+        return [p for p in self.polls if p.failed]
+
+    @property
+    def feeds_deferred(self) -> list[PollOutcome]:
+        return [p for p in self.polls if p.deferred]
+
+    def summary(self) -> str:
+        """The pass report (``stories`` holds at most pipeline.PASS_SUMMARY_STORIES of each kind)."""
+        lines = [
+            "",
+            "newsflow pass summary",
+            "=====================",
+            f"polling            {PollRound.of(self.polls).summary()}",
+            f"entries processed  {self.ingest.summary()}",
+            f"database totals    {self.totals.summary()}",
+        ]
+        for p in self.feeds_failed + self.feeds_deferred:
+            lines.append(f"  feed {'deferred' if p.deferred else 'error'}: {p.url}: {p.error}")
+        syndicated = [s for s in self.stories if s.outlet_count > 1]
+        if syndicated:
+            lines += ["", "Syndicated stories (one story, several outlets):"]
+            for s in syndicated:
+                lines += s.summary()
+        singles = [s for s in self.stories if s.outlet_count == 1]
+        if singles:
+            lines += ["", f"Single-outlet stories: {self.totals.single_outlet or len(singles)}"]
+            for s in singles:
+                lines += s.summary()
+        return "\n".join(lines)
 
 
 def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> FeedSync:
@@ -58,7 +106,7 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
     ``stop`` ends the pass early (``Interrupted``); what was done stays done."""
     stop = stop or threading.Event()
     echo = echo or (lambda line: None)
-    url = db.ready(settings)
+    url = upgrade.ready(settings)
     report = PassReport()
     if feeds_file:
         report.feeds_synced = sync_file(url, feeds_file)

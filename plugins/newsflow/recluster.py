@@ -47,7 +47,7 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
     with db.transaction(url) as conn:
         take_write_locks(conn)
         rows = article_store.in_content_order(conn, since)
-        ids = [r["id"] for r in rows]
+        ids = [r.id for r in rows]
         old_stories = article_store.detach(conn, ids)
         dedup_index.remove(conn, ids)
 
@@ -67,21 +67,21 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
         rebuilt: set[int] = set()
         for i, row in enumerate(rows, start=1):
-            def new_story() -> int:
+            def new_story(previous: int | None = row.story_id) -> int:
                 # the emptied story this article was in, unless an earlier one took it
-                if row["story_id"] in reusable:
-                    reusable.discard(row["story_id"])
-                    return row["story_id"]
+                if previous in reusable:
+                    reusable.discard(previous)
+                    return previous
                 return story_store.create(conn)
 
-            fp = dedup.fingerprint(row["body"], settings)
-            index = _ContentOrderIndex(conn, row["at"], settings.dedup_window_days, rank_of)
+            fp = dedup.fingerprint(row.body, settings)
+            index = _ContentOrderIndex(conn, row.at, settings.dedup_window_days, rank_of)
             placement = stories.place(conn, settings, fp, index, new_story)
             if not placement.joined:
                 rank_of[placement.story_id] = offset + i
-            article_store.attach(conn, row["id"], placement.story_id, placement.relation,
+            article_store.attach(conn, row.id, placement.story_id, placement.relation,
                                  placement.jaccard, placement.containment)
-            stories.settle(conn, placement, row["id"], fp, row["at"], index)  # at: never NULL
+            stories.settle(conn, placement, row.id, fp, row.at, index)  # at: never NULL
             rebuilt.add(placement.story_id)
             if progress and (i % 500 == 0 or i == len(rows)):
                 progress(i, len(rows))

@@ -87,10 +87,6 @@ def parse_file(path: str | Path, raw: bytes | None = None) -> FeedsFile:
     return result
 
 
-def load_feeds_file(path: str | Path) -> list[FeedSpec]:
-    return parse_file(path).specs
-
-
 def feed_url_key(url: str) -> str:
     """The canonical spelling of a feed URL: lower-case scheme and host, no default port,
     no empty query, no fragment. Path and query are the publisher's and stay as they are."""

@@ -14,26 +14,15 @@ story at the same moment end in one story.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from . import dedup
 from .config import Settings
-from .models import Article, Fingerprint, Member
+from .models import Article, Fingerprint, Member, Placement
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a text goes: its story and its relation to the story's representative."""
-    story_id: int
-    joined: bool  # False: a new story, this text its first member
-    relation: str
-    jaccard: float | None
-    containment: float | None
 
 
 def place(conn, settings: Settings, fp: Fingerprint, index: dedup.StoryIndex,
@@ -61,12 +50,21 @@ def settle(conn, placement: Placement, article_id: int, fp: Fingerprint, indexed
             index.promoted(placement.story_id, Member(article_id, placement.story_id, fp.shingles))
 
 
+def fingerprint(article: Article, settings: Settings) -> Fingerprint:
+    """The article's near-duplicate fingerprint: the one the extraction worker computed with
+    its text, else (a text from the feed, a correction) computed now, once: it is kept on
+    the article."""
+    if article.fingerprint is None:
+        article.fingerprint = dedup.fingerprint(article.body, settings)
+    return article.fingerprint
+
+
 def add_article(conn, settings: Settings, article: Article,
                 index: dedup_index.BatchIndex | None = None) -> tuple[int, bool]:
     """Insert a new article into its story; (article id, whether it joined an existing story).
     ``index``: the write batch's index (ingestion); without one, this article alone."""
     when = article.published_at or datetime.now(timezone.utc)
-    fp = article.fingerprint or dedup.fingerprint(article.body, settings)
+    fp = fingerprint(article, settings)
     if index is None:
         index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
     else:

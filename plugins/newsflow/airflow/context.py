@@ -110,9 +110,9 @@ def settings() -> Settings:
 
 def database_url(current: Settings | None = None) -> str:
     """The news database, migrated (idempotent; an advisory lock serialises workers)."""
-    from .. import db
+    from .. import upgrade
 
-    return db.ready(current or settings())
+    return upgrade.ready(current or settings())
 
 
 def feeds_file() -> str | None:

@@ -262,6 +262,7 @@ def ingest(max_batches: int | None = None, entry_ids: Sequence[int] | None = Non
 def health_report() -> dict[str, int]:
     """Measure each feed's rhythm, log every failing, stale, deferred and disabled feed with
     why, report each new stale episode once (log and webhook); return counts by state."""
+    from ..health import reason
     from ..maintenance import check_health
     from . import callbacks
 
@@ -274,7 +275,7 @@ def health_report() -> dict[str, int]:
         notified = 0
         for feed in health.newly_stale:
             if webhook:
-                notified += callbacks.notify(webhook, f"newsflow: {feed.label} went stale: {feed.reason}", {
+                notified += callbacks.notify(webhook, f"newsflow: {feed.label} went stale: {reason(feed)}", {
                     "event": "feed_stale", "feed_id": feed.id, "feed": feed.label, "url": feed.url,
                     "last_arrival_at": feed.last_arrival_at, "rhythm_seconds": feed.rhythm_seconds})
     counts = health.counts()

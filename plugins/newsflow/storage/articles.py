@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import psycopg
+from psycopg.rows import class_row
 
-from ..models import Article, Totals
+from ..models import Article, ArticleText, Totals
 
 
 def insert(conn: psycopg.Connection, a: Article, *, story_id: int, relation: str,
@@ -41,10 +42,10 @@ def detach(conn: psycopg.Connection, article_ids: Sequence[int]) -> list[int]:
     return sorted({r["story_id"] for r in rows if r["story_id"] is not None})
 
 
-def in_content_order(conn: psycopg.Connection, since=None) -> list[dict]:
+def in_content_order(conn: psycopg.Connection, since=None) -> list[ArticleText]:
     """Articles (dated at or after ``since``) in an order given by their content, never
     by ids or arrival: (date, canonical URL, content hash). The rebuild's order."""
-    return conn.execute("""
+    return conn.cursor(row_factory=class_row(ArticleText)).execute("""
         SELECT id, body, coalesce(published_at, fetched_at) AS at, story_id
         FROM news.articles
         WHERE %s::timestamptz IS NULL OR coalesce(published_at, fetched_at) >= %s

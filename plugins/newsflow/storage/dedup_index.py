@@ -137,7 +137,7 @@ class BatchIndex(_Index):
         self.window = timedelta(days=window_days)
         queries = [(list(fp.bands), when - self.window, when + self.window) for fp, when in texts]
         found, self._reps = lookup(conn, queries)
-        self._found = {fp.bands: members for (fp, _), members in zip(texts, found)}
+        self._found = {fp.bands: members for (fp, _), members in zip(texts, found, strict=True)}
         self._when = {fp.bands: when for fp, when in texts}
         # texts placed during this batch, not yet written; every change is journalled so
         # that an entry whose savepoint rolls back takes its changes here back too

@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Sequence
 
 import psycopg
+from psycopg.rows import class_row
 
 from ..db import RECORD_FAULTS
-from ..models import PageJob, ParsedEntry
+from ..models import Candidate, PageJob, ParsedEntry
 from ..redaction import redact
 from .workers import LIVE_OWNERS_SQL
 
@@ -52,7 +53,7 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
     known_links = {r["link"] for r in known}
     rekeyed = 0
     fresh: list[tuple[ParsedEntry, str | None]] = []
-    for e, host in zip(entries, hosts):
+    for e, host in zip(entries, hosts, strict=True):
         # keyed by link (identity downgraded): an item stored under its old GUID is
         # the same item even when its title was edited since
         same_link = (e.guid == e.link and e.raw_guid not in (None, e.guid)
@@ -82,7 +83,7 @@ def insert_new(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedE
 def _insert(conn: psycopg.Connection, feed_id: int, fresh: Sequence[tuple[ParsedEntry, str | None]]) -> int:
     """Insert entries (one statement); how many were new."""
     columns = list(zip(*[(e.guid, e.link, e.title, e.summary, e.author, e.published_at, host,
-                          "; ".join(e.notes) or None, e.updated_at) for e, host in fresh]))
+                          "; ".join(e.notes) or None, e.updated_at) for e, host in fresh], strict=True))
     rows = conn.execute("""
         INSERT INTO news.entries (feed_id, guid, link, title, summary, author, published_at, host, notes,
                                   feed_updated_at)
@@ -140,10 +141,11 @@ _FREE = ("(e.lease_owner IS NULL OR e.lease_until < now() "
 
 
 def candidates(conn: psycopg.Connection, *, scan: int, horizon: float,
-               entry_ids: Sequence[int] | None) -> list[dict]:
+               entry_ids: Sequence[int] | None) -> list[Candidate]:
     """The oldest due pending entries that are free (no live lease), with their rank in
     their host's queue and whether their host can take a request soon. Locks nothing."""
-    return conn.execute(f"""
+    cur = conn.cursor(row_factory=class_row(Candidate))
+    return cur.execute(f"""
         WITH live AS MATERIALIZED ({LIVE_OWNERS_SQL}),
         cand AS (
             SELECT e.id, e.host, e.next_attempt_at, e.strikes FROM news.entries e

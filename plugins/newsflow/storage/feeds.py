@@ -35,7 +35,7 @@ def update_declared(conn: psycopg.Connection, pairs: Sequence[tuple[int, FeedSpe
     """Apply the file's declared fields to known feeds (one statement); returns the ids
     the file (enabled, disabled). Polling state is left alone.
 
-    What the file's ``enabled`` means (README, "Disabled feeds"): ``false`` disables an
+    What the file's ``enabled`` means (docs/politeness.md, "Disabled feeds"): ``false`` disables an
     enabled feed; ``true`` enables again only a feed the file itself disabled. A feed
     newsflow disabled after errors, or an operator disabled, stays disabled until an
     operator re-enables it."""
@@ -92,7 +92,7 @@ def _declared_values(spec: FeedSpec) -> tuple:
 
 
 def _columns(rows: list[tuple]) -> list[list]:
-    return [list(col) for col in zip(*rows)]
+    return [list(col) for col in zip(*rows, strict=True)]
 
 
 def _feed(row: dict) -> Feed:

@@ -12,20 +12,23 @@ from datetime import datetime
 from typing import Sequence
 
 import psycopg
+from psycopg.rows import class_row
+
+from ..models import HostSchedule
 
 
-def lock(conn: psycopg.Connection, hosts: Sequence[str]) -> dict[str, dict]:
+def lock(conn: psycopg.Connection, hosts: Sequence[str]) -> dict[str, HostSchedule]:
     """Lock the hosts' rows (created when missing), in a fixed order; by host."""
     hosts = sorted(set(hosts))
     if not hosts:
         return {}
     conn.execute("INSERT INTO news.hosts (host) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                  (hosts,))
-    rows = conn.execute("""
+    rows = conn.cursor(row_factory=class_row(HostSchedule)).execute("""
         SELECT host, greatest(next_allowed_at, now()) AS free_at, crawl_delay,
                (deferred_until IS NOT NULL AND deferred_until > now()) AS deferred
         FROM news.hosts WHERE host = ANY(%s) ORDER BY host FOR UPDATE""", (hosts,)).fetchall()
-    return {r["host"]: r for r in rows}
+    return {r.host: r for r in rows}
 
 
 def reserve(conn: psycopg.Connection, until: dict[str, datetime]) -> None:

@@ -17,11 +17,11 @@ import psycopg
 # start their own story. Writes are milliseconds; fetching and extraction happen outside.
 LOAD_LOCK_KEY = 0x6E657773  # "news"
 
-# Held from a transaction's first change (news.changes) until it ends: change numbers
-# become visible in commit order, and rows stamped with clock_timestamp() under it are
-# never dated before a change another transaction has already made visible. The same
-# key is in news.changes_lock() (migration 010).
-CHANGES_LOCK_KEY = 7234316872524351041
+# The changes lock is held from a transaction's first change (news.changes) until it
+# ends: change numbers become visible in commit order, and rows stamped with
+# clock_timestamp() under it are never dated before a change another transaction has
+# already made visible. Its key (7234316872524351041) is written once, in
+# news.changes_lock() (migration 010), which is the only way anything takes it.
 
 
 def take_load_lock(conn: psycopg.Connection) -> None:

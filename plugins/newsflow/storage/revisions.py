@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import psycopg
 
-from ..models import Article
+from ..models import Article, StoredArticle
 
 
 _TARGET = "id, story_id, content_hash, body_source, published_at, canonical_url"
 
 
 def known(conn: psycopg.Connection, *, article_id: int | None, canonical_url: str,
-          content_hash: str) -> tuple[dict | None, int | None]:
+          content_hash: str) -> tuple[StoredArticle | None, int | None]:
     """What we hold of a page, in one look-up (at most three rows, each by a unique key):
     the stored article it is about (the entry's article by id, else the one with this
     canonical URL), and the id of the article holding exactly this text."""
@@ -27,6 +27,8 @@ def known(conn: psycopg.Connection, *, article_id: int | None, canonical_url: st
     target = (next((r for r in rows if r["by_id"]), None)
               or next((r for r in rows if r["canonical_url"] == canonical_url), None))
     same_text = next((r["id"] for r in rows if r["content_hash"] == content_hash), None)
+    if target is not None:
+        target = StoredArticle(**{k: v for k, v in target.items() if k != "by_id"})
     return target, same_text
 
 

@@ -26,7 +26,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 
 from ... import operations as ops
-from ...models import FEED_STATES, StaleRule, span
+from ... import health
+from ...health import span
+from ...models import FEED_STATES, StaleRule
 from ...storage import articles as article_store
 from ...storage import audit
 from ...storage import entries as entry_store
@@ -56,7 +58,8 @@ def _ago(value: datetime | None) -> str:
     return f"in {span(-seconds)}" if seconds < 0 else f"{span(seconds)} ago"
 
 
-_templates.filters.update(when=_when, ago=_ago, span=span)
+_templates.filters.update(when=_when, ago=_ago, span=span, reason=health.reason,
+                          disabled_by=health.disabled_by)
 _STATE_HELP = {
     "failing": "errors since its last success; polled again after a backoff",
     "disabled": "not polled; the reason says who disabled it and what enables it again",
@@ -152,7 +155,7 @@ def feeds_api(state: str | None = None, q: str | None = None, sort: str = "state
 
 def _feed_json(feed) -> dict:
     """A FeedStatus as the API gives it: its fields, its label and why it is in its state."""
-    return {**dataclasses.asdict(feed), "label": feed.label, "reason": feed.reason}
+    return {**dataclasses.asdict(feed), "label": feed.label, "reason": health.reason(feed)}
 
 
 def _feed_detail(feed_id: int, entries_page: int) -> dict:
