@@ -21,6 +21,7 @@ from . import credit
 from .config import Settings
 from .fetch import PageFetch
 from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetchRecord, PageJob
+from .politeness import backoff
 from .normalize import (canonical_url, clean_text, content_hash, drop_leading_title, own_hash, split_authors,
                         to_utc, word_count)
 
@@ -95,7 +96,7 @@ def _fallback_or_fail(job: PageJob, fetch: PageFetchRecord | None, settings: Set
     if permanent or last_attempt:
         return Decision(job, Action.FAIL, error=reason, kind=kind, fetch=fetch)
     return Decision(job, Action.RETRY, error=reason, kind=kind, fetch=fetch,
-                    retry_in=settings.retry_backoff_base * 2 ** job.attempts)
+                    retry_in=backoff(settings.retry_backoff_base, job.attempts))
 
 
 def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None, settings: Settings, *,
@@ -168,4 +169,4 @@ def decide_safely(job: PageJob, page: PageFetch | None, found: Extracted | None,
         if job.attempts + 1 >= settings.max_attempts:
             return Decision(job, Action.FAIL, error=error, kind=ErrorKind.LOAD)
         return Decision(job, Action.RETRY, error=error, kind=ErrorKind.LOAD,
-                        retry_in=settings.retry_backoff_base * 2 ** job.attempts)
+                        retry_in=backoff(settings.retry_backoff_base, job.attempts))

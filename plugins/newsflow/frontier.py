@@ -29,6 +29,7 @@ import psycopg
 from . import db
 from .config import Settings
 from .models import PageJob
+from .politeness import host_delay
 from .storage import entries as entry_store
 from .storage import hosts as host_store
 from .storage import workers
@@ -70,10 +71,11 @@ def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
         picked = sorted((c for c in found if c["strikes"] < settings.max_strikes
                          and (c["host"] is None or (c["open"] and c["rank"] <= limit))),
                         key=lambda c: (c["rank"], c["id"]))[:settings.batch_size]
+        # lock order (storage.locks): host rows first, then the entries (SKIP LOCKED)
+        hosts = host_store.lock(conn, [c["host"] for c in picked if c["host"]])
         locked = set(entry_store.lock_free(conn, [c["id"] for c in picked] + worn))
         entry_store.quarantine(conn, [i for i in worn if i in locked], settings.max_strikes)
         picked = [c for c in picked if c["id"] in locked]
-        hosts = host_store.lock(conn, [c["host"] for c in picked if c["host"]])
         slots, ends = {}, {}
         for c in picked:
             host = hosts.get(c["host"]) if c["host"] else None
@@ -82,7 +84,7 @@ def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
                 continue
             if host["deferred"]:  # deferred since the candidates were read
                 continue
-            delay = max(settings.per_host_delay, min(host["crawl_delay"] or 0.0, settings.max_crawl_delay))
+            delay = host_delay(settings, host["crawl_delay"])
             start = ends.get(c["host"], host["free_at"])
             slots[c["id"]] = start if delay > 0 else None
             ends[c["host"]] = start + timedelta(seconds=delay)

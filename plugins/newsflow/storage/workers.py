@@ -21,7 +21,13 @@ LIVE_OWNERS_SQL = f"""
 
 
 def register(conn: psycopg.Connection) -> int:
-    """A new worker id, locked by this (autocommit) connection until it closes."""
-    worker_id = conn.execute("SELECT nextval('news.worker_seq')::integer AS id").fetchone()["id"]
-    conn.execute("SELECT pg_advisory_lock(%s, %s)", (WORKER_LOCK_NS, worker_id))
-    return worker_id
+    """A new worker id, locked by this (autocommit) connection until it closes.
+
+    Tried, never waited for: any login can take any advisory key, and a reader holding
+    the key of the next id must not stall a writer; the next id is taken instead."""
+    while True:
+        row = conn.execute("""
+            SELECT w.id, pg_try_advisory_lock(%s, w.id) AS mine
+            FROM (SELECT nextval('news.worker_seq')::integer AS id) w""", (WORKER_LOCK_NS,)).fetchone()
+        if row["mine"]:
+            return row["id"]
