@@ -21,27 +21,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import REPO_ROOT, execute, fetch_all
 from faultserver import FaultServer, article_html, rss
+from test_faults import _cmd, _env, _wait_for
 from newsflow import db, dberrors
 from newsflow.storage.workers import LIVE_OWNERS_SQL, WORKER_LOCK_NS
-
-
-def _env(database_url, tmp_path, **extra) -> dict[str, str]:
-    return {**os.environ, "NEWSFLOW_DATABASE_URL": database_url, "NEWSFLOW_ALLOW_PRIVATE_NETWORKS": "1",
-            "NEWSFLOW_PER_HOST_DELAY": "0", "NEWSFLOW_PER_HOST_CONCURRENCY": "8",
-            "NEWSFLOW_EXTRACT_WORKERS": "1", "NEWSFLOW_DATA_DIR": str(tmp_path / "state"), **extra}
-
-
-def _cmd(feeds) -> list[str]:
-    return [sys.executable, "-m", "newsflow", "run", "--feeds", str(feeds)]
-
-
-def _wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _world(fs: FaultServer, tmp_path, n: int, hold: threading.Event | None = None, feed_hold=None):

@@ -99,3 +99,37 @@ def test_a_publisher_outage_on_one_host_never_aborts_a_pass(database_url, tmp_pa
     rows = fetch_all(database_url, "SELECT url, consecutive_errors, last_error FROM news.feeds WHERE url = ANY(%s)",
                      (failing,))
     assert len(rows) == len(failing) and all(r["last_error"] for r in rows), rows
+
+
+# --- one rule for feeds and pages (politeness.py) ---------------------------------------------
+
+def test_a_429_without_retry_after_means_the_same_for_a_feed_and_a_page():
+    """Before, a feed's 429 without Retry-After was an ordinary error with backoff while a
+    page's deferred its host for 60 s; now both defer the host for host_backoff_default."""
+    from newsflow.decide import decide
+    from newsflow.fetch import PageFetch
+    from newsflow.httpclient import FetchResult
+    from newsflow.models import Action, Feed, PageJob
+    from newsflow.politeness import backoff, decide_poll_failure, host_wait
+
+    settings = Settings(host_backoff_default=45.0, retry_after_cap=3600)
+    limited = FetchResult(url="http://h.test/feed", final_url="http://h.test/feed", status=429)
+    assert host_wait(settings, limited, jitter=False) == 45.0
+    decision = decide_poll_failure(settings, Feed(id=1, url="http://h.test/feed", publisher="P"), limited, "HTTP 429")
+    assert decision.host_deferral is not None and decision.host_deferral.host == "h.test"
+    assert 45.0 <= decision.host_deferral.seconds <= 54.0 and decision.retry_in == decision.host_deferral.seconds
+    assert decision.disable_reason is None  # a 429 never disables
+
+    page = FetchResult(url="http://h.test/p", final_url="http://h.test/p", status=429)
+    job = PageJob(entry_id=1, feed_id=1, publisher="P", link="http://h.test/p", title="t", summary=None,
+                  author=None, published_at=None, attempts=0, host="h.test", not_before=None, strikes=0,
+                  article_id=None, allow_deleted=False)
+    made = decide(job, PageFetch("http://h.test/p", result=page, deferred_for=host_wait(settings, page, jitter=False)),
+                  None, settings)
+    assert made.action is Action.POSTPONE and made.retry_in == 45.0
+
+    # an ordinary failure: the one backoff
+    failed = FetchResult(url="http://h.test/feed", final_url="http://h.test/feed", status=500)
+    feed = Feed(id=1, url="http://h.test/feed", publisher="P", consecutive_errors=2)
+    d = decide_poll_failure(settings, feed, failed, "HTTP 500")
+    assert d.host_deferral is None and d.retry_in == backoff(settings.error_backoff_base, 2) == 1200

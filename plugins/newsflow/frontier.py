@@ -28,7 +28,7 @@ import psycopg
 
 from . import db
 from .config import Settings
-from .models import PageJob
+from .models import BatchResult, PageJob
 from .politeness import host_delay
 from .storage import entries as entry_store
 from .storage import hosts as host_store
@@ -50,6 +50,10 @@ class Worker:
 
     def __exit__(self, *exc) -> None:
         if self._conn is not None:
+            try:  # at once: a closing connection's backend lets go of its locks a moment later
+                workers.unregister(self._conn, self.id)
+            except Exception:  # the connection is gone already: so is the lock
+                pass
             self._conn.close()  # the lock goes with the connection
 
 
@@ -61,8 +65,10 @@ def per_host(settings: Settings) -> int:
 
 
 def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
-          entry_ids: Sequence[int] | None = None) -> list[PageJob]:
-    """Lease up to ``batch_size`` entries to the worker (one short transaction)."""
+          entry_ids: Sequence[int] | None = None, out: BatchResult | None = None) -> list[PageJob]:
+    """Lease up to ``batch_size`` entries to the worker (one short transaction). Pending
+    entries that already have ``max_strikes`` strikes (max_strikes was lowered) are
+    quarantined here, and counted in ``out`` (failed, quarantined)."""
     with conn.transaction():
         found = entry_store.candidates(conn, scan=settings.frontier_scan, horizon=settings.frontier_horizon,
                                        entry_ids=entry_ids)
@@ -74,7 +80,10 @@ def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
         # lock order (storage.locks): host rows first, then the entries (SKIP LOCKED)
         hosts = host_store.lock(conn, [c["host"] for c in picked if c["host"]])
         locked = set(entry_store.lock_free(conn, [c["id"] for c in picked] + worn))
-        entry_store.quarantine(conn, [i for i in worn if i in locked], settings.max_strikes)
+        quarantined = entry_store.quarantine(conn, [i for i in worn if i in locked], settings.max_strikes)
+        if out is not None and quarantined:
+            out.failed += quarantined
+            out.quarantined += quarantined
         picked = [c for c in picked if c["id"] in locked]
         slots, ends = {}, {}
         for c in picked:

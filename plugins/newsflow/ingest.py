@@ -84,13 +84,16 @@ def ingest_pending(url: str, settings: Settings, *, max_batches: int | None = No
                             return
                         started += 1
                     try:
-                        jobs = dberrors.retry(lambda: frontier.claim(conn, worker_id, settings, entry_ids),
+                        jobs, worn = dberrors.retry(lambda: _claim(conn, worker_id, settings, entry_ids),
                                               tries=settings.db_retries, delay=settings.db_retry_delay,
                                               what="claim", stop=stop)
                     except dberrors.RetriesExhausted as exc:
                         # nothing was claimed: this thread ends its run, the entries stay queued
                         log.warning("claiming entries failed: %s; the next run takes them", exc)
                         return
+                    if worn.quarantined:
+                        with lock:
+                            total.add(worn)
                     if not jobs:
                         wait = frontier.next_opening(conn, settings, entry_ids)
                         if wait is None or wait > settings.frontier_max_wait:
@@ -122,6 +125,13 @@ def ingest_pending(url: str, settings: Settings, *, max_batches: int | None = No
         if own_client:
             client.close()
     return total
+
+
+def _claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
+           entry_ids: Sequence[int] | None) -> tuple[list[PageJob], BatchResult]:
+    """One claim (one transaction, so it may be tried again), and what it quarantined."""
+    worn = BatchResult()
+    return frontier.claim(conn, worker_id, settings, entry_ids, worn), worn
 
 
 def run_batch(conn: psycopg.Connection, worker_id: int, jobs: Sequence[PageJob], settings: Settings,

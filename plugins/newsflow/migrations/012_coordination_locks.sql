@@ -21,3 +21,6 @@ CREATE OR REPLACE FUNCTION news.changes_lock() RETURNS void LANGUAGE plpgsql AS 
 BEGIN
     PERFORM 1 FROM news.locks WHERE name = 'changes' FOR UPDATE;
 END $$;
+
+COMMENT ON TABLE news.locks IS
+    'Coordination locks of newsflow''s writers (row locks: SELECT ... FOR UPDATE), in the order of docs/politeness.md "Lock order"; readers have no privilege here, so they cannot take them.';

@@ -31,3 +31,8 @@ def register(conn: psycopg.Connection) -> int:
             FROM (SELECT nextval('news.worker_seq')::integer AS id) w""", (WORKER_LOCK_NS,)).fetchone()
         if row["mine"]:
             return row["id"]
+
+
+def unregister(conn: psycopg.Connection, worker_id: int) -> None:
+    """Let go of the worker lock now (its leases are free for the next claim at once)."""
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (WORKER_LOCK_NS, worker_id))
