@@ -352,6 +352,8 @@ def test_a_reader_holding_advisory_locks_does_not_stall_ingest(database_url, tmp
         # every advisory key newsflow ever used, and the next worker ids
         old_load, old_changes = 0x6E657773, 7234316872524351041
         reader.execute("SELECT pg_advisory_lock(%s), pg_advisory_lock(%s)", (old_load, old_changes))
+        reader.execute("SELECT pg_advisory_lock(hashtext('newsflow.migrations')), "
+                       "pg_advisory_lock(hashtext('newsflow.feeds.sync'))")
         next_id = fetch_all(database_url, "SELECT last_value FROM news.worker_seq")[0]["last_value"]
         for wid in range(next_id, next_id + 5):
             reader.execute("SELECT pg_advisory_lock(%s, %s)", (WORKER_LOCK_NS, wid))

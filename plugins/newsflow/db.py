@@ -204,10 +204,17 @@ def _migrate(url: str, sql_dir: Traversable | Path | None, *,
     from .storage import dedup_index, schema
 
     applied: list[str] = []
+    files = migration_files(sql_dir)
     with connect(url) as conn:
         with conn.transaction():
+            # Up to date (every run but the first after an upgrade): no lock at all. The
+            # migration lock is an advisory key any login could hold; a reader holding it
+            # then delays only `newsflow db upgrade` and the first run of a new version.
+            known = schema.applied(conn)
+            if known is not None and {v for v, _ in files} <= known:
+                return [], check_signatures and dedup_index.any_outdated(conn)
             done = schema.prepare_ledger(conn)
-            for version, path in migration_files(sql_dir):
+            for version, path in files:
                 if version in done:
                     continue
                 log.info("applying migration %s", path.name)
