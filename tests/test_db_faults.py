@@ -125,6 +125,40 @@ def test_a_statement_timeout_while_recording_a_poll_is_retried_then_recorded_on_
     assert [r["link"] for r in fetch_all(database_url, "SELECT link FROM news.entries")] == [fs.url("/a")]
 
 
+def test_a_statement_timeout_in_the_write_phase_puts_the_batch_back_without_attempt_or_strike(
+        database_url, settings, tmp_path):
+    """Every try of the write is cancelled (statement_timeout): the entries go back to the
+    queue with the cause, no attempt and no strike counted, and ingestion ends normally;
+    once the database is itself again, they load."""
+    from newsflow.ingest import ingest_pending
+    from newsflow.pipeline import sync_file
+    from newsflow.poll import poll_feeds, select_feeds
+
+    with FaultServer() as fs:
+        feeds = _world(fs, tmp_path, 2)
+        sync_file(database_url, feeds)
+        with db.connect(database_url) as conn:
+            poll_feeds(database_url, settings, select_feeds(conn, force=True))
+        execute(database_url, """
+            CREATE FUNCTION news.slow_article() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$""")
+        execute(database_url, "CREATE TRIGGER slow_article BEFORE INSERT ON news.articles "
+                              "FOR EACH ROW EXECUTE FUNCTION news.slow_article()")
+        name = conninfo_to_dict(database_url)["dbname"]
+        execute(database_url, f'ALTER DATABASE "{name}" SET statement_timeout = \'300ms\'')
+        result = ingest_pending(database_url, settings.replace(db_retries=2, db_retry_delay=0.01))
+        assert result.db_retried == 2 and result.loaded == 0 and result.failed == 0
+        rows = fetch_all(database_url, "SELECT status, attempts, strikes, last_error, lease_owner FROM news.entries")
+        assert all((r["status"], r["attempts"], r["strikes"], r["lease_owner"]) == ("pending", 0, 0, None)
+                   for r in rows), rows
+        assert all("57014" in r["last_error"] and "statement cancelled" in r["last_error"] for r in rows)
+        execute(database_url, "DROP TRIGGER slow_article ON news.articles")
+        execute(database_url, f'ALTER DATABASE "{name}" RESET statement_timeout')
+        execute(database_url, "UPDATE news.entries SET next_attempt_at = now()")
+        assert ingest_pending(database_url, settings).loaded == 2
+    _all_loaded(database_url, 2)
+
+
 # --- strikes: repeated faults outside an entry never quarantine it --------------------------
 
 N100 = 100
