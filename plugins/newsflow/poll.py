@@ -91,7 +91,7 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
                         progress(outcome)
     finally:
         threads.shutdown(wait=not stop.is_set(), cancel_futures=True)
-        parsers.close()
+        parsers.close(now=stop.is_set())
         if own_client:
             client.close()
     return sorted(outcomes, key=lambda o: o.feed_id)
@@ -131,9 +131,13 @@ class Parsers:
         except ProcessExpired as exc:  # the worker died (a crash in a C library, out of memory)
             return ParsedFeed(entries=[], error=f"the parser's worker process died: {exc}")
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Wait for the documents being parsed, or (``now``: stopping) kill the workers."""
         if self._pool is not None:
-            self._pool.close()
+            if now:
+                self._pool.stop()
+            else:
+                self._pool.close()
             self._pool.join()
 
 
