@@ -221,6 +221,26 @@ def test_a_refused_row_is_the_only_thing_that_strikes(database_url, settings):
     assert fetch_all(database_url, "SELECT strikes FROM news.entries")[0]["strikes"] == 1
 
 
+def test_a_worker_of_another_database_on_the_same_server_keeps_no_lease_alive(database_url, pg_server_url,
+                                                                              settings):
+    """pg_locks is cluster-wide: worker 1 of another newsflow database must not make this
+    database's entries leased to a dead worker 1 look taken."""
+    from newsflow import frontier
+    from tools.pgscratch import scratch_database
+
+    with scratch_database(pg_server_url) as other:
+        with frontier.Worker(other) as theirs:
+            with db.transaction(database_url) as conn:
+                feed = conn.execute("INSERT INTO news.feeds (url, publisher) VALUES ('http://x.example/f', 'X') "
+                                    "RETURNING id").fetchone()["id"]
+                conn.execute("""INSERT INTO news.entries (feed_id, guid, link, host, lease_owner, lease_until)
+                                VALUES (%s, 'a', 'http://x.example/a', 'x.example', %s, now() + interval '1 hour')""",
+                             (feed, theirs.id))
+                conn.execute("SELECT setval('news.worker_seq', %s)", (theirs.id + 100,))  # ours is another id
+            with frontier.Worker(database_url) as me, db.connect(database_url, autocommit=True) as conn:
+                assert [j.link for j in frontier.claim(conn, me.id, settings)] == ["http://x.example/a"]
+
+
 # --- PostgreSQL restarted, and read-only, mid-run -------------------------------------------
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -391,6 +411,9 @@ def test_a_reader_holding_advisory_locks_does_not_stall_ingest(database_url, tmp
         next_id = fetch_all(database_url, "SELECT last_value FROM news.worker_seq")[0]["last_value"]
         for wid in range(next_id, next_id + 5):
             reader.execute("SELECT pg_advisory_lock(%s, %s)", (WORKER_LOCK_NS, wid))
+        # a dead worker's key held by the reader does not keep that worker's leases alive
+        live = fetch_all(database_url, f"SELECT owner FROM ({LIVE_OWNERS_SQL}) w")
+        assert next_id not in {r["owner"] for r in live}
         # and the coordination rows are not the reader's to lock
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             reader.execute("SELECT name FROM news.locks WHERE name = 'load' FOR UPDATE")
