@@ -25,7 +25,6 @@ from conftest import REPO_ROOT, execute, fetch_all
 from faultserver import FaultServer, article_html, rss
 
 from newsflow import db
-from newsflow.storage.locks import LOAD_LOCK_KEY
 from newsflow.storage.workers import LIVE_OWNERS_SQL
 
 N = 4
@@ -80,7 +79,8 @@ def _rerun(feeds, env) -> None:
 
 
 def _exactly_once(database_url, n: int = N) -> None:
-    rows = fetch_all(database_url, "SELECT status, attempts, article_id FROM news.entries ORDER BY id")
+    rows = fetch_all(database_url, "SELECT status, attempts, article_id, last_error, next_attempt_at - now() AS due, "
+                                   "strikes FROM news.entries ORDER BY id")
     assert [(r["status"], r["attempts"]) for r in rows] == [("loaded", 1)] * n, rows
     assert len({r["article_id"] for r in rows}) == n
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == n
@@ -127,16 +127,18 @@ def test_signal_stops_claiming_gives_work_back_and_exits_128_plus_signal(databas
 # --- killed processes and sessions -----------------------------------------------------------
 
 def _hold_load_lock(database_url):
-    """Hold the load lock from outside: a run's write phase waits for it."""
-    conn = psycopg.connect(database_url, autocommit=True)
-    conn.execute("SELECT pg_advisory_lock(%s)", (LOAD_LOCK_KEY,))
+    """Hold the load lock (its row in news.locks, as the owner) from outside: a run's write
+    phase waits for it."""
+    conn = psycopg.connect(database_url)
+    conn.execute("SELECT name FROM news.locks WHERE name = 'load' FOR UPDATE")
     return conn
 
 
 def _writer_waiting(database_url):
+    """The pid of a session waiting for the load lock (it tries every 50 ms: storage.locks)."""
     rows = fetch_all(database_url, """
-        SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-          AND query LIKE '%%pg_advisory_xact_lock%%'""")
+        SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL
+          AND query LIKE '%%news.locks%%SKIP LOCKED%%' AND pid <> pg_backend_pid()""")
     return rows[0]["pid"] if rows else None
 
 

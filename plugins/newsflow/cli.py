@@ -33,7 +33,7 @@ from typing import Sequence
 
 import psycopg
 
-from . import db, health, readers, upgrade
+from . import db, dberrors, health, readers, upgrade
 from .config import Settings, describe
 from .models import Interrupted
 from .redaction import redact
@@ -69,10 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FeedsFileError, db.DatabaseError, ValueError) as exc:
         print(f"newsflow: error: {redact(str(exc), keep_user=True)}", file=sys.stderr)
         code = EXIT_ERROR
-    except psycopg.Error as exc:
+    except (psycopg.Error, dberrors.RetriesExhausted) as exc:
+        # one line naming what happened (deadlock, timeout, read-only, refused, ...)
         where = (settings.database_url if settings and settings.database_url
                  else f"the embedded PostgreSQL in {settings.data_dir if settings else '.newsflow'}")
-        print(f"newsflow: {db.explain(exc, where)}", file=sys.stderr)
+        print(f"newsflow: {dberrors.explain(exc, where)}", file=sys.stderr)
         code = EXIT_ERROR
     if received:
         signum = received[0]

@@ -22,6 +22,9 @@ class Settings:
     # --- database -------------------------------------------------------------
     database_url: str = ""  # libpq URL; empty = embedded PostgreSQL under data_dir
     data_dir: str = ".newsflow"  # embedded PostgreSQL data and other local state
+    db_retries: int = 4  # tries of one transaction that met a deadlock/serialization failure/lock or statement timeout
+    db_retry_delay: float = 0.2  # seconds before the 2nd try, doubled per try, with 0.5-1.5x jitter
+    lock_timeout: float = 10.0  # seconds a statement waits for a lock (then retried, see db_retries); also bounds the load lock wait
 
     # --- HTTP (feeds and pages) ------------------------------------------------
     user_agent: str = "newsflow/0.1 (+{contact_url})"  # User-Agent template; keep the product name
@@ -45,6 +48,7 @@ class Settings:
     max_feed_errors: int = 10  # consecutive failures before a feed is disabled
     error_backoff_base: int = 300  # seconds; doubled per consecutive error
     retry_after_cap: int = 24 * 3600  # cap on a server's Retry-After
+    host_backoff_default: float = 60.0  # seconds a host is left alone after a 429/503 without Retry-After (feeds and pages)
 
     # --- article fetching --------------------------------------------------------
     fetch_concurrency: int = 8  # article fetches in flight overall
@@ -60,7 +64,7 @@ class Settings:
     batch_size: int = 32  # entries claimed per batch (claimed in one short transaction)
     ingest_concurrency: int = 2  # batches in flight per process: one loads while one extracts
     lease_seconds: int = 900  # a claimed entry is another worker's again after this long
-    max_strikes: int = 3  # claims without a result (crashed worker, load error) before quarantine
+    max_strikes: int = 3  # failed loads of one entry (rows the database refused) before quarantine; claims never count
 
     # --- extraction ----------------------------------------------------------------
     extract_workers: int = 0  # process pool size; 0 = number of CPU cores

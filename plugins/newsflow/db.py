@@ -37,48 +37,9 @@ class DatabaseError(RuntimeError):
     """A database could not be reached or set up; the message says what to do."""
 
 
-# What one record (a feed item, an entry's result) may do to a write and still leave the
-# batch standing: values the database refuses, and Python errors from a value we did not
-# foresee. Anything else from the database (lost connection, server restart, read-only,
-# no privilege, disk full, a killed session) is the database's fault, not the record's:
-# it ends the run with exit 2, and the next run resumes.
-RECORD_FAULTS = (psycopg.errors.DataError, psycopg.errors.IntegrityError,
-                 psycopg.errors.ProgramLimitExceeded)
-
-
-def is_record_fault(exc: BaseException) -> bool:
-    if isinstance(exc, psycopg.Error):
-        return isinstance(exc, RECORD_FAULTS)
-    return isinstance(exc, Exception)
-
-
-# (SQLSTATE class or code, what to check), most specific first
-_ADVICE = [
-    ("25006", "the database is read-only (a standby, or default_transaction_read_only): "
-              "point NEWSFLOW_DATABASE_URL at the primary"),
-    ("42501", "the database user lacks a privilege newsflow needs: grant it, or use the "
-              "owner of the news schema"),
-    ("53100", "the database server's disk is full: free space, then run again"),
-    ("53", "the database server is out of resources (memory, connections): check its logs"),
-    ("57P", "the server was shut down or restarted, or this session was terminated: run "
-            "again once it is up"),
-    ("25P03", "the server ended an idle transaction (idle_in_transaction_session_timeout): "
-              "run again; report it if it repeats"),
-    ("08", "the connection to the database was lost: check that the server is up and "
-           "reachable, then run again"),
-]
-
-
-def explain(exc: BaseException, url: str) -> str:
-    """One line for an operator: which database, what happened, what to check."""
-    state = getattr(exc, "sqlstate", None) or ""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    advice = next((text for prefix, text in _ADVICE if state.startswith(prefix)), None)
-    if advice is None:
-        advice = ("the connection to the database was lost: check that the server is up, then run again"
-                  if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
-                  else "check the database's log; the run can be repeated safely")
-    return f"database error at {redact(url)}: {type(exc).__name__}: {first} — {advice}"
+# Error classification lives in dberrors (no import of db, storage or maintenance: it
+# broke the cycle db -> maintenance -> storage.entries -> db). Kept importable from here.
+from .dberrors import RECORD_FAULTS, explain, is_record_fault  # noqa: E402,F401
 
 
 def embedded_url(data_dir: str | os.PathLike) -> str:
@@ -136,29 +97,43 @@ def readable(settings: Settings) -> str:
     return url
 
 
-def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+def _options(lock_timeout: float | None) -> dict:
+    """Session settings: ``lock_timeout`` bounds every wait for a row or table lock (a
+    longer wait is error 55P03, retried like a deadlock: dberrors)."""
+    if lock_timeout is None:
+        return {}
+    return {"options": f"-c lock_timeout={max(1, int(lock_timeout * 1000))}"}
+
+
+def connect(url: str, *, autocommit: bool = False, lock_timeout: float | None = None) -> psycopg.Connection:
     try:
         return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row,
-                               application_name="newsflow")
+                               application_name="newsflow", **_options(lock_timeout))
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {first}") from exc
 
 
 @contextmanager
-def pool(url: str, size: int) -> Iterator["ConnectionPool"]:
+def pool(url: str, size: int, lock_timeout: float | None = None) -> Iterator["ConnectionPool"]:
     """A small pool of autocommit connections (``with pool.connection() as conn:``), for
     stages that write many short transactions from several threads (polling a thousand
-    feeds would otherwise open two thousand connections)."""
-    from psycopg_pool import ConnectionPool
+    feeds would otherwise open two thousand connections). Only a failure to open it is
+    "cannot connect": an error of the work done with it (a deadlock, a timeout, read-only)
+    propagates as what it is (dberrors.explain names it)."""
+    from psycopg_pool import ConnectionPool, PoolTimeout
 
+    p = ConnectionPool(url, min_size=1, max_size=max(1, size), open=False, timeout=60,
+                       kwargs={"autocommit": True, "row_factory": dict_row,
+                               "application_name": "newsflow", **_options(lock_timeout)})
     try:
-        with ConnectionPool(url, min_size=1, max_size=max(1, size), open=True, timeout=60,
-                            kwargs={"autocommit": True, "row_factory": dict_row,
-                                    "application_name": "newsflow"}) as p:
-            p.wait(timeout=30)
-            yield p
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        p.open(wait=True, timeout=30)
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        p.close()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise DatabaseError(f"cannot connect to PostgreSQL at {redact(url)}: {first}") from exc
+    with p:
+        yield p
 
 
 @contextmanager
@@ -206,10 +181,17 @@ def upgrade(url: str, sql_dir: Traversable | Path | None = None) -> list[str]:
     An advisory lock serialises concurrent upgrades (several workers starting at once).
     """
     applied: list[str] = []
+    files = migration_files(sql_dir)
     with connect(url) as conn:
         with conn.transaction():
+            # Up to date (every run but the first after an upgrade): no lock at all. The
+            # migration lock is an advisory key any login could hold; a reader holding it
+            # then delays only `newsflow db upgrade` and the first run of a new version.
+            known = schema.applied(conn)
+            if known is not None and {v for v, _ in files} <= known:
+                return []
             done = schema.prepare_ledger(conn)
-            for version, path in migration_files(sql_dir):
+            for version, path in files:
                 if version in done:
                     continue
                 log.info("applying migration %s", path.name)

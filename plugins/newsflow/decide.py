@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from . import credit
 from .config import Settings
 from .models import Action, Article, Decision, ErrorKind, Extracted, PageFetch, PageFetchRecord, PageJob
+from .politeness import backoff
 from .normalize import (canonical_url, clean_text, content_hash, drop_leading_title, own_hash, split_authors,
                         to_utc, word_count)
 
@@ -106,7 +107,7 @@ def _fallback_or_fail(job: PageJob, summary: str, fetch: PageFetchRecord | None,
     if permanent or last_attempt:
         return Decision(job, Action.FAIL, error=reason, kind=kind, fetch=fetch)
     return Decision(job, Action.RETRY, error=reason, kind=kind, fetch=fetch,
-                    retry_in=settings.retry_backoff_base * 2 ** job.attempts)
+                    retry_in=backoff(settings.retry_backoff_base, job.attempts))
 
 
 def build_article(job: PageJob, found: Extracted | None, fetched_url: str | None, settings: Settings, *,
@@ -181,4 +182,4 @@ def decide_safely(job: PageJob, page: PageFetch | None, found: Extracted | None,
         if attempts_used_up(job, settings):
             return Decision(job, Action.FAIL, error=error, kind=ErrorKind.LOAD)
         return Decision(job, Action.RETRY, error=error, kind=ErrorKind.LOAD,
-                        retry_in=settings.retry_backoff_base * 2 ** job.attempts)
+                        retry_in=backoff(settings.retry_backoff_base, job.attempts))

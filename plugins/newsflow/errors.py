@@ -31,6 +31,7 @@ class ErrorKind(str, Enum):
     NO_TEXT = "no_text"  # the page has no article text (or only a paywall notice)
     EXTRACTION = "extraction"  # extraction timed out or its worker died: may pass
     LOAD = "load"  # writing the entry's result failed (a record the database refuses)
+    DATABASE = "database"  # a transient database error (deadlock, lock or statement timeout) outlasted its retries
 
     @property
     def permanent(self) -> bool:

@@ -20,7 +20,7 @@ from typing import Sequence
 from .config import Settings
 from .httpclient import SafeClient
 from .models import ErrorKind, Interrupted, PageFetch, PageJob  # noqa: F401 (Interrupted: raised here)
-from .politeness import HostGate, RobotsCache, deferred_result, host_key, retry_after_delay
+from .politeness import HostGate, RobotsCache, deferred_result, host_key, host_wait
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 
@@ -72,8 +72,8 @@ class PageFetcher:
                 return PageFetch(url, result=deferred_result(url, deferred[1]), deferred_for=deferred[0])
             result = self.client.get(url, max_bytes=self.settings.max_page_bytes, accept=PAGE_ACCEPT)
         page = PageFetch(url, result=result, crawl_delay=crawl_delay)
-        if result.rate_limited:
-            wait_for = retry_after_delay(self.settings, result.retry_after, jitter=False)
+        wait_for = host_wait(self.settings, result, jitter=False)
+        if wait_for is not None:
             self.gate.block(host, wait_for, f"host {host} answered HTTP {result.status}; "
                                             f"deferred for {wait_for:.0f}s (Retry-After)")
             page.deferred_for = wait_for

@@ -28,7 +28,8 @@ import psycopg
 
 from . import db
 from .config import Settings
-from .models import PageJob
+from .models import BatchResult, PageJob
+from .politeness import host_delay
 from .storage import entries as entry_store
 from .storage import hosts as host_store
 from .storage import workers
@@ -49,6 +50,10 @@ class Worker:
 
     def __exit__(self, *exc) -> None:
         if self._conn is not None:
+            try:  # at once: a closing connection's backend lets go of its locks a moment later
+                workers.unregister(self._conn, self.id)
+            except Exception:  # the connection is gone already: so is the lock
+                pass
             self._conn.close()  # the lock goes with the connection
 
 
@@ -60,8 +65,10 @@ def per_host(settings: Settings) -> int:
 
 
 def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
-          entry_ids: Sequence[int] | None = None) -> list[PageJob]:
-    """Lease up to ``batch_size`` entries to the worker (one short transaction)."""
+          entry_ids: Sequence[int] | None = None, out: BatchResult | None = None) -> list[PageJob]:
+    """Lease up to ``batch_size`` entries to the worker (one short transaction). Pending
+    entries that already have ``max_strikes`` strikes (max_strikes was lowered) are
+    quarantined here, and counted in ``out`` (failed, quarantined)."""
     with conn.transaction():
         found = entry_store.candidates(conn, scan=settings.frontier_scan, horizon=settings.frontier_horizon,
                                        entry_ids=entry_ids)
@@ -70,10 +77,14 @@ def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
         picked = sorted((c for c in found if c.strikes < settings.max_strikes
                          and (c.host is None or (c.open and c.rank <= limit))),
                         key=lambda c: (c.rank, c.id))[:settings.batch_size]
-        locked = set(entry_store.lock_free(conn, [c.id for c in picked] + worn))
-        entry_store.quarantine(conn, [i for i in worn if i in locked], settings.max_strikes)
-        picked = [c for c in picked if c.id in locked]
+        # lock order (storage.locks): host rows first, then the entries (SKIP LOCKED)
         hosts = host_store.lock(conn, [c.host for c in picked if c.host])
+        locked = set(entry_store.lock_free(conn, [c.id for c in picked] + worn))
+        quarantined = entry_store.quarantine(conn, [i for i in worn if i in locked], settings.max_strikes)
+        if out is not None and quarantined:
+            out.failed += quarantined
+            out.quarantined += quarantined
+        picked = [c for c in picked if c.id in locked]
         slots, ends = {}, {}
         for c in picked:
             host = hosts.get(c.host) if c.host else None
@@ -82,7 +93,7 @@ def claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
                 continue
             if host.deferred:  # deferred since the candidates were read
                 continue
-            delay = max(settings.per_host_delay, min(host.crawl_delay or 0.0, settings.max_crawl_delay))
+            delay = host_delay(settings, host.crawl_delay)
             start = ends.get(c.host, host.free_at)
             slots[c.id] = start if delay > 0 else None
             ends[c.host] = start + timedelta(seconds=delay)

@@ -12,12 +12,21 @@ A batch is three steps, and no transaction stays open across network I/O:
    article (exact duplicate), add a new article to its story (``stories``), or record the
    retry or the failure. A record the database refuses (or a bug it trips) rolls back
    that entry only: the error is recorded on it, it gets a strike, and the others commit;
-   after ``max_strikes`` it is quarantined (failed, with the reason).
+   at ``max_strikes`` it is quarantined (failed, with the reason).
+
+**Strikes count only what the entry did** (docs/politeness.md, "Strikes"): a row the
+database refused. A claim is not a strike: a lease lost to a killed process, a restarted
+or read-only database, a timeout or a signal counts nothing, so no fault outside the
+entry can quarantine it. Fetch and extraction failures count attempts (``max_attempts``);
+a page that kills its extraction worker is that entry's extraction failure. A transient
+database error (deadlock, lock or statement timeout) is tried again (``db_retries``); if
+it persists the entries are put back, no attempt and no strike counted.
 
 A worker killed anywhere loses nothing: its leases die with its worker lock (see
 ``frontier.Worker``) and the next run takes the entries again; nothing is written twice
 because only the lease's owner writes. A set ``stop`` event (Ctrl-C, SIGTERM) stops
-claiming; batches in flight give their leases back unused (``Interrupted``).
+claiming; batches in flight, and a write still waiting for the load lock, give their
+leases back unused (``Interrupted``).
 """
 
 from __future__ import annotations
@@ -29,14 +38,14 @@ from typing import Callable, Sequence
 
 import psycopg
 
-from . import corrections, db, frontier, stories
+from . import corrections, db, dberrors, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
 from .fetch import PageFetcher
 from .httpclient import SafeClient
-from .models import Action, BatchResult, Decision, ExtractJob, Interrupted, PageFetch, PageJob
-from .politeness import host_key
+from .models import Action, BatchResult, Decision, ErrorKind, ExtractJob, Interrupted, PageFetch, PageJob
+from .politeness import backoff, host_delay, host_key
 from .storage import dedup_index
 from .storage import entries as entry_store
 from .storage import fetch_log
@@ -68,13 +77,23 @@ def ingest_pending(url: str, settings: Settings, *, max_batches: int | None = No
     def worker(extractor: Extractor, worker_id: int) -> None:
         nonlocal started
         try:
-            with db.connect(url, autocommit=True) as conn:
+            with db.connect(url, autocommit=True, lock_timeout=settings.lock_timeout) as conn:
                 while not stop.is_set() and not failures:
                     with lock:
                         if max_batches is not None and started >= max_batches:
                             return
                         started += 1
-                    jobs = frontier.claim(conn, worker_id, settings, entry_ids)
+                    try:
+                        jobs, worn = dberrors.retry(lambda: _claim(conn, worker_id, settings, entry_ids),
+                                              tries=settings.db_retries, delay=settings.db_retry_delay,
+                                              what="claim", stop=stop)
+                    except dberrors.RetriesExhausted as exc:
+                        # nothing was claimed: this thread ends its run, the entries stay queued
+                        log.warning("claiming entries failed: %s; the next run takes them", exc)
+                        return
+                    if worn.quarantined:
+                        with lock:
+                            total.add(worn)
                     if not jobs:
                         wait = frontier.next_opening(conn, settings, entry_ids)
                         if wait is None or wait > settings.frontier_max_wait:
@@ -108,18 +127,26 @@ def ingest_pending(url: str, settings: Settings, *, max_batches: int | None = No
     return total
 
 
+def _claim(conn: psycopg.Connection, worker_id: int, settings: Settings,
+           entry_ids: Sequence[int] | None) -> tuple[list[PageJob], BatchResult]:
+    """One claim (one transaction, so it may be tried again), and what it quarantined."""
+    worn = BatchResult()
+    return frontier.claim(conn, worker_id, settings, entry_ids, worn), worn
+
+
 def run_batch(conn: psycopg.Connection, worker_id: int, jobs: Sequence[PageJob], settings: Settings,
               fetcher: PageFetcher, extractor: Extractor, stop: threading.Event) -> BatchResult:
     """Work and write one claimed batch; on ``stop``, give the leases back and raise."""
     out = BatchResult(claimed=len(jobs))
     try:
         decisions, pages = process(jobs, settings, fetcher, extractor, stop)
+        _host_news(conn, settings, pages, stop)
+        write_retrying(conn, worker_id, settings, decisions, pages, out, stop)
     except Interrupted:
         with conn.transaction():
             released = entry_store.release(conn, worker_id, [j.entry_id for j in jobs])
         log.info("stopped: %d claimed entries given back", released)
         raise
-    write(conn, worker_id, settings, decisions, pages, out)
     return out
 
 
@@ -145,16 +172,45 @@ def process(jobs: Sequence[PageJob], settings: Settings, fetcher: PageFetcher, e
 
 # --- write (one short transaction, under the load lock) ----------------------------------
 
+def write_retrying(conn: psycopg.Connection, worker_id: int, settings: Settings, decisions: Sequence[Decision],
+                   pages: dict[int, PageFetch], out: BatchResult, stop: threading.Event | None = None) -> None:
+    """``write``, tried again on a transient database error; when it persists, the entries
+    are put back with the cause (no attempt, no strike: not their fault) and the run goes on."""
+    def attempt() -> BatchResult:
+        mine = BatchResult(claimed=out.claimed)
+        write(conn, worker_id, settings, decisions, pages, mine, stop)
+        return mine
+    try:
+        done = dberrors.retry(attempt, tries=settings.db_retries, delay=settings.db_retry_delay,
+                              what="ingest write", stop=stop)
+    except dberrors.RetriesExhausted as exc:
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopped while retrying the write") from exc
+        error = f"not written: {exc}"
+        log.warning("batch of %d entries: %s", len(decisions), error)
+        with conn.transaction():
+            for d in decisions:
+                entry_store.mark_retry(conn, d.job.entry_id, error, settings.lock_timeout, attempt=False,
+                                       owner=worker_id)
+                out.errors.append(f"entry {d.job.entry_id} ({d.job.link}): {error}")
+                out.count_error(ErrorKind.DATABASE)
+        out.db_retried += len(decisions)
+        return
+    claimed = out.claimed
+    out.add(done)
+    out.claimed = claimed
+
+
 def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decisions: Sequence[Decision],
-          pages: dict[int, PageFetch], out: BatchResult) -> None:
+          pages: dict[int, PageFetch], out: BatchResult, stop: threading.Event | None = None) -> None:
     for d in decisions:  # texts from the feed were not fingerprinted by the workers
         if d.article is not None:
             stories.fingerprint(d.article, settings)
     with conn.transaction():
         # the load lock, then the changes lock: rows are stamped (clock_timestamp) only
-        # once every change committed before is visible (storage.locks)
-        take_write_locks(conn)
-        _host_news(conn, settings, pages)
+        # once every change committed before is visible (storage.locks). The wait is
+        # bounded (lock_timeout) and a stop ends it (the leases are given back).
+        take_write_locks(conn, timeout=settings.lock_timeout, stop=stop)
         mine = entry_store.owned(conn, worker_id, [d.job.entry_id for d in decisions])
         index = dedup_index.BatchIndex(conn, settings.dedup_window_days, [
             (d.article.fingerprint, d.article.published_at or datetime.now(timezone.utc))
@@ -172,23 +228,40 @@ def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decision
                 with conn.transaction():  # a savepoint: this entry alone
                     _apply(conn, settings, decision, out, index)
             except Exception as exc:
-                if not db.is_record_fault(exc):
-                    raise
+                if not dberrors.is_record_fault(exc):
+                    raise  # fatal, or transient: the whole write is tried again
                 index.rollback(mark)
                 _record_load_failure(conn, settings, job, exc, out)
         index.flush()
 
 
-def _host_news(conn: psycopg.Connection, settings: Settings, pages: dict[int, PageFetch]) -> None:
-    """What the hosts told us in this batch, kept for every worker: Retry-After, Crawl-delay."""
-    told: dict[str, PageFetch] = {}
+def _host_news(conn: psycopg.Connection, settings: Settings, pages: dict[int, PageFetch],
+               stop: threading.Event | None = None) -> None:
+    """What the hosts told us in this batch, kept for every worker: Retry-After, Crawl-delay.
+    A transaction of its own before the write (host rows are above entries and articles in
+    the lock order), hosts in sorted order; a note that cannot be written is logged."""
+    deferrals: dict[str, tuple[float, str]] = {}
+    delays: dict[str, float] = {}
     for page in pages.values():
-        told.setdefault(host_key(page.url), page)
+        host = host_key(page.url)
         if page.deferred_for is not None and page.result is not None and page.result.rate_limited:
-            host_store.defer(conn, host_key(page.url), page.deferred_for, page.result.error or "Retry-After")
-    for host, page in told.items():
-        if page.crawl_delay and page.crawl_delay > settings.per_host_delay:
-            host_store.set_crawl_delay(conn, host, page.crawl_delay)
+            deferrals[host] = (page.deferred_for, page.result.error or "Retry-After")
+        if page.crawl_delay and host_delay(settings, page.crawl_delay) > settings.per_host_delay:
+            delays.setdefault(host, page.crawl_delay)
+    if not deferrals and not delays:
+        return
+
+    def note() -> None:
+        with conn.transaction():
+            for host in sorted(set(deferrals) | set(delays)):
+                if host in deferrals:
+                    host_store.defer(conn, host, *deferrals[host])
+                if host in delays:
+                    host_store.set_crawl_delay(conn, host, delays[host])
+    try:
+        dberrors.retry(note, tries=settings.db_retries, delay=settings.db_retry_delay, what="host notes", stop=stop)
+    except dberrors.RetriesExhausted as exc:
+        log.warning("what the hosts told this batch was not kept: %s", exc)
 
 
 def _publication_order(decision: Decision) -> tuple:
@@ -257,16 +330,20 @@ def _known_or_blocked(conn: psycopg.Connection, settings: Settings, job: PageJob
 
 def _record_load_failure(conn: psycopg.Connection, settings: Settings, job: PageJob, exc: BaseException,
                          out: BatchResult) -> None:
-    """The entry's writes were rolled back (its savepoint); record why, with a strike."""
+    """The entry's writes were rolled back (its savepoint): the database refused this
+    entry's own rows (or a bug tripped on its values). Record why, with a strike; at
+    ``max_strikes`` the entry is quarantined (failed, with the reason)."""
     first_line = (str(exc).splitlines() or [""])[0][:300]
     error = f"load failed: {type(exc).__name__}: {first_line}"
     log.warning("entry %s (%s): %s", job.entry_id, job.link, error)
     out.errors.append(f"entry {job.entry_id} ({job.link}): {error}")
-    if job.strikes >= settings.max_strikes:
-        entry_store.mark_failed(conn, job.entry_id, f"quarantined after {job.strikes} failed claims; {error}")
+    strikes = job.strikes + 1
+    if strikes >= settings.max_strikes:
+        entry_store.mark_failed(conn, job.entry_id, f"quarantined: loading it failed {strikes} times; {error}")
         out.failed += 1
+        out.quarantined += 1
     else:
-        entry_store.mark_retry(conn, job.entry_id, error, settings.retry_backoff_base * 2 ** job.attempts,
+        entry_store.mark_retry(conn, job.entry_id, error, backoff(settings.retry_backoff_base, job.attempts),
                                strike=True)
         out.retry += 1
     out.load_errors += 1

@@ -95,6 +95,27 @@ class Feed:
 
 
 @dataclass(frozen=True)
+class HostDeferral:
+    """A host that asked (429/503) to be left alone for ``seconds``."""
+    host: str
+    seconds: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class PollDecision:
+    """What a failed poll does (politeness.decide_poll_failure; written by
+    storage.feeds.apply_failure in one transaction, in the documented lock order)."""
+    feed_id: int
+    status: int | None
+    error: str
+    retry_in: float  # seconds until the feed's next poll
+    disable_reason: str | None = None
+    errors: int = 1  # consecutive failures, this one included
+    host_deferral: HostDeferral | None = None
+
+
+@dataclass(frozen=True)
 class ParsedEntry:
     """One feed item after parsing: identity resolved, link absolute, date in UTC."""
     guid: str
@@ -248,7 +269,7 @@ class PageJob:
     attempts: int
     host: str | None = None  # politeness unit of the link
     not_before: datetime | None = None  # the host slot reserved for this fetch (frontier)
-    strikes: int = 0  # claims without a result, this one included
+    strikes: int = 0  # times loading this entry failed (the database refused its rows)
     article_id: int | None = None  # the article the entry already carried (a correction re-fetch)
     allow_deleted: bool = False  # an operator allowed a deleted article back (requeue --allow-deleted)
 
@@ -433,6 +454,8 @@ class BatchResult:
     updated: int = 0  # corrections: a known article's page changed, updated in place (revision kept)
     unchanged: int = 0  # re-fetched known articles whose text had not changed
     blocked: int = 0  # deleted articles not loaded again (tombstone; requeue --allow-deleted)
+    quarantined: int = 0  # of ``failed``: entries whose own writes failed max_strikes times
+    db_retried: int = 0  # entries whose write met a transient database error, tried again later (no strike)
     article_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     error_kinds: dict[str, int] = field(default_factory=dict)  # page errors (retry, fail) by ErrorKind
@@ -455,7 +478,9 @@ class BatchResult:
         extra = "".join(f", {n} {what}" for n, what in (
             (self.postponed, "postponed (host asked to wait)"), (self.load_errors, "refused by the database"),
             (self.lost, "taken over by another worker"), (self.updated, "corrected in place"),
-            (self.unchanged, "re-fetched unchanged"), (self.blocked, "deleted before (not loaded again)")) if n)
+            (self.unchanged, "re-fetched unchanged"), (self.blocked, "deleted before (not loaded again)"),
+            (self.quarantined, "quarantined (of the failed)"),
+            (self.db_retried, "postponed by a transient database error")) if n)
         return (f"{self.claimed} entries -> {self.loaded} new articles, "
                 f"{self.exact_duplicates} exact duplicates, {self.near_duplicates} joined a story, "
                 f"{self.fallbacks} from feed text, {self.retry} to retry, {self.failed} failed{extra}")

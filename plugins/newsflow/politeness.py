@@ -7,8 +7,16 @@
 * :class:`HostGate`: at most ``per_host_concurrency`` requests in flight per host and
   ``per_host_delay`` seconds between two request starts;
 * :class:`RobotsCache`: robots.txt per host (RFC 9309, parsed by protego);
-* :func:`retry_after_delay`: how long a Retry-After really makes us wait (capped, with
-  jitter so a fleet of feeds on one host does not return in the same second).
+* :func:`retry_after_delay` / :func:`host_wait`: how long a 429/503 makes us leave its
+  host alone — the same rule for feeds and pages: the server's Retry-After, or
+  ``host_backoff_default`` when it gave none, capped at ``retry_after_cap``;
+* :func:`host_delay`: the spacing between two requests to one host (``per_host_delay``,
+  or its robots.txt Crawl-delay up to ``max_crawl_delay``), the one computation the
+  frontier, the in-process gate and the hosts table use;
+* :func:`backoff`: the one exponential backoff (failed polls, page retries, load errors);
+* :func:`decide_poll_failure`: what a failed poll means for its feed and its host, a pure
+  :class:`~newsflow.models.PollDecision` that ``storage.feeds.apply_failure`` writes in
+  one short transaction, in the lock order of docs/politeness.md.
 
 What a single response means (rate limited, gone, cache lifetime, permanent failure) is
 :class:`newsflow.httpclient.FetchResult`'s business.
@@ -25,10 +33,9 @@ from protego import Protego
 
 from .config import Settings
 from .httpclient import FetchResult, SafeClient
-from .models import ErrorKind
+from .models import ErrorKind, Feed, HostDeferral, PollDecision
 
 ROBOTS_MAX_BYTES = 512 * 1024
-HOST_BACKOFF_DEFAULT = 60.0  # seconds a host is left alone after a 429/503 without Retry-After
 
 
 def host_key(url: str) -> str:
@@ -36,15 +43,67 @@ def host_key(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
+def backoff(base: float, failures: int, cap: float | None = None) -> float:
+    """``base`` doubled per earlier failure (``failures`` = 0 for the first), at most ``cap``."""
+    wait = base * 2 ** max(0, failures)
+    return min(wait, cap) if cap is not None else wait
+
+
+def host_delay(settings: Settings, crawl_delay: float | None) -> float:
+    """Seconds between two request starts on one host: ``per_host_delay``, or the host's
+    robots.txt Crawl-delay when longer (honoured up to ``max_crawl_delay``)."""
+    return max(settings.per_host_delay, min(crawl_delay or 0.0, settings.max_crawl_delay))
+
+
+def host_wait(settings: Settings, result: FetchResult, *, jitter: bool = True) -> float | None:
+    """Seconds the host of ``result`` asked to be left alone, or None: a 429 or a 503
+    means "not now" for every request to that host, feed or page, with or without a
+    Retry-After (without one: ``host_backoff_default``)."""
+    if not result.rate_limited:
+        return None
+    return retry_after_delay(settings, result.retry_after, jitter=jitter)
+
+
 def retry_after_delay(settings: Settings, retry_after: float | None, *, jitter: bool = True) -> float:
-    """A server's Retry-After (``HOST_BACKOFF_DEFAULT`` when it gave none) capped at
+    """A server's Retry-After (``host_backoff_default`` when it gave none) capped at
     ``retry_after_cap``; with ``jitter`` (feeds' next poll times, stored for days) plus up
     to 20% (still capped)."""
-    wanted = HOST_BACKOFF_DEFAULT if retry_after is None else retry_after
+    wanted = settings.host_backoff_default if retry_after is None else retry_after
     capped = min(max(wanted, 1.0), settings.retry_after_cap)
     if not jitter:
         return capped
     return min(capped * random.uniform(1.0, 1.2), max(capped, settings.retry_after_cap))
+
+
+def decide_poll_failure(settings: Settings, feed: Feed, result: FetchResult, error: str) -> PollDecision:
+    """What a failed poll does to its feed and its host (pure: no I/O).
+
+    * the feed's next poll: ``backoff(error_backoff_base, errors so far)`` capped at
+      ``max_poll_interval``; or, when its host said "not now" (429/503), the host's wait;
+    * disabled: a 410 Gone at once; otherwise after ``max_feed_errors`` consecutive
+      failures, except a 429 (it is about our request rate, not the feed);
+    * host deferral: a 429/503 leaves the host alone (``host_wait``): every feed and page
+      of that host waits as well."""
+    errors = feed.consecutive_errors + 1
+    disable = None
+    if result.gone:
+        disable = f"HTTP {result.status} Gone: the publisher removed this feed"
+    elif errors >= settings.max_feed_errors and result.status != 429:
+        disable = f"{errors} consecutive failures; last: {error}"
+    deferral = None
+    wait = host_wait(settings, result)
+    if wait is not None:
+        host = host_key(feed.url)
+        asked = (f"Retry-After {result.retry_after:.0f}s" if result.retry_after is not None
+                 else f"no Retry-After: {settings.host_backoff_default:g}s")
+        error = f"{error}; host {host} asked us to wait ({asked})"
+        deferral = HostDeferral(host, wait, f"host {host} answered HTTP {result.status} ({asked}) "
+                                            f"for feed {feed.id}")
+        retry_in = wait
+    else:
+        retry_in = backoff(settings.error_backoff_base, errors - 1, settings.max_poll_interval)
+    return PollDecision(feed_id=feed.id, status=result.status, error=error, retry_in=max(retry_in, 1.0),
+                        disable_reason=disable, errors=errors, host_deferral=deferral)
 
 
 class HostDeferrals:
@@ -84,9 +143,9 @@ class HostGate:
         self.deferrals = HostDeferrals()
 
     def slow_down(self, host: str, delay: float) -> None:
-        """Space this host's requests ``delay`` apart (its robots.txt Crawl-delay)."""
+        """Space this host's requests ``delay`` apart (``host_delay``: its robots.txt Crawl-delay)."""
         with self._lock:
-            self._delays[host] = max(self.delay, delay)
+            self._delays[host] = delay
 
     def block(self, host: str, seconds: float, reason: str) -> None:
         """Leave ``host`` alone for ``seconds`` (it answered 429/503)."""
@@ -127,8 +186,8 @@ class _GateSlot:
 
 class RobotsCache:
     """robots.txt per host (RFC 9309): 4xx = allow all, 5xx/unreachable = disallow for now.
-    A Crawl-delay for our user agent (capped at ``max_crawl_delay``) slows the gate down
-    for that host and is reported (``crawl_delay``) so the frontier can keep to it."""
+    A Crawl-delay for our user agent slows the gate down for that host (``host_delay``) and
+    is reported (``crawl_delay``) so the frontier can keep to it."""
 
     def __init__(self, client: SafeClient, settings: Settings, gate: HostGate):
         self.client, self.settings, self.gate = client, settings, gate
@@ -155,7 +214,7 @@ class RobotsCache:
         return None
 
     def crawl_delay(self, url: str) -> float | None:
-        """The Crawl-delay robots.txt gave for this URL's host (after ``check``), capped."""
+        """The Crawl-delay robots.txt gave for this URL's host (after ``check``); ``host_delay`` caps it."""
         return self._rules.get(_origin(url), (None, None, None))[2]
 
     def _load(self, origin: str, host: str) -> tuple[Protego | None, str | None, float | None]:
@@ -167,11 +226,11 @@ class RobotsCache:
             try:
                 rules = Protego.parse(result.body.decode("utf-8", "replace"))
                 delay = rules.crawl_delay(self.settings.http_user_agent)
-                delay = min(float(delay), self.settings.max_crawl_delay) if delay else None
+                delay = float(delay) if delay else None
             except Exception:  # an unparseable robots.txt restricts nothing
                 return None, None, None
             if delay:
-                self.gate.slow_down(host, delay)
+                self.gate.slow_down(host, host_delay(self.settings, delay))
             return rules, None, delay
         return None, f"robots.txt unavailable ({result.error or result.status}); retrying later", None
 

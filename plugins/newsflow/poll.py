@@ -15,24 +15,23 @@ import hashlib
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from pebble import ProcessExpired
 
-from . import db
+from . import db, dberrors
 from .config import Settings
 from .httpclient import FetchResult, SafeClient
 from .models import ErrorKind, Feed, ParsedFeed, PollOutcome
 from .parse import parse_feed
-from .politeness import HostDeferrals, host_key, retry_after_delay
+from .politeness import HostDeferrals, decide_poll_failure, host_key
 from .redaction import redact
 from .storage import entries as entry_store
 from .storage import feeds as feed_store
 from .storage import fetch_log
-from .storage import hosts as host_store
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -75,19 +74,24 @@ def poll_feeds(url: str, settings: Settings, feeds: Sequence[Feed], client: Safe
     parsers = Parsers(settings, len(feeds))  # started before any thread: it forks
     threads = ThreadPoolExecutor(max_workers=max(1, settings.poll_concurrency))
     try:
-        with db.pool(url, settings.poll_concurrency) as connections:
-            futures = {threads.submit(_poll_guarded, connections, parsers, settings, client, f, deferrals, stop): f
+        with db.pool(url, settings.poll_concurrency, settings.lock_timeout) as connections:
+            pending = {threads.submit(_poll_guarded, connections, parsers, settings, client, f, deferrals, stop)
                        for f in feeds}
-            for future in as_completed(futures):
-                outcome = future.result()  # a database failure propagates from here
-                if outcome is None:  # not started: stopping
-                    continue
-                outcomes.append(outcome)
-                if progress:
-                    progress(outcome)
+            # Waited for in short steps, so a stop (SIGINT/SIGTERM) is seen within a
+            # fraction of a second even while a slow server trickles its feed: the feeds
+            # in flight are abandoned (nothing of theirs was written; they stay due).
+            while pending and not stop.is_set():
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = future.result()  # a database failure propagates from here
+                    if outcome is None:  # not started: stopping
+                        continue
+                    outcomes.append(outcome)
+                    if progress:
+                        progress(outcome)
     finally:
         threads.shutdown(wait=not stop.is_set(), cancel_futures=True)
-        parsers.close()
+        parsers.close(now=stop.is_set())
         if own_client:
             client.close()
     return sorted(outcomes, key=lambda o: o.feed_id)
@@ -127,36 +131,66 @@ class Parsers:
         except ProcessExpired as exc:  # the worker died (a crash in a C library, out of memory)
             return ParsedFeed(entries=[], error=f"the parser's worker process died: {exc}")
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Wait for the documents being parsed, or (``now``: stopping) kill the workers."""
         if self._pool is not None:
-            self._pool.close()
+            if now:
+                self._pool.stop()
+            else:
+                self._pool.close()
             self._pool.join()
 
 
 def _poll_guarded(connections: ConnectionPool, parsers: Parsers, settings: Settings, client: SafeClient,
                   feed: Feed, deferrals: HostDeferrals, stop: threading.Event) -> PollOutcome | None:
+    """One feed, whatever happens to it: its outcome, recorded on its row. Only a fatal
+    database error (dberrors: lost, read-only, no privilege, ...) propagates."""
     if stop.is_set():
         return None
     try:
-        return _poll_one(connections, parsers, settings, client, feed, deferrals)
+        return _poll_one(connections, parsers, settings, client, feed, deferrals, stop)
+    except dberrors.RetriesExhausted as exc:
+        # a deadlock or a lock/statement timeout that outlasted its retries: not the
+        # feed's fault (no failure counted, it stays due), but shown on it, with the cause
+        error = f"not recorded: {exc}"
+        log.warning("feed %s: %s", redact(feed.url), error)
+        _write(connections, settings, stop, f"feed {feed.id}", lambda conn: feed_store.note_error(conn, feed.id, error),
+               give_up=True)
+        return PollOutcome(feed.id, redact(feed.url), None, error=error, error_kind=ErrorKind.DATABASE)
     except Exception as exc:
-        if not db.is_record_fault(exc):
+        if not dberrors.is_record_fault(exc):
             raise  # the database's fault, not the feed's
         # a bug or a hostile document we did not foresee: this feed's error, on its row
         error = f"internal error while polling: {type(exc).__name__}: {str(exc)[:300]}"
         log.exception("polling feed %s failed", redact(feed.url))
-        with connections.connection() as conn, conn.transaction():
-            _record_failure(conn, settings, feed, FetchResult(url=feed.url, final_url=feed.url), error)
+        decision = decide_poll_failure(settings, feed, FetchResult(url=feed.url, final_url=feed.url), error)
+        _write(connections, settings, stop, f"feed {feed.id}", lambda conn: feed_store.apply_failure(conn, decision),
+               give_up=True)
         return PollOutcome(feed.id, redact(feed.url), None, error=error)
 
 
+def _write(connections: ConnectionPool, settings: Settings, stop: threading.Event, what: str,
+           work: Callable, *, give_up: bool = False):
+    """``work(conn)`` in one transaction, tried again on a transient database error
+    (dberrors.retry). ``give_up``: a last note that may be lost (logged) rather than raise."""
+    def attempt():
+        with connections.connection() as conn, conn.transaction():
+            return work(conn)
+    try:
+        return dberrors.retry(attempt, tries=settings.db_retries, delay=settings.db_retry_delay, what=what,
+                              stop=stop)
+    except dberrors.RetriesExhausted as exc:
+        if not give_up:
+            raise
+        log.warning("%s: could not record (%s)", what, exc)
+
+
 def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings, client: SafeClient,
-              feed: Feed, deferrals: HostDeferrals) -> PollOutcome:
+              feed: Feed, deferrals: HostDeferrals, stop: threading.Event) -> PollOutcome:
     shown = redact(feed.url)
     if (deferred := deferrals.check(host_key(feed.url))):
         left, reason = deferred
-        with connections.connection() as conn, conn.transaction():
-            feed_store.defer(conn, feed.id, left)
+        _write(connections, settings, stop, f"feed {feed.id}", lambda conn: feed_store.defer(conn, feed.id, left))
         return PollOutcome(feed.id, shown, None, error=f"deferred: {reason}", deferred=True)
     now = datetime.now(timezone.utc)
     full = (feed.last_full_fetch_at is None or
@@ -169,6 +203,8 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
     result = client.get(feed.url, max_bytes=settings.max_feed_bytes, headers=headers, accept=FEED_ACCEPT)
+    if stop.is_set():
+        return None  # stopping: nothing written, the feed stays due
     outcome = PollOutcome(feed.id, shown, result.status, bytes=len(result.body))
     # Parsing is CPU work on strangers' bytes: done before the transaction opens, so no
     # transaction waits on it (managed PostgreSQL kills idle-in-transaction sessions).
@@ -179,13 +215,30 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
         parsed = parsers.parse(result.body, result.final_url, feed.guid_mode, result.content_type,
                                settings=settings)
         hosts = [host_key(e.link) if e.link else None for e in parsed.entries]
-    with connections.connection() as conn, conn.transaction():
-        if result.failed:
-            outcome.error = result.error or f"HTTP {result.status}"
-            outcome.error_kind = result.error_kind or ErrorKind.HTTP
-            _record_failure(conn, settings, feed, result, outcome.error, deferrals)
+    if result.failed:
+        outcome.error = result.error or f"HTTP {result.status}"
+        outcome.error_kind = result.error_kind or ErrorKind.HTTP
+        decision = decide_poll_failure(settings, feed, result, outcome.error)
+        outcome.error = decision.error
+        if decision.host_deferral is not None:
+            d = decision.host_deferral
+            deferrals.block(d.host, d.seconds, d.reason)  # the host's other feeds of this run wait
+        if decision.disable_reason:
+            log.warning("%s disabled %s; re-enable in Feeds (Newsflow in the Airflow UI) or with "
+                        "`newsflow feeds enable %s`", feed.label,
+                        f"({decision.disable_reason})" if result.gone else
+                        f"after {decision.errors} consecutive failures: {outcome.error}", feed.id)
+    else:
+        decision = None
+
+    def write(conn) -> None:
+        # Lock order (docs/politeness.md): the host's row (a deferral only), then this
+        # feed's row, then its entries; no other table is locked here.
+        if decision is not None:
+            feed_store.apply_failure(conn, decision)
         elif result.not_modified or body_hash == feed.body_hash:  # (body_hash is set when answered)
             # 304, or the same bytes as last time although the server did not say 304
+            feed_store.lock(conn, feed.id)
             outcome.not_modified = True
             validators = ({} if result.not_modified else
                           dict(etag=result.headers.get("etag"), last_modified=result.headers.get("last-modified")))
@@ -194,6 +247,7 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
                                       etag=validators.get("etag"), last_modified=validators.get("last_modified"),
                                       interval=next_interval(settings, feed, result, changed=False))
         else:
+            feed_store.lock(conn, feed.id)
             _record_document(conn, settings, feed, result, full, parsed, hosts, body_hash, outcome)
         if result.permanent_redirect and not outcome.error:
             if feed_store.move(conn, feed.id, result.permanent_redirect):
@@ -201,6 +255,7 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
         fetch_log.record(conn, kind="feed", feed_id=feed.id, url=feed.url, status=result.status,
                          bytes=len(result.body), duration_ms=int(result.elapsed * 1000),
                          error=outcome.error, new_entries=outcome.new_entries)
+    _write(connections, settings, stop, f"feed {feed.id}", write)
     return outcome
 
 
@@ -210,7 +265,7 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
     validators = dict(etag=result.headers.get("etag"), last_modified=result.headers.get("last-modified"))
     if parsed.error:
         outcome.error = f"unparseable feed: {parsed.error}"
-        _record_failure(conn, settings, feed, result, outcome.error)
+        feed_store.apply_failure(conn, decide_poll_failure(settings, feed, result, outcome.error))
         return
     new, rekeyed, problems = entry_store.insert_new(conn, feed.id, parsed.entries, hosts)
     mode = parsed.guid_mode
@@ -228,38 +283,6 @@ def _record_document(conn, settings: Settings, feed: Feed, result: FetchResult, 
                               **validators,
                               interval=next_interval(settings, feed, result, changed=new > 0,
                                                      ttl=parsed.ttl))
-
-
-def _record_failure(conn, settings: Settings, feed: Feed, result: FetchResult, error: str,
-                    deferrals: HostDeferrals | None = None) -> None:
-    errors = feed.consecutive_errors + 1
-    disable = None
-    if result.gone:
-        disable = f"HTTP {result.status} Gone: the publisher removed this feed"
-    elif errors >= settings.max_feed_errors and result.status != 429:
-        # (429 is about our request rate, not the feed: it never disables a feed)
-        disable = f"{errors} consecutive failures; last: {error}"
-    if disable:
-        log.warning("%s disabled %s; re-enable in Feeds (Newsflow in the Airflow UI) or with "
-                    "`newsflow feeds enable %s`", feed.label,
-                    f"({disable})" if result.gone else f"after {errors} consecutive failures: {error}",
-                    feed.id)
-    if result.retry_after is not None and result.rate_limited:
-        # The server told us when to come back: honour it, capped, with jitter so a
-        # fleet of feeds on one host does not return in the same second. It applies to
-        # the whole host: the other feeds there wait as well.
-        retry = retry_after_delay(settings, result.retry_after)
-        host = host_key(feed.url)
-        error = f"{error}; host {host} asked to retry after {result.retry_after:.0f}s"
-        feed_store.defer_host(conn, host, retry, except_feed=feed.id)
-        host_store.defer(conn, host, retry, error)  # its article pages wait as well
-        if deferrals is not None:
-            deferrals.block(host, retry, f"host {host} answered HTTP {result.status} with "
-                                         f"Retry-After {result.retry_after:.0f}s for feed {feed.id}")
-    else:
-        retry = min(settings.error_backoff_base * 2 ** (errors - 1), settings.max_poll_interval)
-    feed_store.record_failure(conn, feed.id, status=result.status, error=error,
-                              retry_in=max(retry, 1.0), disable_reason=disable)
 
 
 def next_interval(settings: Settings, feed: Feed, result: FetchResult, *, changed: bool,

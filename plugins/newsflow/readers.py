@@ -42,4 +42,6 @@ def grant_reader(url: str, role: str) -> str:
                                 f"owner of the news_api schema (the user that runs `newsflow db upgrade`) with the "
                                 f"right to grant {consumer.READER_ROLE}") from exc
     return (f"{role} can now read news_api (member of {consumer.READER_ROLE}: SELECT on its views, EXECUTE on "
-            "its functions, also for objects later migrations add)")
+            "its functions, also for objects later migrations add; LISTEN news_changes, whose payloads are hints: "
+            "re-read the change feed). It cannot write, see schema news, or take newsflow's coordination locks "
+            "(rows of news.locks), so it cannot stall ingestion or purges (docs/consumers.md)")

@@ -21,7 +21,7 @@ from typing import Sequence
 import psycopg
 from psycopg.rows import class_row
 
-from ..db import RECORD_FAULTS
+from ..dberrors import RECORD_FAULTS
 from ..models import Candidate, PageJob, ParsedEntry
 from ..redaction import redact
 from .workers import LIVE_OWNERS_SQL
@@ -176,12 +176,13 @@ def lock_free(conn: psycopg.Connection, ids: Sequence[int]) -> list[int]:
 
 def lease(conn: psycopg.Connection, owner: int, lease_seconds: float,
           slots: dict[int, datetime | None]) -> list[PageJob]:
-    """Lease the (locked) entries to ``owner``, each with its host slot; counts a strike."""
+    """Lease the (locked) entries to ``owner``, each with its host slot. A claim counts no
+    strike: only the entry's own failures do (``mark_retry(strike=True)``)."""
     ids = list(slots)
     rows = conn.execute(f"""
         UPDATE news.entries e SET lease_owner = %(owner)s,
                lease_until = now() + make_interval(secs => %(lease)s),
-               not_before = s.not_before, strikes = e.strikes + 1, updated_at = now()
+               not_before = s.not_before, updated_at = now()
         FROM unnest(%(ids)s::bigint[], %(slots)s::timestamptz[]) AS s(id, not_before),
              news.feeds f
         WHERE e.id = s.id AND f.id = e.feed_id
@@ -192,16 +193,17 @@ def lease(conn: psycopg.Connection, owner: int, lease_seconds: float,
 
 
 def quarantine(conn: psycopg.Connection, ids: Sequence[int], max_strikes: int) -> int:
-    """Fail (locked) entries that were claimed ``max_strikes`` times without a result."""
+    """Fail (locked) pending entries that already have ``max_strikes`` strikes (loading
+    them failed that often; only possible once max_strikes was lowered: the write
+    quarantines an entry at its last strike)."""
     cur = conn.execute("""
         UPDATE news.entries SET status = 'failed', lease_owner = NULL, lease_until = NULL,
-               last_error = format('quarantined: claimed %%s times without a result (its worker '
-                                   'crashed or was killed, or loading it failed); last error: %%s',
+               last_error = format('quarantined: loading it failed %%s times; last error: %%s',
                                    strikes, coalesce(last_error, 'none')),
                updated_at = now()
         WHERE id = ANY(%s)""", (list(ids),))
     if cur.rowcount:
-        log.warning("quarantined %d entries after %d claims without a result", cur.rowcount, max_strikes)
+        log.warning("quarantined %d entries after %d failed loads", cur.rowcount, max_strikes)
     return cur.rowcount
 
 
@@ -217,7 +219,7 @@ def release(conn: psycopg.Connection, owner: int, ids: Sequence[int] | None = No
     """Give leases back unused (interrupted): no attempt and no strike counted."""
     cur = conn.execute("""
         UPDATE news.entries SET lease_owner = NULL, lease_until = NULL, not_before = NULL,
-               strikes = greatest(strikes - 1, 0), updated_at = now()
+               updated_at = now()
         WHERE lease_owner = %s AND status = 'pending'
           AND (%s::bigint[] IS NULL OR id = ANY(%s::bigint[]))""",
         (owner, list(ids) if ids is not None else None, list(ids) if ids is not None else None))
@@ -235,14 +237,16 @@ def mark_loaded(conn: psycopg.Connection, entry_id: int, article_id: int) -> Non
 
 
 def mark_retry(conn: psycopg.Connection, entry_id: int, error: str, delay_seconds: float, *,
-               attempt: bool = True, strike: bool = False) -> None:
+               attempt: bool = True, strike: bool = False, owner: int | None = None) -> None:
     """Back in the queue after ``delay_seconds``. ``attempt``: count it as a fetch attempt
-    (a host's Retry-After is not); ``strike``: keep the claim's strike (loading it failed)."""
+    (a host's Retry-After is not); ``strike``: add a strike (loading it failed: the
+    database refused its rows). ``owner``: only while that worker holds its lease."""
     conn.execute(f"""
         UPDATE news.entries SET attempts = attempts + %s, last_error = %s,
                next_attempt_at = now() + make_interval(secs => %s),
-               strikes = CASE WHEN %s THEN strikes ELSE 0 END, {_DONE}
-        WHERE id = %s""", (int(attempt), redact(error)[:2000], delay_seconds, strike, entry_id))
+               strikes = strikes + %s, {_DONE}
+        WHERE id = %s AND status = 'pending' AND (%s::bigint IS NULL OR lease_owner = %s)""",
+        (int(attempt), redact(error)[:2000], delay_seconds, int(strike), entry_id, owner, owner))
 
 
 def mark_failed(conn: psycopg.Connection, entry_id: int, error: str) -> None:

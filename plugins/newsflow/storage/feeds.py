@@ -9,20 +9,21 @@ from typing import Sequence
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..models import Feed, FeedSpec, FeedStatus, StaleRule, feed_label
+from ..models import Feed, FeedSpec, FeedStatus, PollDecision, StaleRule, feed_label
 from ..redaction import redact
+from . import hosts as host_store
+from . import locks
 
 _FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_interval,
                    effective_interval, consecutive_errors, last_full_fetch_at, guid_mode, name"""
 
 
-SYNC_LOCK = "newsflow.feeds.sync"
 FILE_DISABLED = "disabled in the feeds file (enabled: false)"
 
 
 def lock_for_sync(conn: psycopg.Connection) -> None:
     """Serialise syncs (two runs starting together on a new feeds file)."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SYNC_LOCK,))
+    locks.take(conn, locks.FEEDS_SYNC)
 
 
 def declared(conn: psycopg.Connection) -> list[dict]:
@@ -144,6 +145,29 @@ def record_success(conn: psycopg.Connection, feed_id: int, *, status: int, etag:
          "keep": keep_warning, "id": feed_id})
 
 
+def lock(conn: psycopg.Connection, feed_id: int) -> None:
+    """Lock one feed's row for the rest of the transaction: the first row lock of a poll
+    outcome (docs/politeness.md, "Lock order": hosts, feeds, entries, articles)."""
+    conn.execute("SELECT id FROM news.feeds WHERE id = %s FOR UPDATE", (feed_id,))
+
+
+def apply_failure(conn: psycopg.Connection, decision: PollDecision) -> None:
+    """Write a failed poll's decision (politeness.decide_poll_failure), in the lock order:
+    the host's row (when its host asked us to wait), then the feed rows it touches in id
+    order (the host's other enabled feeds, pushed back, and this one), nothing else."""
+    deferral = decision.host_deferral
+    if deferral is not None:
+        host_store.defer(conn, deferral.host, deferral.seconds, deferral.reason)
+        conn.execute(f"""
+            SELECT id FROM news.feeds WHERE id = %s OR (enabled AND {_HOST_SQL} = %s)
+            ORDER BY id FOR UPDATE""", (decision.feed_id, deferral.host.lower()))
+        defer_host(conn, deferral.host, deferral.seconds, except_feed=decision.feed_id)
+    else:
+        lock(conn, decision.feed_id)
+    record_failure(conn, decision.feed_id, status=decision.status, error=decision.error,
+                   retry_in=decision.retry_in, disable_reason=decision.disable_reason)
+
+
 def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None, error: str,
                    retry_in: float, disable_reason: str | None) -> None:
     """A failed poll: retried after ``retry_in`` (or when its host allows, if later)."""
@@ -158,6 +182,13 @@ def record_failure(conn: psycopg.Connection, feed_id: int, *, status: int | None
         {"status": status, "error": redact(error)[:2000], "retry": retry_in,
          "disable": redact(disable_reason)[:2000] if disable_reason else None,
          "id": feed_id})
+
+
+def note_error(conn: psycopg.Connection, feed_id: int, error: str) -> None:
+    """An error that was not the feed's (a transient database error that outlasted its
+    retries): shown on the feed, counts no failure, the feed stays due."""
+    conn.execute("UPDATE news.feeds SET last_error = %s, updated_at = now() WHERE id = %s",
+                 (redact(error)[:2000], feed_id))
 
 
 # host[:port] of a feed URL, as politeness.host_key computes it in Python (the host

@@ -23,6 +23,13 @@ def prepare_ledger(conn: psycopg.Connection) -> set[int]:
     return {r["version"] for r in conn.execute("SELECT version FROM news.schema_migrations")}
 
 
+def applied(conn: psycopg.Connection) -> set[int] | None:
+    """The versions applied, without any lock; None when there is no ledger yet."""
+    if conn.execute("SELECT to_regclass('news.schema_migrations') AS t").fetchone()["t"] is None:
+        return None
+    return {r["version"] for r in conn.execute("SELECT version FROM news.schema_migrations")}
+
+
 def apply(conn: psycopg.Connection, version: int, name: str, script: str) -> None:
     """Run one migration file (our own package data, never input) and record it."""
     conn.execute(script)
