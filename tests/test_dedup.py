@@ -518,3 +518,50 @@ def test_corpus_subset_has_no_false_merges():
     scores = ev.pair_scores([it.cluster for it in items], pred)
     assert ev.false_merges(items, pred)["total"] == 0
     assert scores["f1"] >= 0.97, scores
+
+
+# ------------------------------------------------------- credited excerpts (issue 16)
+
+# An aggregator's post: its own commentary (more of it than the usual intro and outro),
+# three quoted paragraphs, a credit line. Its containment in the wire story is below the
+# copy threshold; the credit and the verbatim passage make it an excerpt.
+COMMENTARY = INDEPENDENT.split("\n\n")[1:4]
+CREDITED_EXCERPT = render("Rail chaos, day one", COMMENT_INTRO, *COMMENTARY[:2], *STORY[1:4], COMMENT_OUTRO,
+                          COMMENTARY[2], "Via Reuters, NBC News & Sunday Times")
+
+
+def test_a_credited_excerpt_below_the_copy_threshold_joins_on_its_quoted_passage():
+    fp = fingerprint(CREDITED_EXCERPT, S)
+    jaccard, containment = similarity(fp.shingles, fingerprint(WIRE, S).shingles)
+    assert S.dedup_quote_containment <= containment < S.dedup_containment  # not a copy by overlap
+    assert wire_credit(CREDITED_EXCERPT) == "Reuters"
+    assert assign(fp, index_with(WIRE), S).story_id is None  # without its credit: apart
+    result = assign(fp, index_with(WIRE), S, credit="Reuters")
+    assert (result.story_id, result.relation, result.signal) == (1, "excerpt", "credited_quote")
+    assert result.signal_value >= S.dedup_quote_run  # the evidence: the quoted run, in shingles
+    assert (result.jaccard, result.containment) == pytest.approx((jaccard, containment))
+    assert cluster([("1-wire", WIRE), ("2-post", CREDITED_EXCERPT)], S) == {"1-wire": 1, "2-post": 1}
+
+
+def test_a_credited_follow_up_reusing_one_background_paragraph_stays_apart():
+    credited = FOLLOW_UP.replace("BERLIN, March 8 - ", "BERLIN, March 8 (Reuters) - ")
+    assert wire_credit(credited) == "Reuters"
+    fp = fingerprint(credited, S)
+    assert dedup.quoted_run(fp.sequence, set(fingerprint(WIRE, S).shingles)) >= 20  # it quotes one paragraph
+    assert assign(fp, index_with(WIRE), S, credit="Reuters").story_id is None
+    assert cluster([("1-wire", WIRE), ("2-next-day", credited)], S) == {"1-wire": 1, "2-next-day": 2}
+
+
+def test_scattered_overlap_is_not_a_quoted_passage():
+    words = " ".join(STORY).split()
+    scattered = " ".join(w + (f" x{i}" if i % 7 == 6 else "") for i, w in enumerate(words))  # a word every 7
+    fp, wire = fingerprint(scattered, S), fingerprint(WIRE, S)
+    _, containment = similarity(fp.shingles, wire.shingles)
+    assert containment >= S.dedup_quote_containment  # plenty of overlap ...
+    assert dedup.quoted_run(fp.sequence, set(wire.shingles)) < 5  # ... but no passage
+    assert dedup.quoted_run(fingerprint(WIRE, S).sequence, set(wire.shingles)) == len(wire.sequence)
+
+
+def test_copies_keep_the_threshold_that_decided_as_evidence():
+    result = assign(fingerprint(VARIANTS["headline"][0], S), index_with(WIRE), S)
+    assert (result.signal, result.signal_value) == ("containment", pytest.approx(result.containment))

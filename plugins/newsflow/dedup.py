@@ -40,12 +40,13 @@ import numpy as np
 import xxhash
 
 from .config import Settings
+from .credit import credit_window, wire_credit
 from .models import SIGNATURE_SCHEME, Assignment, Fingerprint, Member  # noqa: F401 (re-exported)
 
 __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
     "fingerprint", "tokens", "shingle_hashes", "minhash", "band_hashes",
-    "similarity", "same_story", "relation", "assign", "cluster",
+    "similarity", "same_story", "relation", "assign", "cluster", "quoted_run", "shingle_sequence",
     "SMALL_TEXT_JACCARD", "COPY_JACCARD",
 ]
 
@@ -98,8 +99,8 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
-def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
-    """Sorted unique signed-int64 xxhash64 of the word ``k``-grams of ``text``.
+def shingle_sequence(text: str, k: int) -> np.ndarray:
+    """Signed-int64 xxhash64 of the word ``k``-grams of ``text``, in text order.
 
     A text with fewer than ``k`` tokens (but at least one) is one shingle of all of
     them; a text without any token has no shingle.
@@ -108,7 +109,7 @@ def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
         raise ValueError("shingle size must be >= 1")
     toks = tokens(text)
     if not toks:
-        return ()
+        return np.empty(0, dtype=np.int64)
     # tokens encoded once and joined as bytes: the same values as encoding each
     # " ".join(gram), in half the time
     encoded = [t.encode("utf-8") for t in toks]
@@ -117,8 +118,12 @@ def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
         grams = [join(encoded)]
     else:
         grams = [join(encoded[i:i + k]) for i in range(len(encoded) - k + 1)]
-    hashes = np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=_U64, count=len(grams))
-    return tuple(np.unique(hashes.view(np.int64)).tolist())
+    return np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=_U64, count=len(grams)).view(np.int64)
+
+
+def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
+    """Sorted unique signed-int64 xxhash64 of the word ``k``-grams of ``text``."""
+    return tuple(np.unique(shingle_sequence(text, k)).tolist())
 
 
 @lru_cache(maxsize=8)
@@ -206,10 +211,11 @@ def band_hashes(signature: Sequence[int], bands: int, rows: int) -> tuple[int, .
 
 
 def fingerprint(text: str, settings: Settings) -> Fingerprint:
-    shingles = shingle_hashes(text, settings.dedup_shingle_size)
+    sequence = shingle_sequence(text, settings.dedup_shingle_size)
+    shingles = tuple(np.unique(sequence).tolist())
     signature = minhash(shingles, settings.dedup_num_perm)
     bands = band_hashes(signature, settings.dedup_bands, settings.dedup_rows)
-    return Fingerprint(shingles=shingles, minhash=signature, bands=bands)
+    return Fingerprint(shingles=shingles, minhash=signature, bands=bands, sequence=tuple(sequence.tolist()))
 
 
 # ---------------------------------------------------------------------- similarity
@@ -258,7 +264,25 @@ def _relation(jaccard: float, new_size: int, rep_size: int) -> str:
     return "excerpt" if new_size <= rep_size else "update"
 
 
-def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment:
+def quoted_run(sequence: Sequence[int], other: set[int] | frozenset[int]) -> int:
+    """The longest run of consecutive shingles of a text (in text order) that are all in
+    ``other``: a passage quoted verbatim, as opposed to overlap scattered over the text
+    (shared names, figures, stock phrases)."""
+    best = run = 0
+    for shingle in sequence:
+        run = run + 1 if shingle in other else 0
+        best = max(best, run)
+    return best
+
+
+def _signal(jaccard: float, containment: float, smaller: int, settings: Settings) -> str:
+    """Which threshold a verified pair passed (the evidence kept on the article row)."""
+    if smaller < settings.dedup_min_shingles:
+        return "small_text_jaccard"
+    return "containment" if containment >= settings.dedup_containment else "jaccard"
+
+
+def assign(fp: Fingerprint, index: StoryIndex, settings: Settings, credit: str | None = None) -> Assignment:
     """Story for a new article, or None for a new story.
 
     Every story with a candidate member is verified against its *representative*
@@ -266,12 +290,20 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
     with the highest containment, then Jaccard, then the lowest ``index.order``.  The
     returned scores and ``matched_article_id`` are those of that representative; a new
     story gets relation 'original' and scores 0.0.
+
+    ``credit``: the source the text credits (``credit.wire_credit``). An aggregator that
+    quotes a story and credits it ("Via Reuters", "(AP) -") adds its own commentary, so
+    its containment can fall below the copy threshold, as low as a follow-up's that
+    reuses one background paragraph. A credited text therefore also joins as an
+    ``excerpt`` when it quotes one passage of the representative verbatim
+    (``quoted_run`` >= ``dedup_quote_run`` shingles) and containment is at least
+    ``dedup_quote_containment``; an uncredited follow-up never does.
     """
     new_set = set(fp.shingles)
     if not new_set:
         return Assignment(None, "original", None, 0.0, 0.0)
     story_ids = sorted({m.story_id for m in index.candidates(fp.bands)})
-    best: tuple[tuple[float, float, int], Member, float, float] | None = None
+    best = None
     for story_id in story_ids:
         try:
             rep = index.representative(story_id)
@@ -279,18 +311,26 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
             continue
         rep_set = set(rep.shingles)
         jaccard, containment = similarity(new_set, rep_set)
-        if not _decide(jaccard, containment, min(len(new_set), len(rep_set)), settings):
+        smaller = min(len(new_set), len(rep_set))
+        if _decide(jaccard, containment, smaller, settings):
+            signal, value, rank = _signal(jaccard, containment, smaller, settings), containment, 0
+        elif (credit and fp.sequence and smaller >= settings.dedup_min_shingles
+              and containment >= settings.dedup_quote_containment):
+            run = quoted_run(fp.sequence, rep_set)
+            if run < settings.dedup_quote_run:
+                continue
+            signal, value, rank = "credited_quote", float(run), 1
+        else:
             continue
-        key = (-containment, -jaccard, index.order(story_id))
+        key = (rank, -containment, -jaccard, index.order(story_id))
         if best is None or key < best[0]:
-            best = (key, rep, jaccard, containment)
+            best = (key, rep, jaccard, containment, signal, value)
     if best is None:
         return Assignment(None, "original", None, 0.0, 0.0)
-    _, rep, jaccard, containment = best
-    return Assignment(story_id=rep.story_id,
-                      relation=_relation(jaccard, len(new_set), len(set(rep.shingles))),
-                      matched_article_id=rep.article_id, jaccard=jaccard,
-                      containment=containment)
+    _, rep, jaccard, containment, signal, value = best
+    relation = "excerpt" if signal == "credited_quote" else _relation(jaccard, len(new_set), len(set(rep.shingles)))
+    return Assignment(story_id=rep.story_id, relation=relation, matched_article_id=rep.article_id,
+                      jaccard=jaccard, containment=containment, signal=signal, signal_value=value)
 
 
 class MemoryIndex:
@@ -342,7 +382,7 @@ def cluster(docs: Iterable[tuple[str, str]], settings: Settings) -> dict[str, in
         if key in result:
             raise ValueError(f"duplicate document key: {key!r}")
         fp = fingerprint(text, settings)
-        story_id = assign(fp, index, settings).story_id
+        story_id = assign(fp, index, settings, wire_credit(credit_window(text))).story_id
         if story_id is None:
             story_id, next_story = next_story, next_story + 1
         index.add(article_id, story_id, fp)

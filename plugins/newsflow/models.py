@@ -367,6 +367,8 @@ class Fingerprint:
     shingles: tuple[int, ...]  # sorted unique signed int64 hashes
     minhash: tuple[int, ...]  # settings.dedup_num_perm values, each fits in signed int64
     bands: tuple[int, ...]  # one signed int64 per band, band i at index i
+    # the shingle hashes in text order (repeats kept): a quoted passage is a run of them
+    sequence: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,10 @@ class Assignment:
     matched_article_id: int | None  # the story's representative it was verified against
     jaccard: float
     containment: float
+    # the evidence that decided: 'containment', 'jaccard', 'small_text_jaccard' or
+    # 'credited_quote' (value: the quoted run in shingles); None for a new story
+    signal: str | None = None
+    signal_value: float | None = None
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Callable
 
 from . import db, dedup, stories
 from .config import Settings
+from .credit import credit_window, wire_credit
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
@@ -76,11 +77,13 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
             fp = dedup.fingerprint(row["body"], settings)
             index = _ContentOrderIndex(conn, row["at"], settings.dedup_window_days, rank_of)
-            placement = stories.place(conn, settings, fp, index, new_story)
+            credited = wire_credit(credit_window(row["body"]))  # as ingestion found it (decide.py)
+            placement = stories.place(conn, settings, fp, index, new_story, credit=credited)
             if not placement.joined:
                 rank_of[placement.story_id] = offset + i
             article_store.attach(conn, row["id"], placement.story_id, placement.relation,
-                                 placement.jaccard, placement.containment)
+                                 placement.jaccard, placement.containment,
+                                 placement.signal, placement.signal_value)
             stories.settle(conn, placement, row["id"], fp, row["at"], index)  # at: never NULL
             rebuilt.add(placement.story_id)
             if progress and (i % 500 == 0 or i == len(rows)):
