@@ -536,7 +536,7 @@ def test_a_credited_excerpt_below_the_copy_threshold_joins_on_its_quoted_passage
     assert S.dedup_quote_containment <= containment < S.dedup_containment  # not a copy by overlap
     assert wire_credit(CREDITED_EXCERPT) == "Reuters"
     assert assign(fp, index_with(WIRE), S).story_id is None  # without its credit: apart
-    result = assign(fp, index_with(WIRE), S, credit="Reuters")
+    result = assign(fp, index_with(WIRE), S, credit=dedup.quote_credit(CREDITED_EXCERPT))
     assert (result.story_id, result.relation, result.signal) == (1, "excerpt", "credited_quote")
     assert result.signal_value >= S.dedup_quote_run  # the evidence: the quoted run, in shingles
     assert (result.jaccard, result.containment) == pytest.approx((jaccard, containment))
@@ -548,8 +548,21 @@ def test_a_credited_follow_up_reusing_one_background_paragraph_stays_apart():
     assert wire_credit(credited) == "Reuters"
     fp = fingerprint(credited, S)
     assert dedup.quoted_run(fp.sequence, set(fingerprint(WIRE, S).shingles)) >= 20  # it quotes one paragraph
-    assert assign(fp, index_with(WIRE), S, credit="Reuters").story_id is None
+    assert dedup.quote_credit(credited) == dedup.QuoteCredit("Reuters", (8, 12))  # its own byline, under the headline
+    assert assign(fp, index_with(WIRE), S, credit=dedup.quote_credit(credited)).story_id is None
     assert cluster([("1-wire", WIRE), ("2-next-day", credited)], S) == {"1-wire": 1, "2-next-day": 2}
+
+
+def test_a_dateline_credits_a_quotation_that_begins_at_it():
+    # an aggregator pastes the wire's first paragraphs, dateline and all, under its own intro
+    pasted = render("Rail chaos, day one", COMMENT_INTRO, *COMMENTARY[:2], DATELINE + STORY[0],
+                    *STORY[1:3], COMMENT_OUTRO, COMMENTARY[2])
+    quote = dedup.quote_credit(pasted)
+    assert quote.name == "Reuters" and quote.anchor[0] > 50
+    fp, wire = fingerprint(pasted, S), fingerprint(WIRE, S)
+    assert S.dedup_quote_containment <= similarity(fp.shingles, wire.shingles)[1] < S.dedup_containment
+    result = assign(fp, index_with(WIRE), S, credit=quote)
+    assert (result.story_id, result.relation, result.signal) == (1, "excerpt", "credited_quote")
 
 
 def test_scattered_overlap_is_not_a_quoted_passage():
@@ -565,3 +578,10 @@ def test_scattered_overlap_is_not_a_quoted_passage():
 def test_copies_keep_the_threshold_that_decided_as_evidence():
     result = assign(fingerprint(VARIANTS["headline"][0], S), index_with(WIRE), S)
     assert (result.signal, result.signal_value) == ("containment", pytest.approx(result.containment))
+
+
+def test_according_to_credits_a_known_agency_only():
+    assert wire_credit("Talks failed on Friday, according to Reuters, after ten hours.") == "Reuters"
+    assert wire_credit("Prices rose, according to an Associated Press tally of the figures.") == "AP"
+    assert wire_credit("Prices rose, according to the city's own figures.") is None
+    assert wire_credit("According to my neighbour, the trains were late.") is None

@@ -33,6 +33,7 @@ import re
 import threading
 import unicodedata
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Protocol, Sequence
 
@@ -40,13 +41,13 @@ import numpy as np
 import xxhash
 
 from .config import Settings
-from .credit import credit_window, wire_credit
+from .credit import credits
 from .models import SIGNATURE_SCHEME, Assignment, Fingerprint, Member  # noqa: F401 (re-exported)
 
 __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
     "fingerprint", "tokens", "shingle_hashes", "minhash", "band_hashes",
-    "similarity", "same_story", "relation", "assign", "cluster", "quoted_run", "shingle_sequence",
+    "similarity", "same_story", "relation", "assign", "cluster", "quoted_run", "shingle_sequence", "quote_credit", "QuoteCredit",
     "SMALL_TEXT_JACCARD", "COPY_JACCARD",
 ]
 
@@ -55,6 +56,7 @@ EMPTY_MINHASH = MERSENNE_PRIME  # MinHash value of an empty shingle set (never a
 SMALL_TEXT_JACCARD = 0.9  # texts below dedup_min_shingles match only this similar
 COPY_JACCARD = 0.6  # relation 'copy' at or above this Jaccard against the representative
 _SEED = b"newsflow-minhash-v1"  # changing it changes every stored signature (bump models.SIGNATURE_SCHEME)
+_ANCHOR_SLACK = 3  # shingles between a dateline and the start of the quotation it credits
 _CHUNK = 256  # shingles per MinHash block: the work areas stay in cache (measured fastest)
 
 _U64 = np.uint64
@@ -264,15 +266,52 @@ def _relation(jaccard: float, new_size: int, rep_size: int) -> str:
     return "excerpt" if new_size <= rep_size else "update"
 
 
-def quoted_run(sequence: Sequence[int], other: set[int] | frozenset[int]) -> int:
+def quoted_run(sequence: Sequence[int], other: set[int] | frozenset[int],
+               near: tuple[int, int] | None = None) -> int:
     """The longest run of consecutive shingles of a text (in text order) that are all in
     ``other``: a passage quoted verbatim, as opposed to overlap scattered over the text
-    (shared names, figures, stock phrases)."""
+    (shared names, figures, stock phrases). ``near``: only a run that starts within a
+    few shingles of these token positions counts (a quotation that begins at a
+    dateline: at its place name when the source has the same dateline, after it when not)."""
     best = run = 0
-    for shingle in sequence:
-        run = run + 1 if shingle in other else 0
-        best = max(best, run)
+    for position, shingle in enumerate(sequence):
+        if shingle in other:
+            run += 1
+            begun = position - run + 1
+            if near is None or near[0] - _ANCHOR_SLACK <= begun <= near[1] + _ANCHOR_SLACK:
+                best = max(best, run)
+        else:
+            run = 0
     return best
+
+
+@dataclass(frozen=True)
+class QuoteCredit:
+    """The source a text credits for what it quotes (see ``quote_credit``)."""
+    name: str
+    # the token positions of a dateline (its line's start, its end): the quotation must
+    # begin there; None for an attribution
+    anchor: tuple[int, int] | None
+
+
+def quote_credit(text: str) -> QuoteCredit | None:
+    """How a text credits quoted material, if it does.
+
+    An attribution ("Via Reuters", "Source: AFP", "according to AP", "first published
+    by dpa") vouches for a quotation anywhere in the text. A dateline ("BERLIN (Reuters)
+    -") is also an agency's own byline: an agency's next-day story carries it too, with
+    one background paragraph of its earlier story somewhere below. So a dateline counts
+    only for a quotation that begins right at it, as when an aggregator pastes the
+    wire's lede, dateline and all, under its own introduction."""
+    found = credits(text)
+    if not found:
+        return None
+    attribution = [c for c in found if c.kind != "dateline"]
+    if attribution:
+        return QuoteCredit(attribution[0].name, None)
+    dateline = found[0]
+    line_start = text.rfind("\n", 0, dateline.start) + 1
+    return QuoteCredit(dateline.name, (len(tokens(text[:line_start])), len(tokens(text[:dateline.end]))))
 
 
 def _signal(jaccard: float, containment: float, smaller: int, settings: Settings) -> str:
@@ -282,7 +321,8 @@ def _signal(jaccard: float, containment: float, smaller: int, settings: Settings
     return "containment" if containment >= settings.dedup_containment else "jaccard"
 
 
-def assign(fp: Fingerprint, index: StoryIndex, settings: Settings, credit: str | None = None) -> Assignment:
+def assign(fp: Fingerprint, index: StoryIndex, settings: Settings,
+           credit: QuoteCredit | None = None) -> Assignment:
     """Story for a new article, or None for a new story.
 
     Every story with a candidate member is verified against its *representative*
@@ -291,13 +331,14 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings, credit: str |
     returned scores and ``matched_article_id`` are those of that representative; a new
     story gets relation 'original' and scores 0.0.
 
-    ``credit``: the source the text credits (``credit.wire_credit``). An aggregator that
-    quotes a story and credits it ("Via Reuters", "(AP) -") adds its own commentary, so
-    its containment can fall below the copy threshold, as low as a follow-up's that
-    reuses one background paragraph. A credited text therefore also joins as an
-    ``excerpt`` when it quotes one passage of the representative verbatim
-    (``quoted_run`` >= ``dedup_quote_run`` shingles) and containment is at least
-    ``dedup_quote_containment``; an uncredited follow-up never does.
+    ``credit``: how the text credits what it quotes (``quote_credit``). An aggregator
+    that quotes a story and credits it ("Via Reuters", "according to AP") adds its own
+    commentary, so its containment can fall below the copy threshold, as low as a
+    follow-up's that reuses one background paragraph. A credited text therefore also
+    joins as an ``excerpt`` when it quotes one passage of the representative verbatim
+    (``quoted_run`` >= ``dedup_quote_run`` shingles, beginning at the dateline when the
+    credit is one) and containment is at least ``dedup_quote_containment``; a follow-up
+    without an attribution never does.
     """
     new_set = set(fp.shingles)
     if not new_set:
@@ -316,7 +357,7 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings, credit: str |
             signal, value, rank = _signal(jaccard, containment, smaller, settings), containment, 0
         elif (credit and fp.sequence and smaller >= settings.dedup_min_shingles
               and containment >= settings.dedup_quote_containment):
-            run = quoted_run(fp.sequence, rep_set)
+            run = quoted_run(fp.sequence, rep_set, credit.anchor)
             if run < settings.dedup_quote_run:
                 continue
             signal, value, rank = "credited_quote", float(run), 1
@@ -382,7 +423,7 @@ def cluster(docs: Iterable[tuple[str, str]], settings: Settings) -> dict[str, in
         if key in result:
             raise ValueError(f"duplicate document key: {key!r}")
         fp = fingerprint(text, settings)
-        story_id = assign(fp, index, settings, wire_credit(credit_window(text))).story_id
+        story_id = assign(fp, index, settings, quote_credit(text)).story_id
         if story_id is None:
             story_id, next_story = next_story, next_story + 1
         index.add(article_id, story_id, fp)

@@ -23,7 +23,6 @@ from typing import Callable
 
 from . import db, dedup, stories
 from .config import Settings
-from .credit import credit_window, wire_credit
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
@@ -77,8 +76,8 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
             fp = dedup.fingerprint(row["body"], settings)
             index = _ContentOrderIndex(conn, row["at"], settings.dedup_window_days, rank_of)
-            credited = wire_credit(credit_window(row["body"]))  # as ingestion found it (decide.py)
-            placement = stories.place(conn, settings, fp, index, new_story, credit=credited)
+            placement = stories.place(conn, settings, fp, index, new_story,
+                                      credit=dedup.quote_credit(row["body"]))
             if not placement.joined:
                 rank_of[placement.story_id] = offset + i
             article_store.attach(conn, row["id"], placement.story_id, placement.relation,

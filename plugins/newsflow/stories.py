@@ -39,10 +39,11 @@ class Placement:
 
 
 def place(conn, settings: Settings, fp: Fingerprint, index: dedup.StoryIndex,
-          new_story: Callable[[], int] | None = None, credit: str | None = None) -> Placement:
+          new_story: Callable[[], int] | None = None,
+          credit: dedup.QuoteCredit | None = None) -> Placement:
     """The story for a text: the best verified candidate, else a new one (``new_story``
-    makes it; by default a new row). ``credit``: the source the text credits, which lets
-    a quoting excerpt join below the copy thresholds (``dedup.assign``)."""
+    makes it; by default a new row). ``credit``: how the text credits what it quotes
+    (``dedup.quote_credit``), which lets a quoting excerpt join below the copy thresholds."""
     assignment = dedup.assign(fp, index, settings, credit)
     if assignment.story_id is None:
         story_id = new_story() if new_story else story_store.create(conn)
@@ -74,7 +75,9 @@ def add_article(conn, settings: Settings, article: Article,
         index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
     else:
         index.announce(fp, when)
-    placement = place(conn, settings, fp, index, credit=article.wire_credit)
+    # only a text with a credit can be a credited excerpt: the full body is read for it then
+    quoted = dedup.quote_credit(article.body) if article.wire_credit else None
+    placement = place(conn, settings, fp, index, credit=quoted)
     article_id = article_store.insert(conn, article, story_id=placement.story_id,
                                       relation=placement.relation, jaccard=placement.jaccard,
                                       containment=placement.containment, signal=placement.signal,
