@@ -299,6 +299,7 @@ def main() -> int:
     fps = {i: dedup.fingerprint(it.text, settings) for i, it in enumerate(items)}
     transform_report(items, preds, fps, stats)
     order_report(items, truth, settings, fps, args.seed)
+    furniture_report(items)
     credit_report(items)
     timing_report(items, settings, timings)
     if args.sweep:
@@ -409,6 +410,29 @@ def order_report(items: list[Item], truth: list[str], settings: Settings, fps: d
     s, fm = pair_scores(truth, pred_shuf), false_merges(items, pred_shuf)
     print(f"random publication order (representative is a random copy): P={s['precision']:.4f} "
           f"R={s['recall']:.4f} F1={s['f1']:.4f} ARI={s['ari']:.4f} false merges={fm['total']}")
+
+
+def furniture_report(items: list[Item]) -> None:
+    """What the outlet templates put into bodies: for each template copy, its words beyond
+    the original's, and its Jaccard with the original, as the pipeline stores it and as
+    trafilatura's defaults extract it."""
+    original = {it.cluster: it for it in items if it.kind == "original"}
+    print()
+    print("| template | n | extra words: pipeline | extra words: trafilatura defaults | median Jaccard: "
+          "pipeline | median Jaccard: trafilatura defaults |")
+    print("|---|---|---|---|---|---|")
+    for template in sorted({it.transform for it in items if it.transform.startswith("template_")}):
+        copies = [it for it in items if it.transform == template]
+        rows = []
+        for it in copies:
+            base = original[it.cluster]
+            rows.append((len(it.text.split()) - len(base.text.split()),
+                         len(it.plain.split()) - len(base.plain.split()),
+                         dedup.similarity(dedup.shingle_hashes(it.text, 5), dedup.shingle_hashes(base.text, 5))[0],
+                         dedup.similarity(dedup.shingle_hashes(it.plain, 5), dedup.shingle_hashes(base.plain, 5))[0]))
+        cols = list(zip(*rows))
+        print(f"| {template} | {len(copies)} | {statistics.mean(cols[0]):+.1f} | {statistics.mean(cols[1]):+.1f} | "
+              f"{statistics.median(cols[2]):.3f} | {statistics.median(cols[3]):.3f} |")
 
 
 def credit_report(items: list[Item]) -> None:
