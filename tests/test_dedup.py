@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsflow import dedup
 from newsflow.config import Settings
@@ -585,3 +587,11 @@ def test_according_to_credits_a_known_agency_only():
     assert wire_credit("Prices rose, according to an Associated Press tally of the figures.") == "AP"
     assert wire_credit("Prices rose, according to the city's own figures.") is None
     assert wire_credit("According to my neighbour, the trains were late.") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abc XYZ äöüß é,.-_'\n\t 0123") + ["日", "本", "カ", "ナ", "한", "ﬁ", "Ⅻ"])))
+def test_the_fast_tokenizer_path_gives_the_same_tokens(text):
+    import unicodedata
+
+    assert dedup.tokens(text) == dedup._TOKEN_RE.findall(unicodedata.normalize("NFKC", text).casefold())

@@ -68,6 +68,8 @@ _MASK29 = _U64((1 << 29) - 1)
 # whole sentence as one "word".  Everything else: maximal runs of unicode \w.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])\w)+")
+_CJK_RE = re.compile(rf"[{_CJK}]")
+_WORD_RE = re.compile(r"\w+")
 
 
 # --------------------------------------------------------------------------- types
@@ -94,7 +96,10 @@ class StoryIndex(Protocol):
 
 def tokens(text: str) -> list[str]:
     """Normalised tokens: NFKC, casefolded, unicode word runs (CJK: per character)."""
-    return _TOKEN_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+    text = unicodedata.normalize("NFKC", text).casefold()
+    # without CJK the per-character rule never applies, and plain \w+ (the same tokens)
+    # is twice as fast as the pattern with its look-ahead
+    return _TOKEN_RE.findall(text) if _CJK_RE.search(text) else _WORD_RE.findall(text)
 
 
 def _signed(value: int) -> int:
