@@ -157,6 +157,7 @@ class Item:
     credit: str | None = None  # expected wire_credit where the generator put one
     page_credit: str | None = None  # credit the source page itself carries
     plain: str | None = None  # as trafilatura's defaults extract it, when not ``text``
+    furniture: tuple[str, ...] = ()  # what an outlet template put around the article
 
 
 def to_blocks(text: str) -> list[str]:
@@ -213,10 +214,10 @@ TEMPLATES = ["template_related", "template_read_more", "template_newsletter", "t
 
 
 def article_page(rng: random.Random, template: str, title: str | None, blocks: list[str],
-                 outlet: str, headlines: list[str]) -> bytes:
+                 outlet: str, headlines: list[str]) -> tuple[bytes, tuple[str, ...]]:
     """An outlet's HTML page for the article: navigation, the article element, and the
     furniture of ``template`` where publishers put it (inside the article element, where
-    extraction keeps it unless told otherwise)."""
+    extraction keeps it unless told otherwise); and the furniture's texts."""
     from html import escape
 
     paragraphs = [f"<p>{escape(line)}</p>" for block in blocks for line in block.split("\n") if line.strip()]
@@ -243,11 +244,14 @@ def article_page(rng: random.Random, template: str, title: str | None, blocks: l
                           "<li><a href='/s2'>X</a></li><li><a href='/s3'>Email</a></li></ul></div>")
     else:
         raise ValueError(template)
+    furniture = {"template_related": tuple(picks), "template_read_more": tuple(picks[:2]),
+                 "template_newsletter": (f"Get the {outlet} briefing", "free morning newsletter"),
+                 "template_credits": (f"Photo: {outlet}", "Share this")}[template]
     nav = "".join(f"<li><a href='/{s}'>{s}</a></li>" for s in ("World", "Business", "Sport", "Opinion"))
     head = f"<title>{escape(title or '')}</title>"
     return (f"<html lang='en'><head>{head}</head><body><header><nav><ul>{nav}</ul></nav></header><main>"
             f"<article><h1>{escape(title or '')}</h1>{''.join(paragraphs)}</article></main>"
-            f"<footer><p>© {escape(outlet)}</p></footer></body></html>").encode()
+            f"<footer><p>© {escape(outlet)}</p></footer></body></html>").encode(), furniture
 
 
 def pipeline_body(html: bytes, url: str) -> str:
@@ -460,10 +464,12 @@ def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
                 transform=name, topic=page.topic, credit=credit, page_credit=page_credit)
         for template in TEMPLATES:  # the whole article on another outlet's page, extracted
             outlet = prng.choice(OUTLETS)[0]
-            html = article_page(prng, template, page.title or None, body, outlet, headlines)
+            others = [h for h in headlines if h != page.title]  # other pages' headlines only
+            html, furniture = article_page(prng, template, page.title or None, body, outlet, others)
             add(t0 + prng.randint(60, 36000), text=pipeline_body(html, f"https://{template}.test/{page.name}"),
                 cluster=page.name, kind="variant", transform=template, topic=page.topic,
-                credit=agency if has_dl else None, page_credit=page_credit, plain=trafilatura_text(html))
+                credit=agency if has_dl else None, page_credit=page_credit, plain=trafilatura_text(html),
+                furniture=furniture)
         # follow-up: a different article reusing ONE background paragraph of this base
         limit = min(150, 0.3 * page.words)
         reusable = [b for b in page.blocks if BLOCK_WORDS <= len(b.split()) <= limit]
