@@ -56,8 +56,16 @@ def main() -> None:
     def trafilatura_with(**options):
         return lambda html, url: trafilatura.extract(html, url=url, **options) or ""
 
+    def without_furniture_pass(html: bytes, url: str) -> str:
+        from newsflow.extract import extract_html
+        from newsflow.normalize import clean_text, drop_leading_title
+
+        doc = extract_html(html, url, settings.max_extract_bytes, False, strip=False)
+        return drop_leading_title(clean_text(doc.text or ""), [doc.title])
+
     methods = {
         "newsflow body (extract_page)": pipeline,
+        "pipeline body without the furniture pass": without_furniture_pass,
         "trafilatura defaults": trafilatura_with(),
         "trafilatura favor_precision": trafilatura_with(favor_precision=True),
         "trafilatura favor_recall": trafilatura_with(favor_recall=True),

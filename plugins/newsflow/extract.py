@@ -120,6 +120,16 @@ def _text(el) -> str:
     return " ".join(el.text_content().split())
 
 
+def _head(el, size: int = 40) -> str:
+    """The first ``size``-odd characters of an element's text."""
+    head = ""
+    for piece in el.itertext():
+        head += piece
+        if len(head) >= size:
+            break
+    return head
+
+
 def _link_share(el) -> float:
     """Share of an element's text that sits inside links."""
     total = len(_text(el))
@@ -185,9 +195,12 @@ def find_furniture(tree) -> frozenset[str]:
                 if first is not None and first is not el and _LIST_LABEL.fullmatch(_text(first)):
                     doomed.append(first)  # <section><h2>Recommended for you</h2>
     for el in tree.iter("p", "div", "li"):
-        text = _text(el)
-        if len(text) <= 200 and _READ_MORE.match(text) and _link_share(el) >= 0.4 and not el.xpath(".//p"):
-            doomed.append(el)
+        # the label first, from the element's first strings: the whole text of every
+        # div (nested ones again and again) would cost more than the extraction
+        if _READ_MORE.match(_head(el)):
+            text = _text(el)
+            if len(text) <= 200 and _link_share(el) >= 0.4 and not el.xpath(".//p"):
+                doomed.append(el)
     for el in tree.iter("div", "section", "aside", "form", "ul", "figure", "span", "p", "footer"):
         classes = _classes(el)
         if classes.strip() and _FURNITURE_CLASS.search(classes) and len(_text(el)) <= 600 \
@@ -222,6 +235,7 @@ def drop_furniture(text: str, furniture: frozenset[str]) -> str:
     drop = [s or (f and ((i > 0 and strong[i - 1]) or (i + 1 < len(lines) and strong[i + 1])))
             for i, (f, s) in enumerate(zip(found, strong))]
     return "\n".join(line for line, gone in zip(lines, drop) if not gone)
+
 
 def extract_html(html: bytes, url: str, max_bytes: int, search_date: bool = True,
                  strip: bool = True) -> Extracted:
