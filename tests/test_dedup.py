@@ -595,3 +595,8 @@ def test_the_fast_tokenizer_path_gives_the_same_tokens(text):
     import unicodedata
 
     assert dedup.tokens(text) == dedup._TOKEN_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def test_a_via_line_naming_an_agency_in_its_own_lower_case_spelling_counts():
+    assert wire_credit("Die Empfänger müssen warten.\n\nVia dpa") == "dpa"
+    assert wire_credit("Die Empfänger müssen warten.\n\nvia email to the editors") is None

@@ -112,7 +112,9 @@ def credits(text: str) -> list[Credit]:
         if len(body.split()) > 12 or re.search(r"[.!?]\s+\S", body):
             continue  # a sentence that starts with "via", not a credit line
         parts = [p for p in _NAME_SPLIT_RE.split(body) if p.strip(" .")]
-        if parts and (parts[0].strip()[:1].isupper() or parts[0].strip()[:1].isdigit()):
+        first = parts[0].strip() if parts else ""
+        # a name, not a word: capitalised, a number, or an agency's own spelling ("Via dpa")
+        if first and (first[:1].isupper() or first[:1].isdigit() or _known(first)):
             found.append(Credit(normalise_agency(parts[0]), "line", match.start(), match.end()))
             break
     phrases: list[Credit] = []
