@@ -26,7 +26,8 @@ MIN_WORDS = 150
 MIN_BLOCKS = 5
 BLOCK_WORDS = 25  # short lines (headings, list items) are merged into blocks of >= this
 POOL_WORDS = 2500  # pages longer than this are text pools, not bases
-COMMENTARY_POOLS = ("laviedesidees.fr.evaluation.html", "pluralsight.com.python.html")
+COMMENTARY_POOLS = ("laviedesidees.fr.evaluation.html", "pluralsight.com.python.html",
+                    "ndr.de.podcastcoronavirus140.html")
 
 # Same site or same topic: pairs inside a group are the "hard" negatives.
 TOPICS = {
@@ -121,7 +122,7 @@ OUTRO_NOTES = [
 ]
 TRANSFORMS = ["boilerplate", "headline", "dateline", "tail_trimmed", "paragraph_dropped",
               "paragraphs_swapped", "editor_note_intro", "editor_note_outro",
-              "aggregator_excerpt", "combined"]
+              "aggregator_excerpt", "aggregator_commentary", "combined"]
 
 
 # ----------------------------------------------------------------------- dataset
@@ -132,6 +133,7 @@ class Page:
     name: str  # file name without .html
     title: str
     blocks: list[str]  # paragraph blocks (each >= BLOCK_WORDS words, or a short tail)
+    plain: str = ""  # trafilatura's own output for the page, defaults (the shingle rule's view)
 
     @property
     def words(self) -> int:
@@ -154,6 +156,8 @@ class Item:
     base: str | None = None  # base page of a follow-up
     credit: str | None = None  # expected wire_credit where the generator put one
     page_credit: str | None = None  # credit the source page itself carries
+    plain: str | None = None  # as trafilatura's defaults extract it, when not ``text``
+    furniture: tuple[str, ...] = ()  # what an outlet template put around the article
 
 
 def to_blocks(text: str) -> list[str]:
@@ -192,8 +196,71 @@ def load_pages(corpus: Path, names: set[str] | None = None) -> list[Page]:
         if not doc.text:
             continue
         name = os.path.basename(path)[: -len(".html")]
-        pages.append(Page(name=name, title=(doc.title or "").strip(), blocks=to_blocks(doc.text)))
+        pages.append(Page(name=name, title=(doc.title or "").strip(), blocks=to_blocks(doc.text),
+                          plain=trafilatura_text(html)))
     return pages
+
+
+def trafilatura_text(html: bytes) -> str:
+    """trafilatura's output with its defaults (comments included, as it ships)."""
+    import trafilatura
+
+    return trafilatura.extract(html) or ""
+
+
+# --- page templates: the same article on outlets whose pages differ in furniture ---------
+
+TEMPLATES = ["template_related", "template_read_more", "template_newsletter", "template_credits"]
+
+
+def article_page(rng: random.Random, template: str, title: str | None, blocks: list[str],
+                 outlet: str, headlines: list[str]) -> tuple[bytes, tuple[str, ...]]:
+    """An outlet's HTML page for the article: navigation, the article element, and the
+    furniture of ``template`` where publishers put it (inside the article element, where
+    extraction keeps it unless told otherwise); and the furniture's texts."""
+    from html import escape
+
+    paragraphs = [f"<p>{escape(line)}</p>" for block in blocks for line in block.split("\n") if line.strip()]
+    picks = rng.sample(headlines, 4)
+    links = "".join(f"<li><a href='/{n}'>{escape(h)}</a></li>" for n, h in enumerate(picks))
+    if template == "template_related":  # the issue's case: a list right after the body
+        paragraphs.append(f"<section class='box'><h2>{rng.choice(['Recommended for you', 'Related', 'More from ' + outlet, 'Most read'])}"
+                          f"</h2><ul>{links}</ul></section>")
+    elif template == "template_read_more":  # inline lines pointing elsewhere
+        for n, headline in enumerate(picks[:2]):
+            at = 1 + (n + 1) * len(paragraphs) // 3
+            label = rng.choice(["READ MORE:", "Also read:", "Read more:", "Lesen Sie auch:"])
+            paragraphs.insert(at, f"<p><strong>{label}</strong> <a href='/r{n}'>{escape(headline)}</a></p>")
+    elif template == "template_newsletter":
+        box = (f"<div class='newsletter-signup'><h3>Get the {escape(outlet)} briefing</h3><p>Sign up for our "
+               "free morning newsletter: the five stories you need to know, every weekday.</p>"
+               "<form><input type='email' placeholder='Your email'><button>Subscribe</button></form></div>")
+        paragraphs.insert(len(paragraphs) // 2, box)
+    elif template == "template_credits":  # image credit and share bar per outlet
+        figure = (f"<figure><img src='/img.jpg'><figcaption>File photo. Photo: {escape(outlet)} / "
+                  f"{rng.choice(['Getty Images', 'Reuters', 'AFP', 'dpa'])}</figcaption></figure>")
+        paragraphs.insert(1, figure)
+        paragraphs.append("<div class='share-tools'><h4>Share this</h4><ul><li><a href='/s1'>Facebook</a></li>"
+                          "<li><a href='/s2'>X</a></li><li><a href='/s3'>Email</a></li></ul></div>")
+    else:
+        raise ValueError(template)
+    furniture = {"template_related": tuple(picks), "template_read_more": tuple(picks[:2]),
+                 "template_newsletter": (f"Get the {outlet} briefing", "free morning newsletter"),
+                 "template_credits": (f"Photo: {outlet}", "Share this")}[template]
+    nav = "".join(f"<li><a href='/{s}'>{s}</a></li>" for s in ("World", "Business", "Sport", "Opinion"))
+    head = f"<title>{escape(title or '')}</title>"
+    return (f"<html lang='en'><head>{head}</head><body><header><nav><ul>{nav}</ul></nav></header><main>"
+            f"<article><h1>{escape(title or '')}</h1>{''.join(paragraphs)}</article></main>"
+            f"<footer><p>© {escape(outlet)}</p></footer></body></html>").encode(), furniture
+
+
+def pipeline_body(html: bytes, url: str) -> str:
+    """The body the pipeline stores for a page (newsflow.extract.extract_page)."""
+    from newsflow.config import Settings
+    from newsflow.extract import extract_page
+    from newsflow.models import ExtractJob
+
+    return extract_page(ExtractJob(html, url, search_date=False), Settings(min_body_chars=0)).body or ""
 
 
 def render(title: str | None, blocks: list[str], header: str | None = None,
@@ -303,6 +370,32 @@ def make_variant(rng: random.Random, transform: str, page: Page, has_dateline: b
         via = f"Via {names[0]}, {names[1]} & {names[2]}"
         text = render(rewrite_headline(rng, page.title, blocks), [intro] + quoted + [outro, via])
         return text, transform, normalise_agency(names[0])
+    if transform == "aggregator_commentary":  # more commentary than quotation, credited
+        # consecutive blocks from a random start until 60-150 words are quoted (long
+        # paragraphs cut at 150): the commentary pool is finite
+        start = rng.randrange(len(blocks) - 1)
+        quoted, quoted_words = [], 0
+        for block in blocks[start:]:
+            words = block.split()[:150 - quoted_words]
+            quoted.append(" ".join(words))
+            quoted_words += len(words)
+            if quoted_words >= 60 and len(quoted) >= 2 or quoted_words >= 150:
+                break
+        comment = pool.take(max(30, round(quoted_words * rng.uniform(0.7, 1.3)))).split()
+        cut = round(len(comment) * 0.6)
+        intro, outro = " ".join(comment[:cut]), " ".join(comment[cut:])
+        agency = page_credit or rng.choice(AGENCIES)[0]
+        form = rng.randrange(3)
+        if form == 0:
+            quoted = [f"{rng.choice(CITIES)} ({agency}) - " + quoted[0]] + quoted[1:]
+            tail = []
+        elif form == 1:
+            intro += f" Here is what happened, according to {agency}:"
+            tail = []
+        else:
+            tail = [f"Via {agency}"]
+        text = render(rewrite_headline(rng, page.title, blocks), [intro] + quoted + [outro] + tail)
+        return text, transform, normalise_agency(agency)
     if transform == "combined":  # a typical outlet copy: several edits at once
         blocks2 = trim_tail(rng, blocks)
         if has_dateline:
@@ -320,16 +413,16 @@ def make_variant(rng: random.Random, transform: str, page: Page, has_dateline: b
 
 
 def host_pieces(rng: random.Random, pages: list[Page]) -> list[tuple[Page, list[str]]]:
-    """Cut pool pages into disjoint host articles of 200-400 words (whole blocks)."""
+    """Cut pool pages into disjoint host articles of 150-300 words (whole blocks)."""
     pieces = []
     for page in pages:
         current: list[str] = []
-        target = rng.randint(200, 400)
+        target = rng.randint(150, 300)
         for block in page.blocks:
             current.append(block)
             if sum(len(b.split()) for b in current) >= target:
                 pieces.append((page, current))
-                current, target = [], rng.randint(200, 400)
+                current, target = [], rng.randint(150, 300)
     return pieces
 
 
@@ -346,6 +439,7 @@ def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
 
     items: list[Item] = []
     week = 7 * 24 * 3600
+    headlines = sorted({p.title for p in pages if p.title and len(p.title.split()) >= 3})
 
     def add(t: int, **kw) -> None:
         item_id = len(items)
@@ -360,12 +454,22 @@ def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
         body = ([line + page.blocks[0]] + page.blocks[1:]) if has_dl else page.blocks
         add(t0, text=render(page.title or None, body), cluster=page.name, kind="original",
             transform="", topic=page.topic, credit=agency if has_dl else None,
-            page_credit=page_credit)
+            page_credit=page_credit, plain=(line if has_dl else "") + page.plain)
         for transform in TRANSFORMS:
+            if transform == "aggregator_commentary" and prng.random() < 0.5:
+                continue  # for half of the bases: the commentary pool is finite
             text, name, credit = make_variant(prng, transform, page, has_dl, line, agency, pool,
                                               page_credit)
             add(t0 + prng.randint(60, 36000), text=text, cluster=page.name, kind="variant",
                 transform=name, topic=page.topic, credit=credit, page_credit=page_credit)
+        for template in TEMPLATES:  # the whole article on another outlet's page, extracted
+            outlet = prng.choice(OUTLETS)[0]
+            others = [h for h in headlines if h != page.title]  # other pages' headlines only
+            html, furniture = article_page(prng, template, page.title or None, body, outlet, others)
+            add(t0 + prng.randint(60, 36000), text=pipeline_body(html, f"https://{template}.test/{page.name}"),
+                cluster=page.name, kind="variant", transform=template, topic=page.topic,
+                credit=agency if has_dl else None, page_credit=page_credit, plain=trafilatura_text(html),
+                furniture=furniture)
         # follow-up: a different article reusing ONE background paragraph of this base
         limit = min(150, 0.3 * page.words)
         reusable = [b for b in page.blocks if BLOCK_WORDS <= len(b.split()) <= limit]
@@ -373,10 +477,16 @@ def build_dataset(pages: list[Page], seed: int) -> tuple[list[Item], dict]:
             host_page, host_blocks = hosts.pop()
             reused = prng.choice(reusable)
             at = prng.randint(1, len(host_blocks))
-            _outlet, header, footer = prng.choice(OUTLETS)
-            text = render(None, host_blocks[:at] + [reused] + host_blocks[at:], header, footer)
+            outlet, header, footer = prng.choice(OUTLETS)
+            # half of them from an agency, credited in a dateline: a credit alone must not
+            # pull a follow-up into the story whose background paragraph it reuses
+            credited = prng.random() < 0.5
+            lead = [dateline(prng)[0] + host_blocks[0]] if credited else host_blocks[:1]
+            blocks = lead + host_blocks[1:]
+            text = render(None, blocks[:at] + [reused] + blocks[at:], header, footer)
             add(t0 + prng.randint(3600, 3 * 86400), text=text,
-                cluster=f"followup:{page.name}", kind="followup", transform="",
+                cluster=f"followup:{page.name}", kind="followup",
+                transform="followup_credited" if credited else "",
                 topic=host_page.topic, base=page.name)
     # stand-alone negatives: unused host pieces and short-structured pages, dressed too
     nrng = random.Random(f"{seed}:negatives")

@@ -3,7 +3,9 @@
     PYTHONPATH=plugins .venv/bin/python bench/dedup_speed.py
 
 Synthetic texts (seeded pseudo-words) of typical article lengths; prints the time of
-each step of ``fingerprint`` and of one exact verification (``similarity``).
+each step of ``fingerprint`` and of one exact verification (``similarity``). When the
+``rensa`` package is installed (it is not a dependency: see docs/dedup.md, "MinHash from
+a library"), the time of its RMinHash and CMinHash over the same shingle hashes too.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ def main() -> None:
     settings = Settings()
     rng = random.Random(1)
     print(f"num_perm={settings.dedup_num_perm} bands={settings.dedup_bands}x{settings.dedup_rows}")
+    try:
+        import numpy as np
+        import rensa
+    except ImportError:
+        rensa = None
     print("| words | shingle hashing ms | minhash ms | bands ms | fingerprint ms | "
-          "similarity ms | fingerprints/s |")
-    print("|---|---|---|---|---|---|---|")
+          "similarity ms | fingerprints/s | rensa RMinHash ms | rensa CMinHash ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for words in (300, 700, 2000, 8000):
         text = text_of(words, rng)
         other = text_of(words, rng)
@@ -53,8 +60,16 @@ def main() -> None:
                        repeat)
         t_fp = per_call(lambda text=text: dedup.fingerprint(text, settings), repeat)
         t_sim = per_call(lambda sh=sh, sh2=sh2: dedup.similarity(sh, sh2), repeat)
+        t_r = t_c = float("nan")
+        if rensa is not None:
+            flat = np.asarray(sh, dtype=np.int64).view(np.uint64)
+            rows = np.array([0, len(flat)], dtype=np.uint64)
+            n = settings.dedup_num_perm
+            t_r = per_call(lambda flat=flat, rows=rows, n=n: rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+                flat, rows, n, 1).to_rows(), repeat)
+            t_c = per_call(lambda flat=flat, n=n: rensa.CMinHash.digests64_from_token_hash_sets([flat.tolist()], n, 1), repeat)
         print(f"| {words} | {t_sh:.2f} | {t_mh:.2f} | {t_b:.3f} | {t_fp:.2f} | {t_sim:.3f} | "
-              f"{1e3 / t_fp:.0f} |")
+              f"{1e3 / t_fp:.0f} | {t_r:.3f} | {t_c:.3f} |")
 
 
 if __name__ == "__main__":

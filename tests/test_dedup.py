@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsflow import dedup
 from newsflow.config import Settings
@@ -518,3 +520,83 @@ def test_corpus_subset_has_no_false_merges():
     scores = ev.pair_scores([it.cluster for it in items], pred)
     assert ev.false_merges(items, pred)["total"] == 0
     assert scores["f1"] >= 0.97, scores
+
+
+# ------------------------------------------------------- credited excerpts (issue 16)
+
+# An aggregator's post: its own commentary (more of it than the usual intro and outro),
+# three quoted paragraphs, a credit line. Its containment in the wire story is below the
+# copy threshold; the credit and the verbatim passage make it an excerpt.
+COMMENTARY = INDEPENDENT.split("\n\n")[1:4]
+CREDITED_EXCERPT = render("Rail chaos, day one", COMMENT_INTRO, *COMMENTARY[:2], *STORY[1:4], COMMENT_OUTRO,
+                          COMMENTARY[2], "Via Reuters, NBC News & Sunday Times")
+
+
+def test_a_credited_excerpt_below_the_copy_threshold_joins_on_its_quoted_passage():
+    fp = fingerprint(CREDITED_EXCERPT, S)
+    jaccard, containment = similarity(fp.shingles, fingerprint(WIRE, S).shingles)
+    assert S.dedup_quote_containment <= containment < S.dedup_containment  # not a copy by overlap
+    assert wire_credit(CREDITED_EXCERPT) == "Reuters"
+    assert assign(fp, index_with(WIRE), S).story_id is None  # without its credit: apart
+    result = assign(fp, index_with(WIRE), S, credit=dedup.quote_credit(CREDITED_EXCERPT))
+    assert (result.story_id, result.relation, result.signal) == (1, "excerpt", "credited_quote")
+    assert result.signal_value >= S.dedup_quote_run  # the evidence: the quoted run, in shingles
+    assert (result.jaccard, result.containment) == pytest.approx((jaccard, containment))
+    assert cluster([("1-wire", WIRE), ("2-post", CREDITED_EXCERPT)], S) == {"1-wire": 1, "2-post": 1}
+
+
+def test_a_credited_follow_up_reusing_one_background_paragraph_stays_apart():
+    credited = FOLLOW_UP.replace("BERLIN, March 8 - ", "BERLIN, March 8 (Reuters) - ")
+    assert wire_credit(credited) == "Reuters"
+    fp = fingerprint(credited, S)
+    assert dedup.quoted_run(fp.sequence, set(fingerprint(WIRE, S).shingles)) >= 20  # it quotes one paragraph
+    assert dedup.quote_credit(credited) == dedup.QuoteCredit("Reuters", (8, 12))  # its own byline, under the headline
+    assert assign(fp, index_with(WIRE), S, credit=dedup.quote_credit(credited)).story_id is None
+    assert cluster([("1-wire", WIRE), ("2-next-day", credited)], S) == {"1-wire": 1, "2-next-day": 2}
+
+
+def test_a_dateline_credits_a_quotation_that_begins_at_it():
+    # an aggregator pastes the wire's first paragraphs, dateline and all, under its own intro
+    pasted = render("Rail chaos, day one", COMMENT_INTRO, *COMMENTARY[:2], DATELINE + STORY[0],
+                    *STORY[1:3], COMMENT_OUTRO, COMMENTARY[2])
+    quote = dedup.quote_credit(pasted)
+    assert quote.name == "Reuters" and quote.anchor[0] > 50
+    fp, wire = fingerprint(pasted, S), fingerprint(WIRE, S)
+    assert S.dedup_quote_containment <= similarity(fp.shingles, wire.shingles)[1] < S.dedup_containment
+    result = assign(fp, index_with(WIRE), S, credit=quote)
+    assert (result.story_id, result.relation, result.signal) == (1, "excerpt", "credited_quote")
+
+
+def test_scattered_overlap_is_not_a_quoted_passage():
+    words = " ".join(STORY).split()
+    scattered = " ".join(w + (f" x{i}" if i % 7 == 6 else "") for i, w in enumerate(words))  # a word every 7
+    fp, wire = fingerprint(scattered, S), fingerprint(WIRE, S)
+    _, containment = similarity(fp.shingles, wire.shingles)
+    assert containment >= S.dedup_quote_containment  # plenty of overlap ...
+    assert dedup.quoted_run(fp.sequence, set(wire.shingles)) < 5  # ... but no passage
+    assert dedup.quoted_run(fingerprint(WIRE, S).sequence, set(wire.shingles)) == len(wire.sequence)
+
+
+def test_copies_keep_the_threshold_that_decided_as_evidence():
+    result = assign(fingerprint(VARIANTS["headline"][0], S), index_with(WIRE), S)
+    assert (result.signal, result.signal_value) == ("containment", pytest.approx(result.containment))
+
+
+def test_according_to_credits_a_known_agency_only():
+    assert wire_credit("Talks failed on Friday, according to Reuters, after ten hours.") == "Reuters"
+    assert wire_credit("Prices rose, according to an Associated Press tally of the figures.") == "AP"
+    assert wire_credit("Prices rose, according to the city's own figures.") is None
+    assert wire_credit("According to my neighbour, the trains were late.") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abc XYZ äöüß é,.-_'\n\t 0123") + ["日", "本", "カ", "ナ", "한", "ﬁ", "Ⅻ"])))
+def test_the_fast_tokenizer_path_gives_the_same_tokens(text):
+    import unicodedata
+
+    assert dedup.tokens(text) == dedup._TOKEN_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def test_a_via_line_naming_an_agency_in_its_own_lower_case_spelling_counts():
+    assert wire_credit("Die Empfänger müssen warten.\n\nVia dpa") == "dpa"
+    assert wire_credit("Die Empfänger müssen warten.\n\nvia email to the editors") is None

@@ -392,7 +392,7 @@ def test_rebuild_gives_the_same_stories_whatever_the_insertion_order(database_ur
 
 def test_rebuild_follows_threshold_changes(database_url, settings):
     load(database_url, settings, world())
-    strict = settings.replace(dedup_containment=0.95, dedup_jaccard=0.9)
+    strict = settings.replace(dedup_containment=0.95, dedup_jaccard=0.9, dedup_quote_containment=0.95)
     rebuild(database_url, strict)
     check_consistent(database_url, strict)
     parts = partition(database_url)
@@ -440,7 +440,7 @@ def test_rebuild_since_reclusters_only_newer_articles(database_url, settings):
     old_before = fetch_all(database_url, q, (since,))
     url = lambda k: f"https://outlet.example/{k}"  # noqa: E731
 
-    strict = settings.replace(dedup_containment=0.95, dedup_jaccard=0.9)
+    strict = settings.replace(dedup_containment=0.95, dedup_jaccard=0.9, dedup_quote_containment=0.95)
     result = rebuild(database_url, strict, since=since)
     assert result["articles"] == 5  # span-excerpt, span-trimmed and the three new ones
     check_consistent(database_url, strict)
@@ -487,3 +487,20 @@ def test_signatures_of_an_older_scheme_are_computed_again_once(database_url, set
 
     rebuild(database_url, settings)  # the recomputed index clusters exactly as before
     assert partition(database_url) == stories_before
+
+
+def test_the_article_row_keeps_the_evidence_that_placed_it(database_url, settings):
+    load(database_url, settings, world())
+    rows = {r["canonical_url"].rsplit("/", 1)[1]: r for r in fetch_all(database_url, """
+        SELECT canonical_url, story_relation, story_signal, story_signal_value, story_containment
+        FROM news.articles""")}
+    assert rows["s11-wire"]["story_signal"] is None  # the first member
+    assert rows["s11-trimmed"]["story_signal"] == "containment"
+    assert rows["s11-trimmed"]["story_signal_value"] == pytest.approx(rows["s11-trimmed"]["story_containment"])
+    # a credited excerpt below the copy thresholds keeps its quoted run as the evidence
+    strict = settings.replace(dedup_containment=0.95, dedup_jaccard=0.9)
+    rebuild(database_url, strict)
+    excerpt = fetch_all(database_url, """SELECT story_relation, story_signal, story_signal_value
+                                         FROM news.articles WHERE canonical_url LIKE %s""", ("%s12-excerpt",))[0]
+    assert (excerpt["story_relation"], excerpt["story_signal"]) == ("excerpt", "credited_quote")
+    assert excerpt["story_signal_value"] >= strict.dedup_quote_run

@@ -92,6 +92,11 @@ class Settings:
     dedup_containment: float = 0.5  # same story when containment >= this ...
     dedup_jaccard: float = 0.3  # ... or Jaccard >= this
     dedup_min_shingles: int = 20  # texts shorter than this match only at Jaccard >= 0.9
+    # A credited text ("Via ...", "(Reuters) -") below the copy thresholds joins as an
+    # excerpt when it quotes one passage of at least this many consecutive shingles ...
+    dedup_quote_run: int = 40
+    # ... and at least this share of its shingles are the story's (docs/dedup.md)
+    dedup_quote_containment: float = 0.3
 
     # --- consumers (news_api: corrections, search, export) --------------------------
     correction_min_interval: int = 3600  # seconds: a loaded item whose feed entry changed is fetched again no sooner than this after its last load

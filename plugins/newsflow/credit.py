@@ -10,6 +10,7 @@ spellings are listed below.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # lower-case spelling -> canonical name
 _AGENCY_NAMES: dict[str, str] = {
@@ -61,6 +62,8 @@ _PHRASE_RES = [
     re.compile(r"(?:additional\s+|with\s+)?reporting\s+(?:by|from)\s+([^\n;)]{1,60})", re.I),
     re.compile(r"(?:\u00a9|\(c\)|copyright)\s*(?:\d{4}\s*)?([^\n.]{1,40})", re.I),
     re.compile(r"mit\s+material\s+(?:von|der|des)\s+([^\n.]{1,40})", re.I),
+    # an aggregator's attribution: "according to Reuters", "according to an AP report"
+    re.compile(r"\baccording\s+to\s+([^\n,.;:]{1,40})", re.I),
     re.compile(r"(?:(?:first|originally)\s+published\s+by|republished\s+(?:from|with\s+"
                r"permission\s+(?:of|from)))\s+([^\n.]{1,40})", re.I),
 ]
@@ -77,17 +80,18 @@ def _known(fragment: str) -> str | None:
     return _AGENCY_NAMES[re.sub(r"\s+", " ", match.group(0)).lower()] if match else None
 
 
-def wire_credit(text: str) -> str | None:
-    """The news agency (or source) the text credits, or None; the earliest credit wins.
+@dataclass(frozen=True)
+class Credit:
+    """One credit found in a text: the name, its form and where it stands."""
+    name: str
+    kind: str  # 'dateline' ("BERLIN (Reuters) -"), 'line' ("Via Reuters"), 'phrase' ("according to AP")
+    start: int  # character span of the credit in the text
+    end: int
 
-    Recognised: datelines "CITY, Nov 20 (Reuters) -" / "(AP) —" / "Berlin (dpa/lno) -"
-    (known agencies, or an upper-case acronym such as CNN); a short credit line
-    "Via Reuters, NBC News & Sunday Times" / "Source: AFP" (first name, as written when
-    not a known agency); "Reuters contributed to this report", "Additional reporting by
-    AFP", "Copyright 2024 The Associated Press", "Mit Material von dpa", "first published
-    by AFP" (known agencies only: these phrases also name people and outlets).
-    """
-    found: list[tuple[int, str]] = []
+
+def credits(text: str) -> list[Credit]:
+    """The credits of a text, at most one of each form (its first), in text order."""
+    found: list[Credit] = []
     for match in _DATELINE_RE.finditer(text):
         parts = [p for p in _NAME_SPLIT_RE.split(match.group(1)) if p]
         if not parts:
@@ -101,31 +105,51 @@ def wire_credit(text: str) -> str | None:
             if _DATELINE_PLACE_RE.fullmatch(text[line_start:match.start()]):
                 name = first
         if name is not None:
-            found.append((match.start(), name))
+            found.append(Credit(name, "dateline", match.start(), match.end()))
             break
     for match in _VIA_RE.finditer(text):
         body = match.group(1).strip()
         if len(body.split()) > 12 or re.search(r"[.!?]\s+\S", body):
             continue  # a sentence that starts with "via", not a credit line
         parts = [p for p in _NAME_SPLIT_RE.split(body) if p.strip(" .")]
-        if parts and (parts[0].strip()[:1].isupper() or parts[0].strip()[:1].isdigit()):
-            found.append((match.start(), normalise_agency(parts[0])))
+        first = parts[0].strip() if parts else ""
+        # a name, not a word: capitalised, a number, or an agency's own spelling ("Via dpa")
+        if first and (first[:1].isupper() or first[:1].isdigit() or _known(first)):
+            found.append(Credit(normalise_agency(parts[0]), "line", match.start(), match.end()))
             break
+    phrases: list[Credit] = []
     for match in _CONTRIBUTED_RE.finditer(text):  # "<who> contributed to this report"
         window = max(0, match.start() - 80)  # the sentence before, at most 80 chars
         cut = max(text.rfind("\n", window, match.start()), text.rfind(".", window, match.start()))
         start = cut + 1 if cut >= 0 else window
         name = _known(text[start:match.start()])
         if name is not None:
-            found.append((start, name))
+            phrases.append(Credit(name, "phrase", start, match.end()))
             break
     for pattern in _PHRASE_RES:
         for match in pattern.finditer(text):
             name = _known(match.group(1))
             if name is not None:
-                found.append((match.start(1), name))
+                phrases.append(Credit(name, "phrase", match.start(1), match.end()))
                 break
-    return min(found)[1] if found else None
+    if phrases:
+        found.append(min(phrases, key=lambda c: c.start))
+    return sorted(found, key=lambda c: c.start)
+
+
+def wire_credit(text: str) -> str | None:
+    """The news agency (or source) the text credits, or None; the earliest credit wins.
+
+    Recognised: datelines "CITY, Nov 20 (Reuters) -" / "(AP) —" / "Berlin (dpa/lno) -"
+    (known agencies, or an upper-case acronym such as CNN); a short credit line
+    "Via Reuters, NBC News & Sunday Times" / "Source: AFP" (first name, as written when
+    not a known agency); "Reuters contributed to this report", "Additional reporting by
+    AFP", "Copyright 2024 The Associated Press", "Mit Material von dpa", "first published
+    by AFP", "according to Reuters" (known agencies only: these phrases also name people
+    and outlets).
+    """
+    found = credits(text)
+    return found[0].name if found else None
 
 
 def credit_window(body: str, size: int = 1500) -> str:

@@ -41,12 +41,13 @@ import numpy as np
 import xxhash
 
 from .config import Settings
+from .credit import credits
 from .models import SIGNATURE_SCHEME, Fingerprint, Member  # noqa: F401 (re-exported)
 
 __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
     "fingerprint", "tokens", "shingle_hashes", "minhash", "band_hashes",
-    "similarity", "same_story", "relation", "assign", "cluster",
+    "similarity", "same_story", "relation", "assign", "cluster", "quoted_run", "shingle_sequence", "quote_credit", "QuoteCredit",
     "SMALL_TEXT_JACCARD", "COPY_JACCARD",
 ]
 
@@ -59,6 +60,10 @@ class Assignment:
     matched_article_id: int | None  # the story's representative it was verified against
     jaccard: float
     containment: float
+    # the evidence that decided: 'containment', 'jaccard', 'small_text_jaccard' or
+    # 'credited_quote' (value: the quoted run in shingles); None for a new story
+    signal: str | None = None
+    signal_value: float | None = None
 
 
 MERSENNE_PRIME = (1 << 61) - 1
@@ -66,6 +71,7 @@ EMPTY_MINHASH = MERSENNE_PRIME  # MinHash value of an empty shingle set (never a
 SMALL_TEXT_JACCARD = 0.9  # texts below dedup_min_shingles match only this similar
 COPY_JACCARD = 0.6  # relation 'copy' at or above this Jaccard against the representative
 _SEED = b"newsflow-minhash-v1"  # changing it changes every stored signature (bump models.SIGNATURE_SCHEME)
+_ANCHOR_SLACK = 3  # shingles between a dateline and the start of the quotation it credits
 _CHUNK = 256  # shingles per MinHash block: the work areas stay in cache (measured fastest)
 
 _U64 = np.uint64
@@ -77,6 +83,8 @@ _MASK29 = _U64((1 << 29) - 1)
 # whole sentence as one "word".  Everything else: maximal runs of unicode \w.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])\w)+")
+_CJK_RE = re.compile(rf"[{_CJK}]")
+_WORD_RE = re.compile(r"\w+")
 
 
 # --------------------------------------------------------------------------- types
@@ -103,15 +111,18 @@ class StoryIndex(Protocol):
 
 def tokens(text: str) -> list[str]:
     """Normalised tokens: NFKC, casefolded, unicode word runs (CJK: per character)."""
-    return _TOKEN_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+    text = unicodedata.normalize("NFKC", text).casefold()
+    # without CJK the per-character rule never applies, and plain \w+ (the same tokens)
+    # is twice as fast as the pattern with its look-ahead
+    return _TOKEN_RE.findall(text) if _CJK_RE.search(text) else _WORD_RE.findall(text)
 
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
-def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
-    """Sorted unique signed-int64 xxhash64 of the word ``k``-grams of ``text``.
+def shingle_sequence(text: str, k: int) -> np.ndarray:
+    """Signed-int64 xxhash64 of the word ``k``-grams of ``text``, in text order.
 
     A text with fewer than ``k`` tokens (but at least one) is one shingle of all of
     them; a text without any token has no shingle.
@@ -120,7 +131,7 @@ def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
         raise ValueError("shingle size must be >= 1")
     toks = tokens(text)
     if not toks:
-        return ()
+        return np.empty(0, dtype=np.int64)
     # tokens encoded once and joined as bytes: the same values as encoding each
     # " ".join(gram), in half the time
     encoded = [t.encode("utf-8") for t in toks]
@@ -129,8 +140,12 @@ def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
         grams = [join(encoded)]
     else:
         grams = [join(encoded[i:i + k]) for i in range(len(encoded) - k + 1)]
-    hashes = np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=_U64, count=len(grams))
-    return tuple(np.unique(hashes.view(np.int64)).tolist())
+    return np.fromiter(map(xxhash.xxh64_intdigest, grams), dtype=_U64, count=len(grams)).view(np.int64)
+
+
+def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
+    """Sorted unique signed-int64 xxhash64 of the word ``k``-grams of ``text``."""
+    return tuple(np.unique(shingle_sequence(text, k)).tolist())
 
 
 @lru_cache(maxsize=8)
@@ -218,10 +233,11 @@ def band_hashes(signature: Sequence[int], bands: int, rows: int) -> tuple[int, .
 
 
 def fingerprint(text: str, settings: Settings) -> Fingerprint:
-    shingles = shingle_hashes(text, settings.dedup_shingle_size)
+    sequence = shingle_sequence(text, settings.dedup_shingle_size)
+    shingles = tuple(np.unique(sequence).tolist())
     signature = minhash(shingles, settings.dedup_num_perm)
     bands = band_hashes(signature, settings.dedup_bands, settings.dedup_rows)
-    return Fingerprint(shingles=shingles, minhash=signature, bands=bands)
+    return Fingerprint(shingles=shingles, minhash=signature, bands=bands, sequence=tuple(sequence.tolist()))
 
 
 # ---------------------------------------------------------------------- similarity
@@ -270,7 +286,63 @@ def _relation(jaccard: float, new_size: int, rep_size: int) -> str:
     return "excerpt" if new_size <= rep_size else "update"
 
 
-def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment:
+def quoted_run(sequence: Sequence[int], other: set[int] | frozenset[int],
+               near: tuple[int, int] | None = None) -> int:
+    """The longest run of consecutive shingles of a text (in text order) that are all in
+    ``other``: a passage quoted verbatim, as opposed to overlap scattered over the text
+    (shared names, figures, stock phrases). ``near``: only a run that starts within a
+    few shingles of these token positions counts (a quotation that begins at a
+    dateline: at its place name when the source has the same dateline, after it when not)."""
+    best = run = 0
+    for position, shingle in enumerate(sequence):
+        if shingle in other:
+            run += 1
+            begun = position - run + 1
+            if near is None or near[0] - _ANCHOR_SLACK <= begun <= near[1] + _ANCHOR_SLACK:
+                best = max(best, run)
+        else:
+            run = 0
+    return best
+
+
+@dataclass(frozen=True)
+class QuoteCredit:
+    """The source a text credits for what it quotes (see ``quote_credit``)."""
+    name: str
+    # the token positions of a dateline (its line's start, its end): the quotation must
+    # begin there; None for an attribution
+    anchor: tuple[int, int] | None
+
+
+def quote_credit(text: str) -> QuoteCredit | None:
+    """How a text credits quoted material, if it does.
+
+    An attribution ("Via Reuters", "Source: AFP", "according to AP", "first published
+    by dpa") vouches for a quotation anywhere in the text. A dateline ("BERLIN (Reuters)
+    -") is also an agency's own byline: an agency's next-day story carries it too, with
+    one background paragraph of its earlier story somewhere below. So a dateline counts
+    only for a quotation that begins right at it, as when an aggregator pastes the
+    wire's lede, dateline and all, under its own introduction."""
+    found = credits(text)
+    if not found:
+        return None
+    attribution = [c for c in found if c.kind != "dateline"]
+    if attribution:
+        return QuoteCredit(attribution[0].name, None)
+    dateline = found[0]
+    line_start = text.rfind("\n", 0, dateline.start) + 1
+    return QuoteCredit(dateline.name, (len(tokens(text[:line_start])), len(tokens(text[:dateline.end]))))
+
+
+def _signal(jaccard: float, containment: float, smaller: int, settings: Settings) -> str:
+    """Which threshold a verified pair passed (the evidence kept on the article row)."""
+    if smaller < settings.dedup_min_shingles:
+        return "small_text_jaccard"
+    return "containment" if containment >= settings.dedup_containment else "jaccard"
+
+
+def assign(fp: Fingerprint, index: StoryIndex, settings: Settings,
+           credit: QuoteCredit | None = None) -> Assignment:
     """Story for a new article, or None for a new story.
 
     Every story with a candidate member is verified against its *representative*
@@ -278,12 +350,21 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
     with the highest containment, then Jaccard, then the lowest ``index.order``.  The
     returned scores and ``matched_article_id`` are those of that representative; a new
     story gets relation 'original' and scores 0.0.
+
+    ``credit``: how the text credits what it quotes (``quote_credit``). An aggregator
+    that quotes a story and credits it ("Via Reuters", "according to AP") adds its own
+    commentary, so its containment can fall below the copy threshold, as low as a
+    follow-up's that reuses one background paragraph. A credited text therefore also
+    joins as an ``excerpt`` when it quotes one passage of the representative verbatim
+    (``quoted_run`` >= ``dedup_quote_run`` shingles, beginning at the dateline when the
+    credit is one) and containment is at least ``dedup_quote_containment``; a follow-up
+    without an attribution never does.
     """
     new_set = set(fp.shingles)
     if not new_set:
         return Assignment(None, "original", None, 0.0, 0.0)
     story_ids = sorted({m.story_id for m in index.candidates(fp.bands)})
-    best: tuple[tuple[float, float, int], Member, float, float] | None = None
+    best = None
     for story_id in story_ids:
         try:
             rep = index.representative(story_id)
@@ -291,18 +372,26 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings) -> Assignment
             continue
         rep_set = set(rep.shingles)
         jaccard, containment = similarity(new_set, rep_set)
-        if not _decide(jaccard, containment, min(len(new_set), len(rep_set)), settings):
+        smaller = min(len(new_set), len(rep_set))
+        if _decide(jaccard, containment, smaller, settings):
+            signal, value, rank = _signal(jaccard, containment, smaller, settings), containment, 0
+        elif (credit and fp.sequence and smaller >= settings.dedup_min_shingles
+              and containment >= settings.dedup_quote_containment):
+            run = quoted_run(fp.sequence, rep_set, credit.anchor)
+            if run < settings.dedup_quote_run:
+                continue
+            signal, value, rank = "credited_quote", float(run), 1
+        else:
             continue
-        key = (-containment, -jaccard, index.order(story_id))
+        key = (rank, -containment, -jaccard, index.order(story_id))
         if best is None or key < best[0]:
-            best = (key, rep, jaccard, containment)
+            best = (key, rep, jaccard, containment, signal, value)
     if best is None:
         return Assignment(None, "original", None, 0.0, 0.0)
-    _, rep, jaccard, containment = best
-    return Assignment(story_id=rep.story_id,
-                      relation=_relation(jaccard, len(new_set), len(set(rep.shingles))),
-                      matched_article_id=rep.article_id, jaccard=jaccard,
-                      containment=containment)
+    _, rep, jaccard, containment, signal, value = best
+    relation = "excerpt" if signal == "credited_quote" else _relation(jaccard, len(new_set), len(set(rep.shingles)))
+    return Assignment(story_id=rep.story_id, relation=relation, matched_article_id=rep.article_id,
+                      jaccard=jaccard, containment=containment, signal=signal, signal_value=value)
 
 
 class MemoryIndex:
@@ -354,7 +443,7 @@ def cluster(docs: Iterable[tuple[str, str]], settings: Settings) -> dict[str, in
         if key in result:
             raise ValueError(f"duplicate document key: {key!r}")
         fp = fingerprint(text, settings)
-        story_id = assign(fp, index, settings).story_id
+        story_id = assign(fp, index, settings, quote_credit(text)).story_id
         if story_id is None:
             story_id, next_story = next_story, next_story + 1
         index.add(article_id, story_id, fp)

@@ -318,6 +318,8 @@ class Fingerprint:
     shingles: tuple[int, ...]  # sorted unique signed int64 hashes
     minhash: tuple[int, ...]  # settings.dedup_num_perm values, each fits in signed int64
     bands: tuple[int, ...]  # one signed int64 per band, band i at index i
+    # the shingle hashes in text order (repeats kept): a quoted passage is a run of them
+    sequence: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,8 @@ class Placement:
     relation: str
     jaccard: float | None
     containment: float | None
+    signal: str | None = None  # the evidence that decided (dedup.Assignment.signal) ...
+    signal_value: float | None = None  # ... and its value
 
 
 @dataclass

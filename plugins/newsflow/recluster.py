@@ -76,11 +76,13 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
             fp = dedup.fingerprint(row.body, settings)
             index = _ContentOrderIndex(conn, row.at, settings.dedup_window_days, rank_of)
-            placement = stories.place(conn, settings, fp, index, new_story)
+            placement = stories.place(conn, settings, fp, index, new_story,
+                                      credit=dedup.quote_credit(row.body))
             if not placement.joined:
                 rank_of[placement.story_id] = offset + i
             article_store.attach(conn, row.id, placement.story_id, placement.relation,
-                                 placement.jaccard, placement.containment)
+                                 placement.jaccard, placement.containment,
+                                 placement.signal, placement.signal_value)
             stories.settle(conn, placement, row.id, fp, row.at, index)  # at: never NULL
             rebuilt.add(placement.story_id)
             if progress and (i % 500 == 0 or i == len(rows)):

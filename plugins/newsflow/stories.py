@@ -26,15 +26,17 @@ from .storage import stories as story_store
 
 
 def place(conn, settings: Settings, fp: Fingerprint, index: dedup.StoryIndex,
-          new_story: Callable[[], int] | None = None) -> Placement:
+          new_story: Callable[[], int] | None = None,
+          credit: dedup.QuoteCredit | None = None) -> Placement:
     """The story for a text: the best verified candidate, else a new one (``new_story``
-    makes it; by default a new row)."""
-    assignment = dedup.assign(fp, index, settings)
+    makes it; by default a new row). ``credit``: how the text credits what it quotes
+    (``dedup.quote_credit``), which lets a quoting excerpt join below the copy thresholds."""
+    assignment = dedup.assign(fp, index, settings, credit)
     if assignment.story_id is None:
         story_id = new_story() if new_story else story_store.create(conn)
         return Placement(story_id, False, assignment.relation, None, None)
     return Placement(assignment.story_id, True, assignment.relation, assignment.jaccard,
-                     assignment.containment)
+                     assignment.containment, assignment.signal, assignment.signal_value)
 
 
 def settle(conn, placement: Placement, article_id: int, fp: Fingerprint, indexed_at: datetime,
@@ -69,10 +71,13 @@ def add_article(conn, settings: Settings, article: Article,
         index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
     else:
         index.announce(fp, when)
-    placement = place(conn, settings, fp, index)
+    # only a text with a credit can be a credited excerpt: the full body is read for it then
+    quoted = dedup.quote_credit(article.body) if article.wire_credit else None
+    placement = place(conn, settings, fp, index, credit=quoted)
     article_id = article_store.insert(conn, article, story_id=placement.story_id,
                                       relation=placement.relation, jaccard=placement.jaccard,
-                                      containment=placement.containment)
+                                      containment=placement.containment, signal=placement.signal,
+                                      signal_value=placement.signal_value)
     settle(conn, placement, article_id, fp, when, index, article.published_at)
     story_store.refresh(conn, placement.story_id)
     return article_id, placement.joined
@@ -103,5 +108,7 @@ def promote_if_earlier(conn, story_id: int, article_id: int, published_at: datet
     for m in members:
         if m["id"] != article_id:
             relation, jaccard, containment = dedup.relation(m["shingles"], shingles)
-            article_store.attach(conn, m["id"], story_id, relation, jaccard, containment)
+            # the member stays on its own evidence; its relation is now to the new representative
+            article_store.attach(conn, m["id"], story_id, relation, jaccard, containment,
+                                 "representative_changed", containment)
     return True

@@ -11,26 +11,29 @@ from ..models import Article, ArticleText, Totals
 
 
 def insert(conn: psycopg.Connection, a: Article, *, story_id: int, relation: str,
-           jaccard: float | None, containment: float | None) -> int:
+           jaccard: float | None, containment: float | None,
+           signal: str | None = None, signal_value: float | None = None) -> int:
     row = conn.execute("""
         INSERT INTO news.articles (url, canonical_url, publisher, site_name, title, body,
             published_at, language, authors, image_url, word_count, content_hash, body_source,
             fallback_reason, story_id, story_relation, story_jaccard, story_containment,
-            wire_credit)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            story_signal, story_signal_value, wire_credit)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         RETURNING id""",
         (a.url, a.canonical_url, a.publisher, a.site_name, a.title, a.body, a.published_at,
          a.language, a.authors, a.image_url, a.word_count, a.content_hash, a.body_source,
-         a.fallback_reason, story_id, relation, jaccard, containment, a.wire_credit)).fetchone()
+         a.fallback_reason, story_id, relation, jaccard, containment, signal, signal_value,
+         a.wire_credit)).fetchone()
     return row["id"]
 
 
 def attach(conn: psycopg.Connection, article_id: int, story_id: int, relation: str,
-           jaccard: float | None, containment: float | None) -> None:
+           jaccard: float | None, containment: float | None,
+           signal: str | None = None, signal_value: float | None = None) -> None:
     conn.execute("""
         UPDATE news.articles SET story_id = %s, story_relation = %s, story_jaccard = %s,
-               story_containment = %s WHERE id = %s""",
-        (story_id, relation, jaccard, containment, article_id))
+               story_containment = %s, story_signal = %s, story_signal_value = %s WHERE id = %s""",
+        (story_id, relation, jaccard, containment, signal, signal_value, article_id))
 
 
 def detach(conn: psycopg.Connection, article_ids: Sequence[int]) -> list[int]:
