@@ -97,7 +97,7 @@ def test_every_news_api_column_is_commented_and_the_version_is_readable(database
           AND obj_description(c.oid, 'pg_class') IS NULL""")
     assert uncommented == []
     version = fetch_all(database_url, "SELECT * FROM news_api.schema_version")[0]
-    assert version["version"] == "1.0" and version["migration"] == db.migration_files()[-1][0]
+    assert version["version"] == "1.1" and version["migration"] == db.migration_files()[-1][0]
 
 
 def test_reader_reads_news_api_and_cannot_write(database_url, reader_url):
@@ -206,6 +206,49 @@ def test_search_ranks_a_title_match_above_a_body_match_and_respects_language(dat
         # date range and publisher
         assert consumer.search(conn, "zebra", since=NOW + timedelta(days=1)) == []
         assert consumer.search(conn, "zebra", publisher="Someone Else") == []
+
+
+def test_stop_words_alone_match_nothing_without_a_language_too(database_url):
+    """search('the') matched German and French articles that quote English (issue 18)."""
+    _article(database_url, title="Die Regierung und the Economist",
+             body="Die Zeitung zitiert the Economist.\nMehr.", language="de")
+    _article(database_url, title="Le gouvernement et the Guardian",
+             body="Le journal cite the Guardian.\nPlus.", language="fr")
+    english = _article(database_url, title="The economy grows", body="The economy grows again.\nMore.")
+    with db.connect(database_url) as conn:
+        for q in ("the", "The", "der", "le", '"the"', "-the"):
+            assert consumer.search(conn, q) == [], q
+            assert conn.execute("SELECT numnode(news_api.search_query(%s)) AS n", (q,)).fetchone()["n"] == 0
+        assert consumer.search(conn, "the", language="en") == []
+        assert [h.article_id for h in consumer.search(conn, "the economy")] == [english]
+        assert len(consumer.search(conn, "Economist OR Guardian")) == 2
+
+
+def test_news_api_tells_which_feed_brought_each_article(database_url, settings, tmp_path):
+    """Provenance (issue 18): feed, entry GUID and first-seen time per article, and every
+    feed item that carried it."""
+    with FaultServer() as fs:
+        feeds = _feed_world(fs, tmp_path, {"/p": article_html("Harbour reopens", seed="prov")})
+        assert run_once(settings, feeds).ingest.loaded == 1
+    entry = fetch_all(database_url, "SELECT id, feed_id, guid, link, first_seen_at, article_id FROM news.entries")[0]
+    article = fetch_all(database_url, "SELECT id, source_feed_id, source_guid, first_seen_at, fetched_at "
+                                      "FROM news_api.articles")[0]
+    assert (article["id"], article["source_feed_id"], article["source_guid"], article["first_seen_at"]) == \
+        (entry["article_id"], entry["feed_id"], "urn:/p", entry["first_seen_at"])
+    assert article["first_seen_at"] <= article["fetched_at"]
+    # a second feed (another publisher) carries the same page later: listed, not "first"
+    later = fetch_all(database_url, "INSERT INTO news.feeds (url, publisher, name) VALUES "
+                                    "('https://other.test/rss', 'Other', 'Other - All') RETURNING id")[0]["id"]
+    execute(database_url, "INSERT INTO news.entries (feed_id, guid, link, status, article_id, first_seen_at) "
+                          "VALUES (%s, 'o-1', %s, 'loaded', %s, clock_timestamp())",
+            (later, entry["link"], article["id"]))
+    sources = fetch_all(database_url, "SELECT feed_id, publisher, feed_name, guid, first FROM news_api.article_sources "
+                                      "WHERE article_id = %s ORDER BY first_seen_at", (article["id"],))
+    assert [(s["feed_id"], s["guid"], s["first"]) for s in sources] == \
+        [(entry["feed_id"], "urn:/p", True), (later, "o-1", False)]
+    assert sources[1]["publisher"] == "Other" and sources[1]["feed_name"] == "Other - All"
+    again = fetch_all(database_url, "SELECT source_feed_id FROM news_api.articles WHERE id = %s", (article["id"],))
+    assert again[0]["source_feed_id"] == entry["feed_id"]
 
 
 # --- the change feed ------------------------------------------------------------------------------
@@ -318,6 +361,9 @@ def test_a_corrected_page_updates_the_article_in_place_with_a_revision(database_
     updates = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
     assert [(c["entity_id"], c["kind"]) for c in updates] == [(article["id"], "updated")]
     assert {"body", "title"} <= set(updates[0]["fields"])
+    # it was placed again into the story it was in: the feed says so (issue 18, item 9)
+    assert updates[0]["story_id"] == updates[0]["previous_story_id"]
+    assert "story" not in updates[0]["fields"] and "relation" not in updates[0]["fields"]
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.stories")[0]["n"] == 1
     members = fetch_all(database_url, "SELECT * FROM news_api.story_members")
     assert [m["article_id"] for m in members] == [article["id"]]
@@ -381,6 +427,92 @@ def test_updated_at_follows_what_a_consumer_sees_and_nothing_else(database_url):
     other = _story(database_url)
     execute(database_url, "UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
     assert fetch_all(database_url, "SELECT updated_at FROM news.articles WHERE id = %s", (a,))[0]["updated_at"] > before
+
+
+def test_the_change_feed_lists_only_what_changed_net_of_the_transaction(database_url):
+    """A story or relation that is back to its value at transaction start is not listed; a
+    transaction that changes nothing net leaves no row (and sends no notification)."""
+    a = _article(database_url, title="Mover", body="Some text.\nMore.", key="net")
+    home = fetch_all(database_url, "SELECT story_id FROM news.articles WHERE id = %s", (a,))[0]["story_id"]
+    other = _story(database_url)
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+    # out and back (the correction's detach and place again), and a new title
+    with db.transaction(database_url) as conn:
+        conn.execute("UPDATE news.articles SET story_id = NULL, story_relation = NULL WHERE id = %s", (a,))
+        conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'original', title = 'Moved' "
+                     "WHERE id = %s", (home, a))
+    rows = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
+    assert [(r["entity_id"], r["kind"], r["fields"]) for r in rows] == [(a, "updated", ["title"])]
+    # out and back, nothing else: no article row at all
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN news_changes")
+        with db.transaction(database_url) as conn:
+            conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
+            conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'original' WHERE id = %s",
+                         (home, a))
+        assert [c for c in _changes(database_url, mark) if c["entity"] == "article"] == []
+        payloads = [n.payload for n in listener.notifies(timeout=0.5, stop_after=5)]
+    assert all(p.isdigit() for p in payloads)  # never an empty payload
+    # a real move lists story (and relation when it changed)
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+    with db.transaction(database_url) as conn:
+        conn.execute("UPDATE news.articles SET story_id = NULL WHERE id = %s", (a,))
+        conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
+    rows = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
+    assert [(r["fields"], r["previous_story_id"], r["story_id"]) for r in rows] == \
+        [(["relation", "story"], home, other)]
+
+
+def test_change_feed_order_holds_between_writers_that_do_not_share_the_load_lock(database_url):
+    """Only news.changes_lock() orders change numbers between a feeds-file sync (a publisher
+    renamed: its stories' counts change; no load lock) and a purge (load lock): the purge
+    draws its number after the open sync transaction and must not become visible before it.
+    With the lock a no-op, the purge commits first and a reader that saw its seq later finds
+    the sync's lower seq: a missed change."""
+    import threading
+
+    from newsflow.models import FeedSpec
+    from newsflow.storage import feeds as feed_store
+
+    kept = _article(database_url, title="Kept", body="Kept text.\nMore.", key="kept")
+    gone = _article(database_url, title="Gone", body="Gone text.\nMore.", key="gone")
+    feed = fetch_all(database_url, "INSERT INTO news.feeds (url, publisher) VALUES ('https://f.test/rss', 'Old') "
+                                   "RETURNING id")[0]["id"]
+    execute(database_url, "INSERT INTO news.entries (feed_id, guid, link, status, article_id) "
+                          "VALUES (%s, 'g1', 'https://news.test/kept', 'loaded', %s)", (feed, kept))
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+
+    sync = psycopg.connect(database_url, row_factory=psycopg.rows.dict_row)
+    try:
+        feed_store.update_declared(sync, [(feed, FeedSpec(url="https://f.test/rss", publisher="New"))])
+        sync_seqs = [r["seq"] for r in sync.execute(
+            "SELECT seq FROM news.changes WHERE xact_id = pg_current_xact_id()").fetchall()]
+        assert sync_seqs, "the rename logged a change (the story's outlets)"
+        purged: list[int] = []
+        purger = threading.Thread(target=lambda: purged.extend(
+            corrections.purge(database_url, article_ids=[gone], reason="test")))
+        purger.start()
+        with psycopg.connect(database_url, autocommit=True) as watch:
+            # the purge is either done (no lock) or waiting on the changes lock the sync holds
+            while purger.is_alive() and not watch.execute(
+                    "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND l.locktype = 'advisory' AND a.datname = current_database()"
+                    ).fetchone():
+                purger.join(0.01)
+            seen = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
+                                                (mark,)).fetchall()]
+            sync.commit()
+            purger.join()
+            assert purged == [gone]
+            later = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
+                                                 (max(seen, default=mark),)).fetchall()]
+            committed = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s "
+                                                     "ORDER BY seq", (mark,)).fetchall()]
+    finally:
+        sync.close()
+    assert set(sync_seqs) <= set(committed)
+    assert seen + later == committed  # a reader following seq > cursor missed nothing
 
 
 def test_a_transaction_with_many_changes_sends_one_notification_with_its_last_seq(database_url):
