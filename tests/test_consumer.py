@@ -147,12 +147,25 @@ def test_read_only_commands_work_for_a_reader_login(database_url, reader_url, tm
     search = newsflow("search", "Islamic State", "--limit", "3")
     assert search.returncode == 0, search.stderr
     assert "Islamic State" in search.stdout and "Traceback" not in search.stderr
+    # machine-readable: search_hit's columns (issue 18)
+    hits = json.loads(newsflow("search", "Islamic State", "--limit", "3", "--json").stdout)
+    assert 1 <= len(hits) <= 3 and "Islamic State" in hits[0]["title"]
+    assert set(hits[0]) == {"article_id", "story_id", "title", "publisher", "language", "published_at", "sort_at",
+                            "url", "rank", "story_title", "outlet_count"}
+    assert datetime.fromisoformat(hits[0]["sort_at"]).utcoffset() == timedelta(0)
+    lines = newsflow("search", "Islamic State", "--limit", "3", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["article_id"] for line in lines] == [h["article_id"] for h in hits]
     # feeds status reads internal tables: a consumer-only login gets one clear line
     status = newsflow("feeds", "status")
     assert status.returncode == 2 and "news_api.feed_status" in status.stderr, status.stderr
     assert "Traceback" not in status.stderr
+    env["NEWSFLOW_EXPORT_PROGRESS_ROWS"] = "5"
     export = newsflow("export", "--since-seq", "0", "--format", "jsonl")
     assert export.returncode == 0, export.stderr
+    # progress on stderr, the data alone on stdout
+    total = len(export.stdout.split("\n")) - 1
+    assert f"exported 5 of {total:,} change rows" in export.stderr
+    assert f"exported {total:,} of {total:,} change rows" in export.stderr
     assert len([json.loads(line) for line in export.stdout.split("\n")[:-1]]) >= 13
     config = newsflow("config")
     assert config.returncode == 0
@@ -590,6 +603,20 @@ def test_export_round_trips_every_text(database_url, tmp_path):
     with csv_out.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {int(r["entity_id"]): r["body"] for r in rows if r["entity"] == "article"} == ids
+    # NULL and '' differ in the CSV: PostgreSQL's COPY (FORMAT csv) reads them back as such
+    empty, null = list(ids)[:2]
+    execute(database_url, "UPDATE news.articles SET site_name = '' WHERE id = %s", (empty,))
+    export(database_url, settings, since_seq=0, until_seq=None, fmt="csv", output=str(csv_out))
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in consumer.EXPORT_COLUMNS)
+    with db.connect(database_url) as conn:
+        conn.execute(sql.SQL("CREATE TEMP TABLE back ({})").format(columns))
+        with conn.cursor().copy("COPY back FROM STDIN (FORMAT csv, HEADER)") as copy:
+            copy.write(csv_out.read_bytes())
+        back = {int(r["entity_id"]): r for r in conn.execute(
+            "SELECT DISTINCT ON (entity_id) entity_id, site_name, body FROM back WHERE entity = 'article' "
+            "ORDER BY entity_id, seq::bigint DESC").fetchall()}
+    assert back[empty]["site_name"] == "" and back[null]["site_name"] is None
+    assert {k: r["body"] for k, r in back.items()} == ids
 
     try:
         import pyarrow.parquet as pq

@@ -21,6 +21,7 @@ so the commands and their options read together.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -313,8 +314,14 @@ def cmd_search(args, settings: Settings) -> int:
         hits = consumer.search(conn, args.query, since=args.since, until=args.until, language=args.language,
                                publisher=args.publisher, limit=args.limit or settings.search_limit,
                                candidates=settings.search_candidates)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        print(json.dumps([hit.as_json() for hit in hits], ensure_ascii=False, indent=2))
     for hit in hits:
-        print(hit.summary())
+        if fmt == "jsonl":
+            print(json.dumps(hit.as_json(), ensure_ascii=False))
+        elif fmt == "text":
+            print(hit.summary())
     _echo(f"{len(hits)} result(s)")
     return 0 if hits else EXIT_NOT_FOUND
 
@@ -324,7 +331,8 @@ def cmd_export(args, settings: Settings) -> int:
 
     url = _read_url(settings)
     result = export(url, settings, since_seq=args.since_seq, until_seq=args.until_seq, fmt=args.format,
-                    output=args.output)
+                    output=args.output,
+                    progress=lambda done, total: _echo(f"  exported {done:,} of {total:,} change rows"))
     _echo(result.summary())
     return 0
 
@@ -438,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--language", help="parse the query in this language and return only its articles (en, de, ...)")
     s.add_argument("--publisher", help="only this publisher's articles")
     s.add_argument("--limit", type=int, help="results (default NEWSFLOW_SEARCH_LIMIT)")
+    s.add_argument("--format", choices=["text", "json", "jsonl"], default="text",
+                   help="text (default), json (one array) or jsonl (one object a line): the columns of "
+                        "news_api.search_hit, times in ISO 8601 UTC")
+    s.add_argument("--json", action="store_true", help="same as --format json")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("export", help="the change feed with each entity, streamed (read-only)")

@@ -94,6 +94,7 @@ class Settings:
     search_candidates: int = 5000  # newest matches ranked per search (fewer matches: exact ranking)
     search_limit: int = 20  # results `newsflow search` prints unless --limit
     export_batch_size: int = 2000  # rows per round trip of `newsflow export` (memory stays constant)
+    export_progress_rows: int = 50000  # `newsflow export` reports progress on stderr every this many rows
     changes_retention_days: int = 0  # change-feed rows kept this long by maintenance; 0 = forever
 
     # --- demo ------------------------------------------------------------------------

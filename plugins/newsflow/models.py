@@ -12,7 +12,7 @@ stage would hide the hand-offs between stages that it exists to show.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Sequence
 
@@ -616,6 +616,14 @@ class SearchHit:
         outlets = f", story #{self.story_id} carried by {self.outlet_count} outlets" if (self.outlet_count or 0) > 1 else ""
         return (f"{self.rank:6.3f}  {when}  [{self.language or '--'}] {self.publisher}: {self.title or '(untitled)'}\n"
                 f"        article {self.article_id}{outlets}  {self.url}")
+
+    def as_json(self) -> dict:
+        """The hit for `newsflow search --format json`: search_hit's columns, times in ISO 8601 (UTC)."""
+        out = dict(self.__dict__)
+        for key in ("published_at", "sort_at"):
+            if out[key] is not None:
+                out[key] = out[key].astimezone(timezone.utc).isoformat()
+        return out
 
 
 @dataclass
