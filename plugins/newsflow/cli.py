@@ -36,7 +36,7 @@ import psycopg
 
 from . import db
 from .config import Settings, describe
-from .models import Interrupted
+from .models import Interrupted, plural
 from .redaction import redact
 from .registry import FeedsFileError
 
@@ -247,7 +247,7 @@ def cmd_poll(args, settings: Settings) -> int:
         try:
             with db.transaction(url) as conn:  # recorded like the console's "poll now"
                 ids = [ops.poll_now(conn, ref, actor=ops.cli_actor(), source=ops.CLI,
-                                    trigger=lambda f: "polled by this command").feed_id
+                                    trigger=lambda f: ops.Started("polled by this command")).feed_id
                        for ref in args.feed]
         except ops.OperationError as exc:
             print(f"newsflow: {exc}", file=sys.stderr)
@@ -287,7 +287,7 @@ def cmd_requeue(args, settings: Settings) -> int:
     except ops.OperationError as exc:
         print(f"newsflow: {exc}", file=sys.stderr)
         return 1
-    print(f"{n} entries queued again" + (" (deleted articles may be loaded again)" if args.allow_deleted else ""))
+    print(f"{plural(n, 'entry', 'entries')} queued again" + (" (deleted articles may be loaded again)" if args.allow_deleted else ""))
     return 0
 
 

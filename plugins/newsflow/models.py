@@ -653,6 +653,8 @@ class OperatorAction:
     feed: str | None = None  # the feed's label
     at: datetime | None = None
     id: int | None = None
+    dag_id: str | None = None  # the Airflow run the action started, if any
+    dag_run_id: str | None = None
 
     def summary(self) -> str:
         """``admin (console) re-enabled feed 7 (Example News - World): was disabled: ...``"""
@@ -667,6 +669,11 @@ class OperatorAction:
 _VERBS = {"poll now": "asked to poll", "enable": "re-enabled", "disable": "disabled",
           "requeue entry": "requeued", "requeue failed entries": "requeued the failed entries of",
           "requeue": "requeued"}
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``1 entry``, ``2 entries``."""
+    return f"{n} {one if n == 1 else many}"
 
 
 def span(seconds: float | int | None) -> str:

@@ -17,6 +17,8 @@
 --   parses, where "the" is a word). A query that is only stop words in english, german
 --   or french now matches nothing, as it does with a language.
 -- * search() plans: see the comment on news_api.search below.
+-- * The operators' audit trail keeps the Airflow run an action started (the console shows
+--   its state and the feed's result when it ends).
 -- Design and figures: docs/consumers.md.
 
 -- The change feed: net fields ---------------------------------------------------------------
@@ -180,3 +182,8 @@ BEGIN
         GRANT SELECT ON news_api.article_sources TO newsflow_reader;
     END IF;
 END $$;
+
+-- Operators: the Airflow run an action started ---------------------------------------------------
+ALTER TABLE news.operator_actions
+    ADD COLUMN dag_id     text,     -- the DAG of the run the action started, if any
+    ADD COLUMN dag_run_id text;     -- that run (its state comes from Airflow's API)
