@@ -118,6 +118,7 @@ class Settings:
     console_runs: int = 5  # last runs shown per DAG on the Pipeline page
     console_api_url: str = ""  # Airflow REST API the console calls (poll now, runs); empty = [api] base_url
     console_api_timeout: float = 10.0  # seconds for one call to that API
+    console_follow_refresh: int = 5  # seconds between reloads of a feed page while its "Poll now" run is queued or running
     console_settings_ttl: int = 60  # seconds the console keeps settings and the connection before re-reading
 
     @classmethod
