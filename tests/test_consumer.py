@@ -229,11 +229,18 @@ def test_stop_words_alone_match_nothing_without_a_language_too(database_url):
              body="Le journal cite the Guardian.\nPlus.", language="fr")
     english = _article(database_url, title="The economy grows", body="The economy grows again.\nMore.")
     with db.connect(database_url) as conn:
-        for q in ("the", "The", "der", "le", '"the"', "-the"):
+        for q in ("the", "The", "der", "le", '"the"', "-the", "the OR der", "the der le"):
             assert consumer.search(conn, q) == [], q
             assert conn.execute("SELECT numnode(news_api.search_query(%s)) AS n", (q,)).fetchone()["n"] == 0
         assert consumer.search(conn, "the", language="en") == []
         assert [h.article_id for h in consumer.search(conn, "the economy")] == [english]
+        assert conn.execute("SELECT news_api.search_words(%s) AS w", ('"the Economist" OR -der Guardian',)
+                            ).fetchone()["w"] == '" Economist" OR - Guardian'
+        assert [h.article_id for h in consumer.search(conn, '"the economy grows"')] == [english]
+        for q, parsed in (("zebra OR the OR lion", "'zebra' | 'lion'"), ("zebra OR the", "'zebra'"),
+                          ("the OR zebra", "'zebra'"), ("zebra or lion", "'zebra' | 'lion'")):
+            assert conn.execute("SELECT websearch_to_tsquery('simple', news_api.search_words(%s))::text AS t",
+                                (q,)).fetchone()["t"] == parsed, q
         assert len(consumer.search(conn, "Economist OR Guardian")) == 2
 
 

@@ -14,8 +14,9 @@
 --   every feed entry that carried it. Contract 1.1 (columns and a view added).
 -- * search() without a language: a query of stop words matched every German and French
 --   article containing an English stop word (the OR included the simple and german
---   parses, where "the" is a word). A query that is only stop words in english, german
---   or french now matches nothing, as it does with a language.
+--   parses, where "the" is a word). The words that are stop words in english, german or
+--   french are now taken out first (news_api.search_words): stop words alone match nothing,
+--   as with a language.
 -- * search() plans: see the comment on news_api.search below.
 -- * The operators' audit trail keeps the Airflow run an action started (the console shows
 --   its state and the feed's result when it ends).
@@ -146,21 +147,45 @@ SELECT '1.1'::text AS version, 1 AS major, 1 AS minor,
 
 -- Search: stop words ---------------------------------------------------------------------------
 
+-- Without a language, the words that are stop words in english, german or french are taken
+-- out of the text before it is parsed (the websearch operators OR, quotes and - stay): "the"
+-- is a word for the german and simple configurations, so it matched every German or French
+-- article quoting English. With a language, its own stop words apply, as before.
+CREATE FUNCTION news_api.search_words(q text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce((
+    WITH t AS (
+        SELECT x.m[1] AS tok, x.n, x.m[1] ~ '^\w+$' AS word, lower(x.m[1]) = 'or' AS is_or
+        FROM regexp_matches(q, '\w+|\W+', 'g') WITH ORDINALITY AS x(m, n)),
+    k AS (
+        SELECT t.*, t.word AND (t.is_or OR NOT (numnode(plainto_tsquery('english', t.tok)) = 0
+                                                OR numnode(plainto_tsquery('german', t.tok)) = 0
+                                                OR numnode(plainto_tsquery('french', t.tok)) = 0)) AS kept
+        FROM t)
+    -- an OR stays only between kept words (a dangling OR would be parsed as the word "or")
+    SELECT string_agg(CASE
+               WHEN k.word AND NOT k.kept THEN ''
+               WHEN k.is_or AND NOT (
+                   coalesce((SELECT NOT p.is_or FROM k p WHERE p.n < k.n AND p.kept ORDER BY p.n DESC LIMIT 1), false)
+                   AND EXISTS (SELECT 1 FROM k f WHERE f.n > k.n AND f.kept AND NOT f.is_or)) THEN ''
+               ELSE k.tok END, '' ORDER BY k.n)
+    FROM k), '');
+COMMENT ON FUNCTION news_api.search_words(text) IS
+    'What a search without a language searches for: the text without the words that are stop '
+    'words in english, german or french (websearch operators kept). Stop words alone match nothing; '
+    'a word such as "die" or "man" needs a language to be searched.';
+
 CREATE OR REPLACE FUNCTION news_api.search_query(q text, language text DEFAULT NULL) RETURNS tsquery
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE
     WHEN language IS NOT NULL THEN websearch_to_tsquery(news.ts_config(language), q)
-    -- only stop words in one of the searched languages: nothing, as with that language
-    WHEN numnode(websearch_to_tsquery('english', q)) = 0 OR numnode(websearch_to_tsquery('german', q)) = 0
-      OR numnode(websearch_to_tsquery('french', q)) = 0 THEN ''::tsquery
-    ELSE websearch_to_tsquery('english', q) || websearch_to_tsquery('german', q)
-      || websearch_to_tsquery('french', q) || websearch_to_tsquery('simple', q) END;
+    ELSE websearch_to_tsquery('english', news_api.search_words(q)) || websearch_to_tsquery('german', news_api.search_words(q))
+      || websearch_to_tsquery('french', news_api.search_words(q)) || websearch_to_tsquery('simple', news_api.search_words(q)) END;
 COMMENT ON FUNCTION news_api.search_query(text, text) IS
     'The tsquery news_api.search() uses: websearch syntax, parsed with the configuration of '
-    'language, or OR-ed over english, german, french and simple when language is NULL. Stop '
-    'words alone match nothing: with no language, a query that is only stop words in english, '
-    'german or french is empty (pass a language to search for "die" in English). For your own '
-    'queries: WHERE search_vector @@ news_api.search_query(''...'').';
+    'language, or, when language is NULL, OR-ed over english, german, french and simple after '
+    'news_api.search_words() took out the stop words of english, german and french. Stop words '
+    'alone match nothing. For your own queries: WHERE search_vector @@ news_api.search_query(''...'').';
 
 -- search_hit's result columns
 COMMENT ON COLUMN news_api.search_hit.article_id IS 'The article (news_api.articles.id).';
@@ -215,6 +240,8 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     tsq tsquery := news_api.search_query(q, search.language);
+    -- without a language, each article's own-language check parses the same words
+    words text := CASE WHEN search.language IS NULL THEN news_api.search_words(q) ELSE q END;
     -- phrase operators (<->, <N>) relaxed to AND: a superset the GIN index answers exactly
     -- (websearch syntax never puts a negation inside a phrase)
     coarse tsquery;
@@ -235,7 +262,7 @@ BEGIN
     -- languages finds candidates, but "zebra -city" parsed the German way ('city' is not
     -- stemmed) would let an English article that says "city" through.
     per_language AS MATERIALIZED (
-        SELECT l.language, news_api.search_query(q, coalesce(l.language, 'simple')) AS lq
+        SELECT l.language, news_api.search_query(words, coalesce(l.language, 'simple')) AS lq
         FROM (SELECT DISTINCT c.language FROM cand c) l),
     matched AS (
         SELECT n.id, n.sort_at, ts_rank_cd(d.v, tsq, 1) AS rank,
