@@ -205,6 +205,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'newsflow_reader') THEN
         GRANT SELECT ON news_api.article_sources TO newsflow_reader;
+        GRANT EXECUTE ON FUNCTION news_api.search_words(text) TO newsflow_reader;
     END IF;
 END $$;
 
