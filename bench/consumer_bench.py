@@ -348,6 +348,10 @@ def parameters(conn) -> dict:
     world = World(42)
     p["rare"] = str(world.entities[1000])
     p["phrase"] = f'"{world.vocab["en"].phrases[20]}"'
+    # issue 18: the most frequent topic phrase in the last 7 days, and a term OR a phrase
+    # over many matches (like `ISIS OR "Islamic State"`)
+    p["phrase_top"] = f'"{world.vocab["en"].phrases[0]}"'
+    p["many"] = f'{p["common"]} OR "{world.vocab["en"].phrases[0]}"'
     return p
 
 
@@ -363,6 +367,10 @@ QUERIES = [
      "SELECT * FROM news_api.search(%(rare)s)"),
     ("search_phrase7", "phrase search, last 7 days",
      "SELECT * FROM news_api.search(%(phrase)s, since => now() - interval '7 days')"),
+    ("search_phrase7_top", "frequent phrase, last 7 days",
+     "SELECT * FROM news_api.search(%(phrase_top)s, since => now() - interval '7 days')"),
+    ("search_many", "term OR phrase, many matches",
+     "SELECT * FROM news_api.search(%(many)s)"),
     ("publisher_latest", "publisher's latest 50",
      "SELECT id, title, url, sort_at FROM news_api.articles WHERE publisher = %(publisher)s "
      "ORDER BY sort_at DESC LIMIT 50"),
@@ -440,8 +448,9 @@ def measure(url: str, runs: int) -> list[dict]:
                 times.append((time.perf_counter() - t) * 1000)
             matches = None
             if key.startswith("search"):
-                term = p[{"search_common": "common", "search_rare": "rare", "search_phrase7": "phrase"}[key]]
-                since = "now() - interval '7 days'" if key == "search_phrase7" else "'-infinity'"
+                term = p[{"search_common": "common", "search_rare": "rare", "search_phrase7": "phrase",
+                          "search_phrase7_top": "phrase_top", "search_many": "many"}[key]]
+                since = "now() - interval '7 days'" if key.startswith("search_phrase7") else "'-infinity'"
                 matches = conn.execute(f"SELECT count(*) FROM news_api.articles WHERE sort_at >= {since} "
                                        "AND search_vector @@ news_api.search_query(%s)", (term,)).fetchone()[0]
             results.append({"key": key, "label": label, "median_ms": statistics.median(times),

@@ -20,13 +20,21 @@ Every few minutes (env `NEWSFLOW_POLL_SCHEDULE`, a cron expression, default ever
    a feed disabled after repeated failures is named in the log
    ("feed 7 (Example News - World) disabled after 10 consecutive failures: HTTP 404;
    re-enable in Feeds").
-4. **announce_new_entries**: emits the asset `newsflow://news/entries` **only when new
-   entries were stored** (otherwise it is skipped and its log says why), which starts
-   `newsflow_ingest_articles`.
+   With no feed due, the run has one shard labelled **0 feeds due** that polls nothing
+   (its log says when the next feed is due).
+4. **announce_new_entries**: emits the asset `newsflow://news/entries`, which starts
+   `newsflow_ingest_articles`, **when new entries were stored or pending entries are
+   due** (requeued in Newsflow → Feeds or by `newsflow requeue`, re-fetched after a
+   correction, or due for a retry): due work is always picked up within one poll
+   interval, with no manual trigger. Otherwise it is skipped and its log says why.
 5. **fail_run_if_a_task_failed**: skipped when all went well; fails the run when any
    task above failed.
 
 #### Manual runs (Trigger DAG w/ config)
+
+A plain **Trigger** (no config) does what a scheduled run does: it polls the feeds that
+are **due now**, which may be none (the run then shows a shard named *0 feeds due*). To
+poll regardless of schedules:
 
 * `feed`: poll this one feed now, due or not: its id, name or URL as the Feeds page
   shows them (or use **Poll now** on the feed's page in Newsflow → Feeds).
@@ -92,12 +100,14 @@ def newsflow_poll_feeds():
         except OperationError as exc:  # a wrong or disabled feed: retrying will not help
             raise AirflowFailException(str(exc)) from exc
 
+    # The label comes with the shard (plan_poll names its feeds), so the grid shows it from
+    # the first try on, also for a shard that fails or waits for a retry.
     @task(pool=HTTP_POOL, execution_timeout=timedelta(minutes=20),
-          map_index_template="{{ shard_label }}")
-    def poll_shard(feed_ids: list[int]) -> dict:
+          map_index_template="{{ task.op_kwargs['label'] }}")
+    def poll_shard(feed_ids: list[int], label: str = "") -> dict:
         from newsflow.airflow import tasks
 
-        return tasks.poll_shard(feed_ids)  # also sets shard_label: the shard's feeds by name
+        return tasks.poll_shard(feed_ids)
 
     # all_done: entries stored by the shards that worked are announced even when another
     # shard failed (that shard is red, and the watcher below fails the run).
@@ -106,17 +116,18 @@ def newsflow_poll_feeds():
         from airflow.sdk.exceptions import AirflowSkipException
         from newsflow.airflow import tasks
 
-        total, skip = tasks.announce(results, "new_entries", "new entries")
+        total, skip = tasks.announce_entries(results)
         if skip:
             # A skipped task emits no asset event: ingestion is not started for nothing.
             raise AirflowSkipException(skip)
-        outlet_events[ENTRIES].extra = {"new_entries": total["new_entries"], "feeds": total.get("feeds", 0)}
+        outlet_events[ENTRIES].extra = {"new_entries": total.get("new_entries", 0), "feeds": total.get("feeds", 0),
+                                        "due_pending": total["due_pending"]}
         return total
 
     synced = sync_feeds()
     plan = plan_poll()
     synced >> plan
-    shards = poll_shard.expand(feed_ids=plan)
+    shards = poll_shard.expand_kwargs(plan)
     announced = announce_new_entries(shards)
     [synced, plan, shards, announced] >> run_watcher()
 

@@ -93,7 +93,7 @@ def test_poll_then_ingest_then_nothing_twice(env, database_url):
     assert again["tasks"]["announce_new_entries[-1]"]["state"].endswith("skipped")
     assert again["tasks"][WATCHER]["state"].endswith("skipped")
     assert _events(again, ENTRIES) == []  # ... and ingestion (scheduled on the asset) not triggered
-    assert "nothing to announce: no new entries (feeds 6, new_entries 0" in again["_output"]  # why, in its log
+    assert "nothing to announce: no new entries and no pending entry due (feeds 6, new_entries 0" in again["_output"]  # why, in its log
     shard_summaries = re.findall(r"summary: (\d+) feeds polled: 0 new entries, 0 failed, (\d+) not modified",
                                  again["_output"])
     assert sum(int(n) for n, _ in shard_summaries) == 6 and all(n == m for n, m in shard_summaries)
@@ -115,6 +115,8 @@ def test_a_failed_shard_fails_the_run_and_a_feed_is_polled_by_name(env, database
     # one shard breaks: the others' entries are still announced, but the run is failed
     broken = _run({**env, "HARNESS_BREAK": "poll_shard"}, "newsflow_poll_feeds", state="failed")
     assert broken["tasks"]["poll_shard[0]"]["state"].endswith("failed")
+    # the failed shard is named by its feeds, not "0" (the label comes with the shard)
+    assert broken["tasks"]["poll_shard[0]"]["rendered_map_index"].startswith("feed "), broken["tasks"]
     assert broken["tasks"]["poll_shard[1]"]["state"].endswith("success")
     assert broken["tasks"]["announce_new_entries[-1]"]["state"].endswith("success")
     assert _events(broken, ENTRIES) and 0 < _events(broken, ENTRIES)[0]["extra"]["new_entries"] < 14
@@ -135,6 +137,41 @@ def test_a_failed_shard_fails_the_run_and_a_feed_is_polled_by_name(env, database
     assert refused["tasks"]["plan_poll[-1]"]["state"].endswith("failed")
     assert f"feed {feed['id']} (NBC News - World) is disabled (HTTP 410 Gone); re-enable it in Feeds" \
         in refused["_output"]
+
+
+def test_requeued_entries_are_announced_by_the_next_scheduled_poll(env, database_url):
+    """Issue 18: a requeued entry used to wait until some feed brought a new entry. The
+    poll run (here with no feed due: "0 feeds due") announces due pending entries, and the
+    ingest run that the asset starts loads it. The scheduler's asset -> DAG step is
+    Airflow's own; dag.test() runs both DAGs here."""
+    from newsflow import operations as ops
+
+    _run(env, "newsflow_poll_feeds")
+    _run(env, "newsflow_ingest_articles")
+    [entry] = fetch_all(database_url, "SELECT id, article_id FROM news.entries ORDER BY id LIMIT 1")
+    with db.transaction(database_url) as conn:
+        conn.execute("UPDATE news.entries SET status = 'failed', last_error = 'page fetch failed: HTTP 503' "
+                     "WHERE id = %s", (entry["id"],))
+        conn.execute("UPDATE news.feeds SET next_poll_at = now() + interval '1 hour'")  # nothing due
+        requeued = ops.requeue_entry(conn, entry["id"], actor="ops", source=ops.CONSOLE)
+    assert "the next scheduled poll announces them" in requeued.summary()
+
+    poll = _run(env, "newsflow_poll_feeds")
+    shards = {k: v for k, v in poll["tasks"].items() if k.startswith("poll_shard[")}
+    assert [v["rendered_map_index"] for v in shards.values()] == ["0 feeds due"]  # the run says so
+    assert "0 feeds due: nothing to poll now (the next is due at" in poll["_output"]
+    [event] = _events(poll, ENTRIES)
+    assert event["extra"] == {"new_entries": 0, "feeds": 0, "due_pending": 1}
+    ingest = _run(env, "newsflow_ingest_articles")  # what that asset event starts
+    assert [x["value"]["claimed"] for x in ingest["xcom"] if x["task_id"] == "ingest_worker"
+            and x["value"]] and fetch_all(database_url, "SELECT status FROM news.entries WHERE id = %s",
+                                          (entry["id"],))[0]["status"] == "loaded"
+
+    # nothing due and nothing pending: no event (ingestion is not started for nothing)
+    quiet = _run(env, "newsflow_poll_feeds")
+    assert quiet["tasks"]["announce_new_entries[-1]"]["state"].endswith("skipped")
+    assert _events(quiet, ENTRIES) == []
+    assert "nothing to announce: no new entries and no pending entry due" in quiet["_output"]
 
 
 def test_failure_callback_records_and_notifies(env, database_url):

@@ -89,7 +89,8 @@ def test_admin_acts_with_a_bearer_token(console, make_feed):
         r = admin.post(f"/newsflow/feeds/{feed}/enable")
         assert r.status_code == 200, r.text
         assert r.json()["message"] == (f"admin (console) re-enabled feed {feed} (Bearer Test Feed): was disabled: "
-                                       "10 consecutive failures; last: HTTP 500")
+                                       "10 consecutive failures; last: HTTP 500; due now: the next scheduled poll "
+                                       "takes it")
         state = row(console, "SELECT enabled, consecutive_errors, disabled_reason FROM news.feeds WHERE id = %s", (feed,))
         assert state == {"enabled": True, "consecutive_errors": 0, "disabled_reason": None}
         assert admin.post(f"/newsflow/feeds/{feed}/disable").status_code == 409  # no reason given
@@ -185,3 +186,111 @@ def test_the_trigger_form_refuses_a_date_that_is_no_date(console):
         r = admin.post("/api/v2/dags/newsflow_ingest_articles/dagRuns",
                        json={"logical_date": None, "conf": {"since": "2026-11-20", "workers": 1}})
         assert r.status_code == 200, r.text
+
+
+# --- issue 18: what operators tripped over ---------------------------------------------------------
+
+def _entry(console, feed: int, *, title: str, status: str, **cols) -> int:
+    with db.transaction(console.news) as conn:
+        return conn.execute("""
+            INSERT INTO news.entries (feed_id, guid, link, title, status, attempts, last_error, next_attempt_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) RETURNING id""",
+            (feed, uuid.uuid4().hex, f"https://{uuid.uuid4().hex[:8]}.example/a", title, status,
+             cols.get("attempts", 0), cols.get("last_error"), cols.get("next_attempt_at"))).fetchone()["id"]
+
+
+def test_console_pages_may_be_framed_only_by_the_airflow_ui(console):
+    with console.client("admin") as admin, console.client() as anonymous:
+        for client, path in ((admin, "/newsflow/feeds"), (admin, "/newsflow/api/feeds"),
+                             (admin, "/newsflow/pipeline"), (anonymous, "/newsflow/feeds")):
+            r = client.get(path, headers={"Accept": "text/html"})
+            assert r.headers["x-frame-options"] == "SAMEORIGIN", path
+            # 'self' and the configured base URL's origin, which is the same one here: nothing else
+            assert r.headers["content-security-policy"] == f"frame-ancestors 'self' {console.base}", path
+
+
+def test_requeue_starts_ingestion_and_the_flash_says_so(console, make_feed):
+    feed = make_feed("Requeue Test Feed")
+    one = _entry(console, feed, title="Requeue me", status="failed", attempts=5, last_error="HTTP 503")
+    _entry(console, feed, title="Me too", status="failed", attempts=5, last_error="HTTP 503")
+    with console.client("admin", headers={"Accept": "application/json"}) as admin:
+        r = admin.post(f"/newsflow/entries/{one}/requeue")
+        assert r.status_code == 200, r.text
+        message = r.json()["message"]
+        assert f"requeued entry {one} of feed {feed} (Requeue Test Feed): Requeue me (was failed: HTTP 503); run " \
+            in message and "of newsflow_ingest_articles queued to load them" in message, message
+        run_id = re.search(r"run (\S+) of newsflow_ingest_articles", message).group(1)
+        run = admin.get(f"/api/v2/dags/newsflow_ingest_articles/dagRuns/{run_id}").json()
+        assert run["run_type"] == "manual" and "Requeue Test Feed" in (run.get("note") or "")
+        r = admin.post(f"/newsflow/feeds/{feed}/requeue-failed")
+        assert r.status_code == 200, r.text
+        assert ": 1 entry queued again; run " in r.json()["message"], r.json()["message"]  # not "1 entries"
+    kept = row(console, "SELECT dag_id, dag_run_id FROM news.operator_actions WHERE entry_id = %s", (one,))
+    assert kept == {"dag_id": "newsflow_ingest_articles", "dag_run_id": run_id}
+
+
+def test_poll_now_shows_the_run_state_then_the_feeds_result(console, make_feed):
+    feed = make_feed("Follow Test Feed", next_poll_at="2099-01-01T00:00:00Z")
+    with console.client("admin", headers={"Accept": "application/json"}) as admin:
+        message = admin.post(f"/newsflow/feeds/{feed}/poll").json()["message"]
+        run_id = re.search(r"run (\S+) of newsflow_poll_feeds", message).group(1)
+        page = admin.get(f"/newsflow/feeds/{feed}", headers={"Accept": "text/html"}).text
+        assert run_id in page and 'class="badge run-queued">queued' in page
+        assert re.search(r'<meta http-equiv="refresh" content="\d+">', page)  # it follows the run
+        assert admin.get(f"/newsflow/api/feeds/{feed}").json()["poll_now"]["state"] == "queued"
+        # the run ends (here: set through Airflow's API; a scheduler would run it) after a poll
+        with db.transaction(console.news) as conn:
+            conn.execute("""INSERT INTO news.fetch_log (kind, feed_id, url, fetched_at, status, bytes, new_entries)
+                            VALUES ('feed', %s, 'x', clock_timestamp(), 200, 1234, 3)""", (feed,))
+        r = admin.patch(f"/api/v2/dags/newsflow_poll_feeds/dagRuns/{run_id}", json={"state": "success"})
+        assert r.status_code == 200, r.text
+        page = admin.get(f"/newsflow/feeds/{feed}", headers={"Accept": "text/html"}).text
+        assert 'class="badge run-success">success' in page and "http-equiv=\"refresh\"" not in page
+        assert re.search(r"polled \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: HTTP 200, 3 new entries", page), page
+        follow = admin.get(f"/newsflow/api/feeds/{feed}").json()["poll_now"]
+        assert follow["state"] == "success" and follow["result"]["new_entries"] == 3
+        # audit times to the second
+        assert re.search(r'<li><span class="muted">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</span> admin \(console\) '
+                         r"asked to poll", page)
+
+
+def test_an_overdue_feed_says_overdue_and_pending_entries_are_listed(console, make_feed):
+    feed = make_feed("Overdue Test Feed")
+    with db.transaction(console.news) as conn:
+        conn.execute("UPDATE news.feeds SET next_poll_at = now() - interval '42 seconds' WHERE id = %s", (feed,))
+    waiting = _entry(console, feed, title="Waiting entry", status="pending", attempts=2, last_error="HTTP 503",
+                     next_attempt_at="2099-01-01T00:00:00Z")
+    with console.client("viewer", headers={"Accept": "text/html"}) as viewer:
+        page = viewer.get(f"/newsflow/feeds/{feed}").text
+        next_poll = re.search(r'<dd id="next-poll">(.*?)</dd>', page, re.S).group(1)
+        assert re.match(r"overdue by 4\d s", next_poll) and "ago" not in next_poll, next_poll
+        pipeline = viewer.get("/newsflow/pipeline").text
+        listed = re.search(rf'<tr data-entry-id="{waiting}">(.*?)</tr>', pipeline.split('id="pending"')[1], re.S)
+        assert listed and "Waiting entry" in listed.group(1) and "HTTP 503" in listed.group(1)
+        assert "<td>in 2" in listed.group(1)  # due in 26,000-odd days
+
+
+def test_pipeline_names_the_failed_task_its_error_and_the_feeds_left_out(console):
+    with console.client("admin", headers={"Accept": "application/json"}) as admin:
+        r = admin.post("/api/v2/dags/newsflow_poll_feeds/dagRuns", json={"logical_date": None, "conf": {}})
+        run_id = r.json()["dag_run_id"]
+        admin.patch(f"/api/v2/dags/newsflow_poll_feeds/dagRuns/{run_id}", json={"state": "failed"})
+        with db.transaction(console.news) as conn:
+            for task, index, counts in (("plan_poll", -1, '{"due_feeds": 11, "shards": 3}'),
+                                        ("poll_shard", 0, '{"feeds": 4, "new_entries": 2}'),
+                                        ("poll_shard", 1, '{"feeds": 4, "new_entries": 1}')):
+                conn.execute("INSERT INTO news.run_counts (dag_id, run_id, task_id, map_index, counts) "
+                             "VALUES ('newsflow_poll_feeds', %s, %s, %s, %s)", (run_id, task, index, counts))
+            conn.execute("""INSERT INTO news.task_failures (dag_id, task_id, run_id, map_index, try_number, exception,
+                                                           final) VALUES
+                            ('newsflow_poll_feeds', 'poll_shard', %s, 2, 1, 'OperationalError: first try', false),
+                            ('newsflow_poll_feeds', 'poll_shard', %s, 2, 4,
+                             'OperationalError: connection to server refused', true)""", (run_id, run_id))
+        data = admin.get("/newsflow/api/pipeline").json()
+        [mine] = [r for r in data["runs"]["newsflow_poll_feeds"] if r["dag_run_id"] == run_id]
+        assert mine["counts"].startswith("11 feeds due, 3 not polled (a shard failed or has not finished), "
+                                         "8 feeds polled, 3 new entries"), mine["counts"]
+        assert [(f["task_id"], f["map_index"], f["exception"]) for f in mine["failures"]] == \
+            [("poll_shard", 2, "OperationalError: connection to server refused")]
+        page = admin.get("/newsflow/pipeline", headers={"Accept": "text/html"}).text
+        assert "<b>poll_shard [2]</b>" in page and "connection to server refused" in page

@@ -225,3 +225,96 @@ def test_operator_finds_a_failing_feed_and_re_enables_a_disabled_one(console, wo
             ctx.close()
         finally:
             browser.close()
+
+
+@skip_without_browser
+def test_console_refuses_framing_and_follows_what_an_action_started(console):
+    """Issue 18 in the browser: a page on another loopback origin (another port of the same
+    host: same site, so the Lax session cookie is sent) cannot frame the console; Requeue
+    starts ingestion and says so; Poll now shows its run's state; a failed run names its
+    task and error on the Pipeline page."""
+    import threading
+    import uuid
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from playwright.sync_api import expect, sync_playwright
+
+    url = console.news
+    name = f"Browser Follow Feed {uuid.uuid4().hex[:6]}"
+    sync_feeds(url, [FeedSpec(url=f"https://{uuid.uuid4().hex[:10]}.example/rss.xml", publisher="Follow Outlet",
+                              name=name)])
+    [feed] = sql(url, "SELECT id FROM news.feeds WHERE name = %s", (name,))
+    [entry] = sql(url, """INSERT INTO news.entries (feed_id, guid, link, title, status, attempts, last_error)
+                          VALUES (%s, 'b1', 'https://follow.example/1', 'Entry to requeue', 'failed', 5,
+                                  'page fetch failed: HTTP 503') RETURNING id""", (feed["id"],))
+
+    victim = f"{console.base}/newsflow/feeds/{feed['id']}"
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = (f'<html><body><h1>win a prize</h1><iframe id="victim" src="{victim}" width="900" height="600" '
+                    'onload="document.body.dataset.loaded = 1"></iframe></body></html>').encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+                ctx.set_default_timeout(30_000)
+                page = ctx.new_page()
+                login(page, console.base, "admin", "admin-pw")
+
+                # another origin frames the console: the browser refuses to render it there
+                page.goto(f"http://127.0.0.1:{attacker.server_address[1]}/")
+                page.wait_for_function("document.body.dataset.loaded === '1'")
+                framed = page.frame_locator("#victim")
+                expect(framed.locator("#user")).to_have_count(0)
+                expect(framed.get_by_role("button", name="Poll now")).to_have_count(0)
+                # ... while the Airflow UI's own iframe shows it, signed in
+                page.goto(f"{console.base}/plugin/newsflow/newsflow/feeds/{feed['id']}")
+                frame = page.frame_locator("iframe[title='Newsflow']")
+                expect(frame.locator("#user")).to_have_text("admin")
+
+                # Requeue: ingestion starts by itself, and the flash says how
+                frame.locator(f"#entries tr[data-entry-id='{entry['id']}']").get_by_role(
+                    "button", name="Requeue").click()
+                expect(frame.locator("#flash")).to_contain_text("(was failed: page fetch failed: HTTP 503); run ")
+                expect(frame.locator("#flash")).to_contain_text("of newsflow_ingest_articles queued to load them")
+                [action] = sql(url, "SELECT dag_run_id FROM news.operator_actions WHERE entry_id = %s", (entry["id"],))
+                assert action["dag_run_id"]
+
+                # Poll now: the page shows the run's state and reloads itself until the run ends
+                frame.get_by_role("button", name="Poll now").click()
+                expect(frame.locator("#flash")).to_contain_text("this page shows its outcome")
+                expect(frame.locator("#poll-now")).to_contain_text("queued")
+                expect(frame.locator("meta[http-equiv=refresh]")).to_have_count(1)
+                page.screenshot(path=SHOTS / "11-poll-now-followed.png", full_page=True)
+
+                # a failed attempt of the run the requeue started: the Pipeline page names it
+                sql(url, """INSERT INTO news.task_failures (dag_id, task_id, run_id, map_index, try_number, exception,
+                                                          final)
+                            VALUES ('newsflow_ingest_articles', 'ingest_worker', %s, 1, 4,
+                                    'OperationalError: could not connect to the news database', true)""",
+                    (action["dag_run_id"],))
+                frame.locator("#nav-pipeline").click()
+                failure = frame.locator("#runs tr.failure", has_text="ingest_worker [1]")
+                expect(failure).to_contain_text("could not connect to the news database")
+                expect(frame.locator("#pending")).to_contain_text("Entry to requeue")
+                page.screenshot(path=SHOTS / "12-pipeline-failure.png", full_page=True)
+                ctx.close()
+            finally:
+                browser.close()
+    finally:
+        attacker.shutdown()
+        sql(url, "DELETE FROM news.operator_actions WHERE feed_id = %s", (feed["id"],))
+        sql(url, "DELETE FROM news.feeds WHERE id = %s", (feed["id"],))

@@ -124,7 +124,7 @@ def test_every_news_api_column_is_commented_and_the_version_is_readable(database
           AND obj_description(c.oid, 'pg_class') IS NULL""")
     assert uncommented == []
     version = fetch_all(database_url, "SELECT * FROM news_api.schema_version")[0]
-    assert version["version"] == "1.0" and version["migration"] == db.migration_files()[-1][0]
+    assert version["version"] == "1.1" and version["migration"] == db.migration_files()[-1][0]
 
 
 def test_reader_reads_news_api_and_cannot_write(database_url, reader_url):
@@ -174,12 +174,25 @@ def test_read_only_commands_work_for_a_reader_login(database_url, reader_url, tm
     search = newsflow("search", "Islamic State", "--limit", "3")
     assert search.returncode == 0, search.stderr
     assert "Islamic State" in search.stdout and "Traceback" not in search.stderr
+    # machine-readable: search_hit's columns (issue 18)
+    hits = json.loads(newsflow("search", "Islamic State", "--limit", "3", "--json").stdout)
+    assert 1 <= len(hits) <= 3 and "Islamic State" in hits[0]["title"]
+    assert set(hits[0]) == {"article_id", "story_id", "title", "publisher", "language", "published_at", "sort_at",
+                            "url", "rank", "story_title", "outlet_count"}
+    assert datetime.fromisoformat(hits[0]["sort_at"]).utcoffset() == timedelta(0)
+    lines = newsflow("search", "Islamic State", "--limit", "3", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["article_id"] for line in lines] == [h["article_id"] for h in hits]
     # feeds status reads internal tables: a consumer-only login gets one clear line
     status = newsflow("feeds", "status")
     assert status.returncode == 2 and "news_api.feed_status" in status.stderr, status.stderr
     assert "Traceback" not in status.stderr
+    env["NEWSFLOW_EXPORT_PROGRESS_ROWS"] = "5"
     export = newsflow("export", "--since-seq", "0", "--format", "jsonl")
     assert export.returncode == 0, export.stderr
+    # progress on stderr, the data alone on stdout
+    total = len(export.stdout.split("\n")) - 1
+    assert f"exported 5 of {total:,} change rows" in export.stderr
+    assert f"exported {total:,} of {total:,} change rows" in export.stderr
     assert len([json.loads(line) for line in export.stdout.split("\n")[:-1]]) >= 13
     config = newsflow("config")
     assert config.returncode == 0
@@ -233,6 +246,103 @@ def test_search_ranks_a_title_match_above_a_body_match_and_respects_language(dat
         # date range and publisher
         assert consumer.search(conn, "zebra", since=NOW + timedelta(days=1)) == []
         assert consumer.search(conn, "zebra", publisher="Someone Else") == []
+
+
+def test_stop_words_alone_match_nothing_without_a_language_too(database_url):
+    """search('the') matched German and French articles that quote English (issue 18)."""
+    _article(database_url, title="Die Regierung und the Economist",
+             body="Die Zeitung zitiert the Economist.\nMehr.", language="de")
+    _article(database_url, title="Le gouvernement et the Guardian",
+             body="Le journal cite the Guardian.\nPlus.", language="fr")
+    english = _article(database_url, title="The economy grows", body="The economy grows again.\nMore.")
+    with db.connect(database_url) as conn:
+        for q in ("the", "The", "der", "le", '"the"', "-the", "the OR der", "the der le"):
+            assert consumer.search(conn, q) == [], q
+            assert conn.execute("SELECT numnode(news_api.search_query(%s)) AS n", (q,)).fetchone()["n"] == 0
+        assert consumer.search(conn, "the", language="en") == []
+        assert [h.article_id for h in consumer.search(conn, "the economy")] == [english]
+        assert conn.execute("SELECT news_api.search_words(%s) AS w", ('"the Economist" OR -der Guardian',)
+                            ).fetchone()["w"] == '" Economist" OR - Guardian'
+        assert [h.article_id for h in consumer.search(conn, '"the economy grows"')] == [english]
+        for q, parsed in (("zebra OR the OR lion", "'zebra' | 'lion'"), ("zebra OR the", "'zebra'"),
+                          ("the OR zebra", "'zebra'"), ("zebra or lion", "'zebra' | 'lion'")):
+            assert conn.execute("SELECT websearch_to_tsquery('simple', news_api.search_words(%s))::text AS t",
+                                (q,)).fetchone()["t"] == parsed, q
+        assert len(consumer.search(conn, "Economist OR Guardian")) == 2
+
+
+def _toast_blocks(conn) -> int:
+    """Blocks of news.articles' TOAST table read so far (the vectors live there)."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute("""SELECT coalesce(heap_blks_read, 0) + coalesce(heap_blks_hit, 0) AS n
+                           FROM pg_statio_all_tables WHERE relid = (SELECT reltoastrelid FROM pg_class
+                                                                    WHERE oid = 'news.articles'::regclass)""").fetchone()["n"]
+
+
+def _vectors_read(url: str, query: str, **kw) -> tuple[list, int]:
+    """The hits of a search and how many TOAST blocks it read (PostgreSQL's own counters)."""
+    with db.connect(url, autocommit=True) as conn:
+        before = _toast_blocks(conn)
+        with db.connect(url, autocommit=True) as searcher:
+            hits = consumer.search(searcher, query, **kw)
+            searcher.execute("SELECT pg_stat_force_next_flush()")
+        return hits, _toast_blocks(conn) - before
+
+
+def test_a_phrase_search_reads_the_vectors_it_needs_not_every_candidates(database_url):
+    """Issue 18, items 7 and 8: a phrase can only be checked on the article's vector (in
+    TOAST). The GIN index now answers the query with its phrases relaxed to AND, exactly
+    (no vector read), and only the newest candidates have their vector read, once, for the
+    phrase, the rank and the language check. Before, the index was asked for the phrase
+    itself, and every article holding both words had its vector read back (the recheck):
+    cost grew with the matches, not with `candidates`."""
+    import random
+
+    rng = random.Random(7)
+    # random words: a vector of ~20 kB that compresses badly, several TOAST blocks each
+    bulk = lambda: " ".join("".join(rng.choices("bcdfghjklmnpqrstvwxz", k=9)) for _ in range(750))  # noqa: E731
+    newest = []
+    for i in range(120):
+        text = f"harbour {bulk()} pilot {bulk()}" if i >= 6 else f"{bulk()} harbour pilot {bulk()}"
+        article = _article(database_url, title=f"Report {i}", body=f"Lead.\n{text}",
+                           published_at=NOW - timedelta(days=1 + i))  # the phrase in the 6 newest
+        if i < 3:
+            newest.append(article)
+    with db.connect(database_url) as conn:
+        conn.execute("ANALYZE news.articles")
+        per_vector = conn.execute("SELECT avg(pg_column_size(search_vector)) / 8192.0 AS b "
+                                  "FROM news.articles").fetchone()["b"]
+    hits, blocks = _vectors_read(database_url, '"harbour pilot"', candidates=3, limit=3)
+    assert sorted(h.article_id for h in hits) == sorted(newest)
+    print(f"TOAST blocks read: {blocks} ({per_vector:.1f} per vector)")
+    assert per_vector >= 1 and blocks < 20 * per_vector, blocks  # old: all 120 vectors
+
+
+def test_news_api_tells_which_feed_brought_each_article(database_url, settings, tmp_path):
+    """Provenance (issue 18): feed, entry GUID and first-seen time per article, and every
+    feed item that carried it."""
+    with FaultServer() as fs:
+        feeds = _feed_world(fs, tmp_path, {"/p": article_html("Harbour reopens", seed="prov")})
+        assert run_once(settings, feeds).ingest.loaded == 1
+    entry = fetch_all(database_url, "SELECT id, feed_id, guid, link, first_seen_at, article_id FROM news.entries")[0]
+    article = fetch_all(database_url, "SELECT id, source_feed_id, source_guid, first_seen_at, fetched_at "
+                                      "FROM news_api.articles")[0]
+    assert (article["id"], article["source_feed_id"], article["source_guid"], article["first_seen_at"]) == \
+        (entry["article_id"], entry["feed_id"], "urn:/p", entry["first_seen_at"])
+    assert article["first_seen_at"] <= article["fetched_at"]
+    # a second feed (another publisher) carries the same page later: listed, not "first"
+    later = fetch_all(database_url, "INSERT INTO news.feeds (url, publisher, name) VALUES "
+                                    "('https://other.test/rss', 'Other', 'Other - All') RETURNING id")[0]["id"]
+    execute(database_url, "INSERT INTO news.entries (feed_id, guid, link, status, article_id, first_seen_at) "
+                          "VALUES (%s, 'o-1', %s, 'loaded', %s, clock_timestamp())",
+            (later, entry["link"], article["id"]))
+    sources = fetch_all(database_url, "SELECT feed_id, publisher, feed_name, guid, first FROM news_api.article_sources "
+                                      "WHERE article_id = %s ORDER BY first_seen_at", (article["id"],))
+    assert [(s["feed_id"], s["guid"], s["first"]) for s in sources] == \
+        [(entry["feed_id"], "urn:/p", True), (later, "o-1", False)]
+    assert sources[1]["publisher"] == "Other" and sources[1]["feed_name"] == "Other - All"
+    again = fetch_all(database_url, "SELECT source_feed_id FROM news_api.articles WHERE id = %s", (article["id"],))
+    assert again[0]["source_feed_id"] == entry["feed_id"]
 
 
 # --- the change feed ------------------------------------------------------------------------------
@@ -345,6 +455,9 @@ def test_a_corrected_page_updates_the_article_in_place_with_a_revision(database_
     updates = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
     assert [(c["entity_id"], c["kind"]) for c in updates] == [(article["id"], "updated")]
     assert {"body", "title"} <= set(updates[0]["fields"])
+    # it was placed again into the story it was in: the feed says so (issue 18, item 9)
+    assert updates[0]["story_id"] == updates[0]["previous_story_id"]
+    assert "story" not in updates[0]["fields"] and "relation" not in updates[0]["fields"]
     assert _totals(database_url).stories == 1
     members = fetch_all(database_url, "SELECT * FROM news_api.story_members")
     assert [m["article_id"] for m in members] == [article["id"]]
@@ -414,6 +527,93 @@ def test_updated_at_follows_what_a_consumer_sees_and_nothing_else(database_url):
     with db.transaction(database_url) as conn:
         article_store.attach(conn, a, other, "copy", None, None)
     assert updated_at() > before
+
+
+def test_the_change_feed_lists_only_what_changed_net_of_the_transaction(database_url):
+    """A story or relation that is back to its value at transaction start is not listed; a
+    transaction that changes nothing net leaves no row (and sends no notification)."""
+    a = _article(database_url, title="Mover", body="Some text.\nMore.", key="net")
+    home = fetch_all(database_url, "SELECT story_id FROM news.articles WHERE id = %s", (a,))[0]["story_id"]
+    other = _story(database_url)
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+    # out and back (the correction's detach and place again), and a new title
+    with db.transaction(database_url) as conn:
+        conn.execute("UPDATE news.articles SET story_id = NULL, story_relation = NULL WHERE id = %s", (a,))
+        conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'original', title = 'Moved' "
+                     "WHERE id = %s", (home, a))
+    rows = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
+    assert [(r["entity_id"], r["kind"], r["fields"]) for r in rows] == [(a, "updated", ["title"])]
+    # out and back, nothing else: no article row at all
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN news_changes")
+        with db.transaction(database_url) as conn:
+            conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
+            conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'original' WHERE id = %s",
+                         (home, a))
+        assert [c for c in _changes(database_url, mark) if c["entity"] == "article"] == []
+        payloads = [n.payload for n in listener.notifies(timeout=0.5, stop_after=5)]
+    assert all(p.isdigit() for p in payloads)  # never an empty payload
+    # a real move lists story (and relation when it changed)
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+    with db.transaction(database_url) as conn:
+        conn.execute("UPDATE news.articles SET story_id = NULL WHERE id = %s", (a,))
+        conn.execute("UPDATE news.articles SET story_id = %s, story_relation = 'copy' WHERE id = %s", (other, a))
+    rows = [c for c in _changes(database_url, mark) if c["entity"] == "article"]
+    assert [(r["fields"], r["previous_story_id"], r["story_id"]) for r in rows] == \
+        [(["relation", "story"], home, other)]
+
+
+def test_change_feed_order_holds_between_writers_that_do_not_share_the_load_lock(database_url):
+    """Only news.changes_lock() orders change numbers between a feeds-file sync (a publisher
+    renamed: its stories' counts change; no load lock) and a purge (load lock): the purge
+    draws its number after the open sync transaction and must not become visible before it.
+    With the lock a no-op, the purge commits first and a reader that saw its seq later finds
+    the sync's lower seq: a missed change."""
+    import threading
+
+    from newsflow.models import FeedSpec
+    from newsflow.storage import feeds as feed_store
+
+    kept = _article(database_url, title="Kept", body="Kept text.\nMore.", key="kept")
+    gone = _article(database_url, title="Gone", body="Gone text.\nMore.", key="gone")
+    feed = fetch_all(database_url, "INSERT INTO news.feeds (url, publisher) VALUES ('https://f.test/rss', 'Old') "
+                                   "RETURNING id")[0]["id"]
+    execute(database_url, "INSERT INTO news.entries (feed_id, guid, link, status, article_id) "
+                          "VALUES (%s, 'g1', 'https://news.test/kept', 'loaded', %s)", (feed, kept))
+    mark = fetch_all(database_url, "SELECT max(seq) AS s FROM news.changes")[0]["s"]
+
+    sync = psycopg.connect(database_url, row_factory=psycopg.rows.dict_row)
+    try:
+        feed_store.update_declared(sync, [(feed, FeedSpec(url="https://f.test/rss", publisher="New"))])
+        sync_seqs = [r["seq"] for r in sync.execute(
+            "SELECT seq FROM news.changes WHERE xact_id = pg_current_xact_id()").fetchall()]
+        assert sync_seqs, "the rename logged a change (the story's outlets)"
+        purged: list[int] = []
+        purger = threading.Thread(target=lambda: purged.extend(
+            corrections.purge(database_url, article_ids=[gone], reason="test")))
+        purger.start()
+        with psycopg.connect(database_url, autocommit=True) as watch:
+            # the purge is either done (no lock) or waiting on the changes lock the sync holds
+            # (a row of news.locks: it waits on the sync's transaction)
+            while purger.is_alive() and not watch.execute(
+                    "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                    ).fetchone():
+                purger.join(0.01)
+            seen = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
+                                                (mark,)).fetchall()]
+            sync.commit()
+            purger.join()
+            assert purged == [gone]
+            later = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
+                                                 (max(seen, default=mark),)).fetchall()]
+            committed = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s "
+                                                     "ORDER BY seq", (mark,)).fetchall()]
+    finally:
+        sync.close()
+    assert set(sync_seqs) <= set(committed)
+    assert seen + later == committed  # a reader following seq > cursor missed nothing
 
 
 def test_a_transaction_with_many_changes_sends_one_notification_with_its_last_seq(database_url):
@@ -489,6 +689,20 @@ def test_export_round_trips_every_text(database_url, tmp_path):
     with csv_out.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {int(r["entity_id"]): r["body"] for r in rows if r["entity"] == "article"} == ids
+    # NULL and '' differ in the CSV: PostgreSQL's COPY (FORMAT csv) reads them back as such
+    empty, null = list(ids)[:2]
+    execute(database_url, "UPDATE news.articles SET site_name = '' WHERE id = %s", (empty,))
+    export(database_url, settings, since_seq=0, until_seq=None, fmt="csv", output=str(csv_out))
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in consumer.EXPORT_COLUMNS)
+    with db.connect(database_url) as conn:
+        conn.execute(sql.SQL("CREATE TEMP TABLE back ({})").format(columns))
+        with conn.cursor().copy("COPY back FROM STDIN (FORMAT csv, HEADER)") as copy:
+            copy.write(csv_out.read_bytes())
+        back = {int(r["entity_id"]): r for r in conn.execute(
+            "SELECT DISTINCT ON (entity_id) entity_id, site_name, body FROM back WHERE entity = 'article' "
+            "ORDER BY entity_id, seq::bigint DESC").fetchall()}
+    assert back[empty]["site_name"] == "" and back[null]["site_name"] is None
+    assert {k: r["body"] for k, r in back.items()} == ids
 
     try:
         import pyarrow.parquet as pq

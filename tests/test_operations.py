@@ -207,7 +207,7 @@ def test_operations_resolve_record_and_refuse(database_url, feeds):
         with pytest.raises(ops.OperationError, match=r"is disabled \(disabled by ops: paywall only\); "
                                                      r"re-enable it first"):
             ops.poll_now(conn, f1, actor="ops", source=ops.CONSOLE)
-        polled = ops.poll_now(conn, f2, actor="ops", source=ops.CONSOLE, trigger=lambda f: "run manual__1")
+        polled = ops.poll_now(conn, f2, actor="ops", source=ops.CONSOLE, trigger=lambda f: ops.Started("run manual__1"))
     assert disabled.summary() == f"ops (console) disabled feed {f1} (Outlet 1 - World): paywall only"
     assert polled.summary() == f"ops (console) asked to poll feed {f2} (Outlet 2 - World): run manual__1"
     assert states(database_url)[f2].next_poll_at <= datetime.now(timezone.utc)

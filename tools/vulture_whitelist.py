@@ -14,6 +14,7 @@ _.daemon_threads
 # FastAPI calls the console's route functions and its exception handler through the
 # decorators that register them (plugins/newsflow/airflow/console/app.py).
 _http_error
+_frame_only_in_airflow  # its middleware, registered by @app.middleware("http")
 feeds_page
 feeds_api
 feed_page

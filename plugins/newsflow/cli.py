@@ -21,6 +21,7 @@ so the commands and their options read together.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ import psycopg
 
 from . import db, dberrors, health, readers, upgrade
 from .config import Settings, describe
+from .health import plural
 from .models import Interrupted
 from .redaction import redact
 from .registry import FeedsFileError
@@ -248,7 +250,7 @@ def cmd_poll(args, settings: Settings) -> int:
         try:
             with db.transaction(url) as conn:  # recorded like the console's "poll now"
                 ids = [ops.poll_now(conn, ref, actor=ops.cli_actor(), source=ops.CLI,
-                                    trigger=lambda f: "polled by this command").feed_id
+                                    trigger=lambda f: ops.Started("polled by this command")).feed_id
                        for ref in args.feed]
         except ops.OperationError as exc:
             print(f"newsflow: {exc}", file=sys.stderr)
@@ -288,7 +290,7 @@ def cmd_requeue(args, settings: Settings) -> int:
     except ops.OperationError as exc:
         print(f"newsflow: {exc}", file=sys.stderr)
         return 1
-    print(f"{n} entries queued again" + (" (deleted articles may be loaded again)" if args.allow_deleted else ""))
+    print(f"{plural(n, 'entry', 'entries')} queued again" + (" (deleted articles may be loaded again)" if args.allow_deleted else ""))
     return 0
 
 
@@ -315,8 +317,14 @@ def cmd_search(args, settings: Settings) -> int:
         hits = consumer.search(conn, args.query, since=args.since, until=args.until, language=args.language,
                                publisher=args.publisher, limit=args.limit or settings.search_limit,
                                candidates=settings.search_candidates)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        print(json.dumps([hit.as_json() for hit in hits], ensure_ascii=False, indent=2))
     for hit in hits:
-        print(hit.summary())
+        if fmt == "jsonl":
+            print(json.dumps(hit.as_json(), ensure_ascii=False))
+        elif fmt == "text":
+            print(hit.summary())
     _echo(f"{len(hits)} result(s)")
     return 0 if hits else EXIT_NOT_FOUND
 
@@ -326,7 +334,8 @@ def cmd_export(args, settings: Settings) -> int:
 
     url = _read_url(settings)
     result = export(url, settings, since_seq=args.since_seq, until_seq=args.until_seq, fmt=args.format,
-                    output=args.output)
+                    output=args.output,
+                    progress=lambda done, total: _echo(f"  exported {done:,} of {total:,} change rows"))
     _echo(result.summary())
     return 0
 
@@ -440,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--language", help="parse the query in this language and return only its articles (en, de, ...)")
     s.add_argument("--publisher", help="only this publisher's articles")
     s.add_argument("--limit", type=int, help="results (default NEWSFLOW_SEARCH_LIMIT)")
+    s.add_argument("--format", choices=["text", "json", "jsonl"], default="text",
+                   help="text (default), json (one array) or jsonl (one object a line): the columns of "
+                        "news_api.search_hit, times in ISO 8601 UTC")
+    s.add_argument("--json", action="store_true", help="same as --format json")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("export", help="the change feed with each entity, streamed (read-only)")

@@ -103,6 +103,7 @@ class Settings:
     search_candidates: int = 5000  # newest matches ranked per search (fewer matches: exact ranking)
     search_limit: int = 20  # results `newsflow search` prints unless --limit
     export_batch_size: int = 2000  # rows per round trip of `newsflow export` (memory stays constant)
+    export_progress_rows: int = 50000  # `newsflow export` reports progress on stderr every this many rows
     changes_retention_days: int = 0  # change-feed rows kept this long by maintenance; 0 = forever
 
     # --- demo ------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class Settings:
     console_runs: int = 5  # last runs shown per DAG on the Pipeline page
     console_api_url: str = ""  # Airflow REST API the console calls (poll now, runs); empty = [api] base_url
     console_api_timeout: float = 10.0  # seconds for one call to that API
+    console_follow_refresh: int = 5  # seconds between reloads of a feed page while its "Poll now" run is queued or running
     console_settings_ttl: int = 60  # seconds the console keeps settings and the connection before re-reading
 
     @classmethod

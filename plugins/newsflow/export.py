@@ -10,6 +10,14 @@ at ``--since-seq`` = this one's ``until_seq``.
 Formats: ``jsonl`` (each line a JSON object made by PostgreSQL's row_to_json: valid JSON
 whatever the text holds), ``csv`` (header row; arrays and objects as JSON text), and
 ``parquet`` (needs pyarrow, the optional extra ``newsflow[parquet]``).
+
+CSV tells NULL from an empty string the way PostgreSQL's ``COPY ... (FORMAT csv)`` does:
+every value is quoted, NULL is an empty *unquoted* field (``,,``) and an empty string is
+``""``. ``COPY t FROM 'file' (FORMAT csv, HEADER)`` reads it back with NULLs intact;
+Python's csv module reads both as ``''`` (use jsonl or parquet there).
+
+Long exports report progress on standard error every ``NEWSFLOW_EXPORT_PROGRESS_ROWS`` rows
+(the count of change rows in the range is taken first, in the same snapshot).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import psycopg
 
@@ -44,8 +52,12 @@ class ExportResult:
                 f"next: --since-seq {self.until_seq}")
 
 
+# (rows written, rows in the range)
+Progress = Callable[[int, int], None]
+
+
 def export(url: str, settings: Settings, *, since_seq: int, until_seq: int | None, fmt: str,
-           output: str) -> ExportResult:
+           output: str, progress: Progress | None = None) -> ExportResult:
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     writer = _parquet_writer() if fmt == "parquet" else None  # fails early without pyarrow
@@ -55,8 +67,11 @@ def export(url: str, settings: Settings, *, since_seq: int, until_seq: int | Non
         conn.read_only = True
         with conn.transaction():
             result.until_seq = until_seq if until_seq is not None else changes.latest_seq(conn)
+            total = changes.count_between(conn, since_seq, result.until_seq) if progress else 0
             rows = consumer.export_rows(conn, since_seq, result.until_seq, as_json=fmt == "jsonl",
                                         batch_size=settings.export_batch_size)
+            if progress is not None and total > settings.export_progress_rows:
+                rows = _reporting(rows, total, settings.export_progress_rows, progress)
             with _open(output, binary=fmt == "parquet") as out:
                 if fmt == "jsonl":
                     for (line,) in rows:
@@ -68,6 +83,16 @@ def export(url: str, settings: Settings, *, since_seq: int, until_seq: int | Non
                 else:
                     result.rows = writer(rows, out, settings.export_batch_size)
     return result
+
+
+def _reporting(rows: Iterator[tuple], total: int, every: int, progress: Progress) -> Iterator[tuple]:
+    n = 0
+    for row in rows:
+        yield row
+        n += 1
+        if n % every == 0:
+            progress(n, total)
+    progress(n, total)
 
 
 @contextmanager
@@ -82,22 +107,24 @@ def _open(output: str, *, binary: bool) -> Iterator[IO]:
         yield f
 
 
-def _csv_value(value):
+def _csv_field(value) -> str:
+    """NULL: an empty unquoted field; anything else quoted (RFC 4180: a quote is doubled),
+    so an empty string is "" (Python 3.11's csv writer cannot quote all but NULL)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return value
+        value = value.isoformat()
+    elif isinstance(value, (list, dict)):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return '"' + str(value).replace('"', '""') + '"'
 
 
 def _write_csv(rows, out: IO) -> int:
-    w = csv.writer(out)
-    w.writerow(consumer.EXPORT_COLUMNS)
+    csv.writer(out).writerow(consumer.EXPORT_COLUMNS)
     n = 0
     for row in rows:
-        w.writerow([_csv_value(v) for v in row])
+        out.write(",".join(_csv_field(v) for v in row))
+        out.write("\r\n")
         n += 1
     return n
 

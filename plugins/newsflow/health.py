@@ -53,6 +53,11 @@ def line(feed: FeedStatus) -> str:
     return f"{feed.state:8} {feed.label} <{feed.url}>" + (f": {why}" if why else "")
 
 
+def plural(n: int, one: str, many: str) -> str:
+    """``1 entry``, ``2 entries``."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def span(seconds: float | int | None) -> str:
     """A duration for people: 45 s, 12 min, 5 h, 3 d 4 h."""
     if seconds is None:

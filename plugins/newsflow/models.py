@@ -15,7 +15,7 @@ hand-offs are defined, each record small; splitting it by stage would hide them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Sequence
 
@@ -560,6 +560,14 @@ class SearchHit:
         return (f"{self.rank:6.3f}  {when}  [{self.language or '--'}] {self.publisher}: {self.title or '(untitled)'}\n"
                 f"        article {self.article_id}{outlets}  {self.url}")
 
+    def as_json(self) -> dict:
+        """The hit for `newsflow search --format json`: search_hit's columns, times in ISO 8601 (UTC)."""
+        out = dict(self.__dict__)
+        for key in ("published_at", "sort_at"):
+            if out[key] is not None:
+                out[key] = out[key].astimezone(timezone.utc).isoformat()
+        return out
+
 
 # --- operations ---------------------------------------------------------------------------
 
@@ -576,6 +584,8 @@ class OperatorAction:
     feed: str | None = None  # the feed's label
     at: datetime | None = None
     id: int | None = None
+    dag_id: str | None = None  # the Airflow run the action started, if any
+    dag_run_id: str | None = None
 
     def summary(self) -> str:
         """``admin (console) re-enabled feed 7 (Example News - World): was disabled: ...``"""

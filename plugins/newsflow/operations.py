@@ -11,11 +11,13 @@ raises :class:`OperationError` with a message that says what to do instead.
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
 
 import psycopg
 
+from .health import plural
 from .models import FeedSpec, FeedSync, OperatorAction, feed_label
 from .registry import feed_url_key
 from .storage import audit
@@ -27,6 +29,25 @@ CONSOLE, CLI, FILE, AIRFLOW = "console", "cli", "feeds file", "airflow"
 
 class OperationError(ValueError):
     """An action that cannot be done as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """What an action set going: the words the audit row (and the flash) ends with, and the
+    Airflow run it triggered, if any (the console follows that run's state)."""
+    text: str
+    dag_id: str | None = None
+    dag_run_id: str | None = None
+
+
+# Called with the feed (a dict with id and label) once the action is done in the database.
+Trigger = Callable[[dict], Started]
+
+# Without a trigger, due work is still picked up by itself: the scheduled poll polls a due
+# feed, and it announces due pending entries (the asset newsflow://news/entries), which
+# starts ingestion.
+POLL_LATER = Started("due now: the next scheduled poll takes it")
+INGEST_LATER = Started("loaded by the next ingest run (under Airflow: the next scheduled poll announces them)")
 
 
 def cli_actor() -> str:
@@ -62,10 +83,11 @@ def enabled_feed(conn: psycopg.Connection, ref: str | int, *, hint: str = "re-en
 
 
 def _record(conn, *, actor: str, source: str, action: str, feed: dict | None = None,
-            entry_id: int | None = None, detail: str = "") -> OperatorAction:
+            entry_id: int | None = None, detail: str = "", started: Started | None = None) -> OperatorAction:
     return audit.record(conn, OperatorAction(
         actor=actor, source=source, action=action, feed_id=feed["id"] if feed else None,
-        entry_id=entry_id, detail=detail, feed=feed["label"] if feed else None))
+        entry_id=entry_id, detail=detail, feed=feed["label"] if feed else None,
+        dag_id=started.dag_id if started else None, dag_run_id=started.dag_run_id if started else None))
 
 
 def enable(conn: psycopg.Connection, ref: str | int, *, actor: str, source: str) -> OperatorAction:
@@ -73,13 +95,14 @@ def enable(conn: psycopg.Connection, ref: str | int, *, actor: str, source: str)
     feed = resolve(conn, ref)
     before = feed_store.enable(conn, feed["id"])
     if before["enabled"]:
-        detail = "was enabled; errors cleared, due now"
+        detail = "was enabled; errors cleared"
     else:
         detail = f"was disabled: {before['disabled_reason'] or 'no reason recorded'}"
         if before["disabled_by"] == "file":
             detail += ("; the feeds file still says `enabled: false`: its next sync disables the "
                        "feed again unless the file changes")
-    return _record(conn, actor=actor, source=source, action="enable", feed=feed, detail=detail)
+    return _record(conn, actor=actor, source=source, action="enable", feed=feed,
+                   detail=f"{detail}; {POLL_LATER.text}")
 
 
 def disable(conn: psycopg.Connection, ref: str | int, reason: str, *, actor: str,
@@ -94,18 +117,22 @@ def disable(conn: psycopg.Connection, ref: str | int, reason: str, *, actor: str
 
 
 def poll_now(conn: psycopg.Connection, ref: str | int, *, actor: str, source: str,
-             trigger: Callable[[dict], str] | None = None) -> OperatorAction:
+             trigger: Trigger | None = None) -> OperatorAction:
     """Make an enabled feed due now. ``trigger`` (the console: a run of the poll DAG for
     this feed through Airflow's REST API) is called with the feed and returns what it did,
     which the audit row keeps. A disabled feed is refused: re-enable it first."""
     feed = enabled_feed(conn, ref)
     feed_store.make_due(conn, feed["id"])
-    detail = trigger(feed) if trigger else "due now: the next poll takes it"
-    return _record(conn, actor=actor, source=source, action="poll now", feed=feed, detail=detail)
+    started = trigger(feed) if trigger else POLL_LATER
+    return _record(conn, actor=actor, source=source, action="poll now", feed=feed, detail=started.text,
+                   started=started)
 
 
-def requeue_entry(conn: psycopg.Connection, entry_id: int, *, actor: str, source: str) -> OperatorAction:
-    """Put one entry back in the queue (a failed one, or a loaded one to re-ingest it)."""
+def requeue_entry(conn: psycopg.Connection, entry_id: int, *, actor: str, source: str,
+                  trigger: Trigger | None = None) -> OperatorAction:
+    """Put one entry back in the queue (a failed one, or a loaded one to re-ingest it).
+    ``trigger`` (the console: a run of the ingest DAG) starts loading it at once; without
+    one the next scheduled poll announces it."""
     entry = entry_store.get(conn, int(entry_id))
     if entry is None:
         raise OperationError(f"no entry {entry_id}")
@@ -114,18 +141,22 @@ def requeue_entry(conn: psycopg.Connection, entry_id: int, *, actor: str, source
     entry_store.requeue(conn, entry_ids=[entry["id"]], include_loaded=True)
     feed = resolve(conn, entry["feed_id"])
     detail = f"{entry['status']}" + (f": {entry['last_error']}" if entry["last_error"] else "")
-    return _record(conn, actor=actor, source=source, action="requeue entry", feed=feed,
-                   entry_id=entry["id"], detail=f"{entry['title'] or entry['link'] or ''} (was {detail})")
+    started = trigger(feed) if trigger else INGEST_LATER
+    return _record(conn, actor=actor, source=source, action="requeue entry", feed=feed, entry_id=entry["id"],
+                   detail=f"{entry['title'] or entry['link'] or ''} (was {detail}); {started.text}",
+                   started=started)
 
 
-def requeue_failed(conn: psycopg.Connection, ref: str | int, *, actor: str, source: str) -> OperatorAction:
-    """Put every failed entry of a feed back in the queue."""
+def requeue_failed(conn: psycopg.Connection, ref: str | int, *, actor: str, source: str,
+                   trigger: Trigger | None = None) -> OperatorAction:
+    """Put every failed entry of a feed back in the queue (``trigger``: as requeue_entry)."""
     feed = resolve(conn, ref)
     n = entry_store.requeue_failed(conn, feed["id"])
     if n == 0:
         raise OperationError(f"{feed['label']} has no failed entries")
+    started = trigger(feed) if trigger else INGEST_LATER
     return _record(conn, actor=actor, source=source, action="requeue failed entries", feed=feed,
-                   detail=f"{n} entries queued again")
+                   detail=f"{plural(n, 'entry', 'entries')} queued again; {started.text}", started=started)
 
 
 def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str | None = None,
@@ -144,7 +175,7 @@ def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str
         "deleted articles allowed back" if allow_deleted else ""]))
     return n, _record(conn, actor=actor, source=source, action="requeue",
                       entry_id=entry_ids[0] if len(entry_ids) == 1 else None,
-                      detail=f"{n} entries queued again ({what})")
+                      detail=f"{plural(n, 'entry', 'entries')} queued again ({what})")
 
 
 def apply_feeds_file(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> FeedSync:

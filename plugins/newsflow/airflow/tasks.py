@@ -17,6 +17,7 @@ import logging
 from typing import Any, Sequence
 
 from .. import db
+from ..health import plural
 from . import context, metrics
 
 log = logging.getLogger(__name__)
@@ -105,15 +106,21 @@ def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
     return _finish(counts, f"feeds file {path}: {result.summary()}", url)
 
 
-def plan_poll(feed: str | int | None = None, force: bool = False, shards: int = 4) -> list[list[int]]:
-    """The feeds to poll now, split into at most ``shards`` lists of feed ids.
+def plan_poll(feed: str | int | None = None, force: bool = False, shards: int = 4) -> list[dict[str, Any]]:
+    """The feeds to poll now, split into at most ``shards`` shards: ``{"feed_ids": [...],
+    "label": "feed 7 (Example News - World), ..."}``. The label names the shard in the grid
+    from the start (the map index template reads it from the task's arguments), so a shard
+    that fails or waits for a retry is named by its feeds too, never "0".
 
     ``feed`` (id, URL or name): that feed only, due or not (manual "poll this feed now");
     refused with a clear message when it is disabled. ``force``: every enabled feed;
-    otherwise the due ones (own interval, error backoff).
+    otherwise the due ones (own interval, error backoff). No feed due: one empty shard
+    labelled "0 feeds due", so the run says so in the grid (and its log says when the next
+    feed is due).
     """
     from ..operations import enabled_feed
     from ..poll import select_feeds, shard
+    from ..storage import feeds as feed_store
 
     with metrics.stage("plan_poll"):
         _, url = _context()
@@ -124,12 +131,23 @@ def plan_poll(feed: str | int | None = None, force: bool = False, shards: int = 
                 log.info("polling %s now, as requested", wanted["label"])
             else:
                 feeds = select_feeds(conn, force=force)
+            next_due = feed_store.next_due(conn) if not feeds else None
         plan = shard(feeds, shards)
     what = "every enabled feed" if force else "due feeds"
     _finish({"due_feeds": len(feeds), "shards": len(plan)},
             f"{len(feeds)} feed(s) to poll in {len(plan)} shard(s)"
             + ("" if feed not in (None, "") else f" ({what})"), url)
-    return plan
+    if not plan:
+        when = (f"the next is due at {next_due:%Y-%m-%d %H:%M:%S} UTC" if next_due
+                else "no enabled feed has a poll scheduled")
+        log.info("0 feeds due: nothing to poll now (%s); trigger with force=true to poll every enabled "
+                 "feed, or feed=<id or name> for one", when)
+        return [{"feed_ids": [], "label": NO_FEED_DUE}]
+    by_id = {f.id: f for f in feeds}
+    return [{"feed_ids": ids, "label": shard_label([by_id[i] for i in ids])} for ids in plan]
+
+
+NO_FEED_DUE = "0 feeds due"
 
 
 def shard_label(feeds: Sequence) -> str:
@@ -140,12 +158,15 @@ def shard_label(feeds: Sequence) -> str:
 
 
 def poll_shard(feed_ids: Sequence[int]) -> dict[str, int]:
-    """Poll one shard of feeds; every outcome is recorded in the database, none raises."""
+    """Poll one shard of feeds; every outcome is recorded in the database, none raises.
+    An empty shard (no feed due) polls nothing and says so."""
     from ..models import PollRound
     from ..poll import poll_feeds, select_feeds
 
     context.allow_child_processes()  # a large shard parses its documents in worker processes
     settings, url = _context()
+    if not feed_ids:
+        return _finish(PollRound.of([]).counts(), f"{NO_FEED_DUE}: nothing polled", url)
     with db.connect(url) as conn:
         feeds = select_feeds(conn, feed_ids=list(feed_ids))
     set_map_label("shard_label", shard_label(feeds))
@@ -190,6 +211,28 @@ def announce(results: Sequence[dict[str, int]] | None, key: str, what: str) -> t
     return total, None
 
 
+def announce_entries(results: Sequence[dict[str, int]] | None) -> tuple[dict[str, int], str | None]:
+    """What the poll run announces (the asset that starts ingestion): its new entries, and
+    also due pending entries no worker holds. Those are entries an operator requeued, a
+    correction requeued, or a retry made due again: no new entry would ever announce them,
+    so without this they would wait for the next new entry of any feed."""
+    from ..storage import entries as entry_store
+
+    total = summarize(results)
+    _, url = _context()
+    with db.connect(url) as conn:
+        total["due_pending"] = entry_store.due_waiting(conn)
+    if total.get("new_entries") or total["due_pending"]:
+        log.info("summary: announcing %s and %s due (requeued, corrected or retried): ingestion starts",
+                 plural(total.get("new_entries", 0), "new entry", "new entries"),
+                 plural(total["due_pending"], "pending entry", "pending entries"))
+        return total, None
+    counts = ", ".join(f"{k} {v}" for k, v in total.items())
+    reason = f"nothing to announce: no new entries and no pending entry due ({counts})"
+    log.info("%s; the asset event is not emitted", reason)
+    return total, reason
+
+
 # --- newsflow_ingest_articles -------------------------------------------------------------
 
 def requeue(entry_id: int | None = None, url: str | None = None, since: str | None = None,
@@ -219,7 +262,7 @@ def requeue(entry_id: int | None = None, url: str | None = None, since: str | No
                                actor=actor, source=AIRFLOW)
     if n == 0 and (entry_id or url):
         raise ValueError(f"no entry matches entry_id={entry_id!r} url={url!r}")
-    return _finish({"requeued": n}, f"{n} entries queued again (entry={entry_id} url={url} "
+    return _finish({"requeued": n}, f"{plural(n, 'entry', 'entries')} queued again (entry={entry_id} url={url} "
                                     f"since={lo} until={hi})", db_url)
 
 

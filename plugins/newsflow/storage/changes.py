@@ -16,6 +16,12 @@ def latest_seq(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT coalesce(max(seq), 0) AS seq FROM news_api.changes").fetchone()["seq"]
 
 
+def count_between(conn: psycopg.Connection, since_seq: int, until_seq: int) -> int:
+    """Change rows with since_seq < seq <= until_seq (an index range of news.changes)."""
+    return conn.execute("SELECT count(*) AS n FROM news_api.changes WHERE seq > %s AND seq <= %s",
+                        (since_seq, until_seq)).fetchone()["n"]
+
+
 def purge(conn: psycopg.Connection, older_than_days: int) -> int:
     """Drop change rows older than the retention (a consumer whose cursor is below the
     oldest row left must resync in full)."""

@@ -307,6 +307,28 @@ def of_feed(conn: psycopg.Connection, feed_id: int, *, limit: int, offset: int =
         ORDER BY first_seen_at DESC, id DESC LIMIT %s OFFSET %s""", (feed_id, limit, offset)).fetchall()
 
 
+def due_waiting(conn: psycopg.Connection) -> int:
+    """Pending entries an ingest run could take now: due, held by no live worker, on a host
+    that did not ask us to wait (requeued, retried or corrected entries that no new entry
+    announces)."""
+    return conn.execute(f"""
+        WITH live AS MATERIALIZED ({LIVE_OWNERS_SQL})
+        SELECT count(*) AS n FROM news.entries e
+        WHERE e.status = 'pending' AND e.next_attempt_at <= now() AND {_FREE}
+          AND NOT EXISTS (SELECT 1 FROM news.hosts h WHERE h.host = e.host AND h.deferred_until > now())
+        """).fetchone()["n"]
+
+
+def pending_latest(conn: psycopg.Connection, *, limit: int, offset: int = 0) -> list[dict]:
+    """Pending entries, the next due first, with their feed and why they wait."""
+    return conn.execute("""
+        SELECT e.id, e.feed_id, f.publisher, f.name, e.title, e.link, e.attempts, e.last_error,
+               e.next_attempt_at, e.first_seen_at, e.lease_owner IS NOT NULL AND e.lease_until > now() AS leased
+        FROM news.entries e JOIN news.feeds f ON f.id = e.feed_id
+        WHERE e.status = 'pending'
+        ORDER BY e.next_attempt_at, e.id LIMIT %s OFFSET %s""", (limit, offset)).fetchall()
+
+
 def queue_counts(conn: psycopg.Connection) -> dict[str, int]:
     """Pending entries (due now / waiting for a retry) and failed ones."""
     return conn.execute("""

@@ -268,6 +268,11 @@ def disable(conn: psycopg.Connection, feed_id: int, reason: str) -> None:
         WHERE id = %s""", (reason[:2000], feed_id))
 
 
+def next_due(conn: psycopg.Connection) -> datetime | None:
+    """When the next enabled feed is due (None: no enabled feed)."""
+    return conn.execute("SELECT min(next_poll_at) AS at FROM news.feeds WHERE enabled").fetchone()["at"]
+
+
 def make_due(conn: psycopg.Connection, feed_id: int) -> bool:
     """An enabled feed is due now (the next poll run takes it, whatever its interval)."""
     return conn.execute("""

@@ -3,6 +3,8 @@ URLs and errors are stored with their credentials redacted (``https://***@host/â
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 
 from ..redaction import redact
@@ -41,9 +43,10 @@ def feed_history(conn: psycopg.Connection, feed_id: int, *, since, bucket_second
         GROUP BY 1 ORDER BY 1""", {"bucket": bucket_seconds, "since": since, "feed": feed_id}).fetchall()
 
 
-def feed_polls(conn: psycopg.Connection, feed_id: int, *, limit: int) -> list[dict]:
-    """A feed's latest polls, newest first."""
+def feed_polls(conn: psycopg.Connection, feed_id: int, *, limit: int, since: datetime | None = None) -> list[dict]:
+    """A feed's latest polls (at or after ``since``), newest first."""
     return conn.execute("""
         SELECT fetched_at, status, bytes, duration_ms, new_entries, error FROM news.fetch_log
-        WHERE feed_id = %s AND kind = 'feed' ORDER BY fetched_at DESC LIMIT %s""",
-        (feed_id, limit)).fetchall()
+        WHERE feed_id = %s AND kind = 'feed' AND (%s::timestamptz IS NULL OR fetched_at >= %s)
+        ORDER BY fetched_at DESC LIMIT %s""",
+        (feed_id, since, since, limit)).fetchall()

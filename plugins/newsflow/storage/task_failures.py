@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import psycopg
 
@@ -16,6 +16,19 @@ def record(conn: psycopg.Connection, failure: Mapping[str, Any], *, notified: bo
         VALUES (%(dag_id)s, %(task_id)s, %(run_id)s, %(map_index)s, %(try_number)s,
                 %(logical_date)s, %(exception)s, %(log_url)s, %(notified)s, %(final)s)""",
                  {**failure, "notified": notified, "final": final})
+
+
+def for_runs(conn: psycopg.Connection, dag_id: str, run_ids: Sequence[str]) -> dict[str, list[dict]]:
+    """run id -> the latest failed attempt of each of its tasks (task, map index, try,
+    error, whether Airflow retries it), in task order: what the Pipeline page names."""
+    out: dict[str, list[dict]] = {}
+    for r in conn.execute("""
+            SELECT DISTINCT ON (run_id, task_id, map_index)
+                   run_id, task_id, map_index, try_number, exception, final, failed_at
+            FROM news.task_failures WHERE dag_id = %s AND run_id = ANY(%s)
+            ORDER BY run_id, task_id, map_index, failed_at DESC, id DESC""", (dag_id, list(run_ids))):
+        out.setdefault(r["run_id"], []).append(r)
+    return out
 
 
 def count(conn: psycopg.Connection) -> int:

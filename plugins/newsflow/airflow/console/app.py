@@ -27,19 +27,31 @@ from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 
 from ... import operations as ops
 from ... import health
-from ...health import span
+from ...health import plural, span
 from ...models import FEED_STATES, StaleRule
 from ...storage import articles as article_store
 from ...storage import audit
 from ...storage import entries as entry_store
 from ...storage import feeds as feed_store
-from ...storage import fetch_log, run_counts
+from ...storage import fetch_log, run_counts, task_failures
 from ...storage import stories as story_store
 from . import backend, charts, security
 from .security import INGEST_DAG, MAINTENANCE_DAG, POLL_DAG, can_edit_entries, can_edit_feeds, can_read
 
 app = FastAPI(title="newsflow ops console", dependencies=[Depends(get_user), can_read],
               docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.middleware("http")
+async def _frame_only_in_airflow(request: Request, call_next) -> Response:
+    """Clickjacking: the pages act on a click with the ambient Airflow session (SameSite=Lax
+    lets a page on another port of the same host frame them). Only the Airflow UI, which
+    is served from this very origin (or the configured [api] base_url), may frame them.
+    Set on every response, refusals included."""
+    response = await call_next(request)
+    response.headers["Content-Security-Policy"] = "frame-ancestors " + " ".join(security.frame_ancestors(request))
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"  # browsers without CSP level 2
+    return response
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("newsflow.airflow.console", "templates"),
@@ -51,6 +63,11 @@ def _when(value: datetime | None) -> str:
     return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if value else "-"
 
 
+def _stamp(value: datetime | None) -> str:
+    """To the second: the audit trail (two clicks in one minute must be told apart)."""
+    return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if value else "-"
+
+
 def _ago(value: datetime | None) -> str:
     if value is None:
         return "never"
@@ -58,8 +75,16 @@ def _ago(value: datetime | None) -> str:
     return f"in {span(-seconds)}" if seconds < 0 else f"{span(seconds)} ago"
 
 
-_templates.filters.update(when=_when, ago=_ago, span=span, reason=health.reason,
-                          disabled_by=health.disabled_by)
+def _due(value: datetime | None) -> str:
+    """When a poll is due: "in 3 min", or "overdue by 42 s" (never "42 s ago": it has not happened)."""
+    if value is None:
+        return "not scheduled"
+    seconds = (datetime.now(timezone.utc) - value).total_seconds()
+    return f"in {span(-seconds)}" if seconds < 0 else f"overdue by {span(seconds)}"
+
+
+_templates.filters.update(when=_when, stamp=_stamp, ago=_ago, due=_due, span=span, plural=plural,
+                          reason=health.reason, disabled_by=health.disabled_by)
 _STATE_HELP = {
     "failing": "errors since its last success; polled again after a backoff",
     "disabled": "not polled; the reason says who disabled it and what enables it again",
@@ -173,24 +198,53 @@ def _feed_detail(feed_id: int, entries_page: int) -> dict:
         polls = fetch_log.feed_polls(conn, feed_id, limit=20)
         entries = entry_store.of_feed(conn, feed_id, limit=size, offset=(max(1, entries_page) - 1) * size)
         actions = audit.recent(conn, feed_id=feed_id, limit=size)
+        asked = audit.last_run_started(conn, feed_id, "poll now")
+        result = fetch_log.feed_polls(conn, feed_id, limit=1, since=asked.at) if asked else []
     return {"feed": rows[0], "chart": charts.feed_history(history, since, bucket, n), "history_days":
             current.console_history_days, "bucket_hours": int(bucket.total_seconds() // 3600), "polls": polls,
-            "entries": entries, "entries_page": max(1, entries_page), "page_size": size, "actions": actions}
+            "entries": entries, "entries_page": max(1, entries_page), "page_size": size, "actions": actions,
+            "asked": asked, "asked_result": result[0] if result else None}
+
+
+# Run states after which nothing changes any more (Airflow's DagRunState).
+_RUN_ENDED = {"success", "failed"}
+
+
+def _follow(request: Request, data: dict) -> dict | None:
+    """The feed's latest "Poll now": its run's state (Airflow's API, as the user) and, once
+    the run ended, what the poll found. While the run is queued or running the page reloads
+    itself every NEWSFLOW_CONSOLE_FOLLOW_REFRESH seconds."""
+    asked = data["asked"]
+    if asked is None:
+        return None
+    try:
+        run = backend.AirflowAPI(request, backend.settings()).run(asked.dag_id, asked.dag_run_id)
+        state, error = run.get("state") or "queued", None
+    except backend.AirflowAPIError as exc:
+        state, error = "unknown", str(exc)
+    ended = state in _RUN_ENDED
+    return {"action": asked, "state": state, "error": error, "ended": ended,
+            "result": data["asked_result"] if ended else None,
+            "refresh": None if ended or error else backend.settings().console_follow_refresh}
 
 
 @app.get("/feeds/{feed_id}", response_class=HTMLResponse)
 def feed_page(request: Request, user: GetUserDep, feed_id: int, entries_page: int = 1):
-    return _page(request, user, "feed.html", nav="feeds", **_feed_detail(feed_id, entries_page))
+    data = _feed_detail(feed_id, entries_page)
+    return _page(request, user, "feed.html", nav="feeds", follow=_follow(request, data), **data)
 
 
 @app.get("/api/feeds/{feed_id}")
-def feed_api(feed_id: int, entries_page: int = 1):
+def feed_api(request: Request, feed_id: int, entries_page: int = 1):
     data = _feed_detail(feed_id, entries_page)
     feed = data["feed"]
+    follow = _follow(request, data)
     return JSONResponse(jsonable_encoder({
         "feed": _feed_json(feed),
         "polls": data["polls"], "entries": data["entries"],
-        "actions": [dataclasses.asdict(a) | {"message": a.summary()} for a in data["actions"]]}))
+        "actions": [dataclasses.asdict(a) | {"message": a.summary()} for a in data["actions"]],
+        "poll_now": follow and {k: v for k, v in follow.items() if k != "action"}
+        | {"dag_run_id": follow["action"].dag_run_id, "asked_at": follow["action"].at}}))
 
 
 # --- actions -------------------------------------------------------------------------------------
@@ -215,23 +269,43 @@ def poll_now(request: Request, user: GetUserDep, feed_id: int, back: str = Form(
     # while the feed's row is locked
     paused = " (the DAG is paused: it runs once unpaused)" if _paused(api) else ""
 
-    def trigger(feed: dict) -> str:
+    def trigger(feed: dict) -> ops.Started:
         try:
             run = api.trigger(POLL_DAG, {"feed": str(feed["id"])},
                               note=f"Poll now: {feed['label']}, from the newsflow console by {user.get_name()}")
         except backend.AirflowAPIError as exc:
-            return f"{exc}; the feed is due: the next scheduled poll takes it"
-        return f"run {run['dag_run_id']} of {POLL_DAG} {run.get('state') or 'queued'}{paused}"
+            return ops.Started(f"{exc}; the feed is due: the next scheduled poll takes it")
+        return ops.Started(f"run {run['dag_run_id']} of {POLL_DAG} {run.get('state') or 'queued'}{paused}; "
+                           "this page shows its outcome", POLL_DAG, run["dag_run_id"])
 
     return _act(request, lambda conn: ops.poll_now(conn, feed_id, actor=user.get_name(), source=ops.CONSOLE,
                                                    trigger=trigger), back or f"feeds/{feed_id}")
 
 
-def _paused(api: backend.AirflowAPI) -> bool:
+def _paused(api: backend.AirflowAPI, dag_id: str = POLL_DAG) -> bool:
     try:
-        return bool(api.dag(POLL_DAG).get("is_paused"))
+        return bool(api.dag(dag_id).get("is_paused"))
     except backend.AirflowAPIError:
         return False
+
+
+def _ingest_now(request: Request, user) -> ops.Trigger:
+    """Requeued entries are loaded at once: a run of the ingest DAG through Airflow's API,
+    as this user. Should that fail, the next scheduled poll announces the due entries
+    (the asset that starts ingestion), so nobody has to trigger anything."""
+    api = backend.AirflowAPI(request, backend.settings())
+    paused = " (the DAG is paused: it runs once unpaused)" if _paused(api, INGEST_DAG) else ""
+
+    def trigger(feed: dict) -> ops.Started:
+        try:
+            run = api.trigger(INGEST_DAG, {}, note=f"Requeue: {feed['label']}, from the newsflow console "
+                                                   f"by {user.get_name()}")
+        except backend.AirflowAPIError as exc:
+            return ops.Started(f"{exc}; {ops.INGEST_LATER.text}")
+        return ops.Started(f"run {run['dag_run_id']} of {INGEST_DAG} {run.get('state') or 'queued'} to load "
+                           f"them{paused}", INGEST_DAG, run["dag_run_id"])
+
+    return trigger
 
 
 @app.post("/feeds/{feed_id}/enable", dependencies=[can_edit_feeds, Depends(security.require_csrf)])
@@ -248,14 +322,16 @@ def disable(request: Request, user: GetUserDep, feed_id: int, reason: str = Form
 
 @app.post("/feeds/{feed_id}/requeue-failed", dependencies=[can_edit_entries, Depends(security.require_csrf)])
 def requeue_failed(request: Request, user: GetUserDep, feed_id: int, back: str = Form("")):
-    return _act(request, lambda conn: ops.requeue_failed(conn, feed_id, actor=user.get_name(),
-                                                         source=ops.CONSOLE), back or f"feeds/{feed_id}")
+    trigger = _ingest_now(request, user)
+    return _act(request, lambda conn: ops.requeue_failed(conn, feed_id, actor=user.get_name(), source=ops.CONSOLE,
+                                                         trigger=trigger), back or f"feeds/{feed_id}")
 
 
 @app.post("/entries/{entry_id}/requeue", dependencies=[can_edit_entries, Depends(security.require_csrf)])
 def requeue_entry(request: Request, user: GetUserDep, entry_id: int, back: str = Form("")):
-    return _act(request, lambda conn: ops.requeue_entry(conn, entry_id, actor=user.get_name(),
-                                                        source=ops.CONSOLE), back or "pipeline")
+    trigger = _ingest_now(request, user)
+    return _act(request, lambda conn: ops.requeue_entry(conn, entry_id, actor=user.get_name(), source=ops.CONSOLE,
+                                                        trigger=trigger), back or "pipeline")
 
 
 # --- Stories -------------------------------------------------------------------------------------
@@ -317,14 +393,17 @@ def _pipeline(request: Request, failed_page: int) -> dict:
         hours = article_store.loaded_per_hour(conn, current.console_pipeline_hours)
         queue = entry_store.queue_counts(conn)
         failed = entry_store.failed_latest(conn, limit=size, offset=(max(1, failed_page) - 1) * size)
+        pending = entry_store.pending_latest(conn, limit=size)
         for dag_id, dag_runs in runs.items():
             counts = run_counts.for_runs(conn, dag_id, [r["dag_run_id"] for r in dag_runs])
+            failures = task_failures.for_runs(conn, dag_id, [r["dag_run_id"] for r in dag_runs])
             for r in dag_runs:
                 r["counts"] = _run_summary(dag_id, counts.get(r["dag_run_id"], []))
+                r["failures"] = failures.get(r["dag_run_id"], [])
                 start, end = (datetime.fromisoformat(r[k]) if r.get(k) else None for k in ("start_date", "end_date"))
                 r["took"] = span((end - start).total_seconds()) if start and end else ""
     return {"chart": charts.per_hour(hours), "hours": current.console_pipeline_hours,
-            "loaded": sum(h["articles"] for h in hours), "queue": queue, "failed": failed,
+            "loaded": sum(h["articles"] for h in hours), "queue": queue, "failed": failed, "pending": pending,
             "failed_page": max(1, failed_page), "page_size": size, "runs": runs, "runs_error": runs_error}
 
 
@@ -348,6 +427,14 @@ def _run_summary(dag_id: str, rows: list[dict]) -> str:
         values = [r["counts"].get(key) for r in rows if r["task_id"] == task_id]
         if any(v is not None for v in values):
             parts.append(f"{sum(v or 0 for v in values)} {words}")
+    if dag_id == POLL_DAG:
+        # a shard that failed reports no counts: say how many planned feeds that left out
+        planned = sum(r["counts"].get("due_feeds") or 0 for r in rows if r["task_id"] == "plan_poll")
+        polled = sum(r["counts"].get("feeds") or 0 for r in rows if r["task_id"] == "poll_shard")
+        if any(r["task_id"] == "plan_poll" for r in rows):
+            parts.insert(0, f"{plural(planned, 'feed', 'feeds')} due")
+            if polled < planned:
+                parts.insert(1, f"{planned - polled} not polled (a shard failed or has not finished)")
     return ", ".join(parts)
 
 

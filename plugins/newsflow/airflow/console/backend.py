@@ -8,7 +8,7 @@ import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import psycopg
 from fastapi import Request
@@ -108,6 +108,10 @@ class AirflowAPI:
         """The latest runs of ``dag_id``, newest first."""
         return self._call("GET", f"api/v2/dags/{dag_id}/dagRuns",
                           params={"order_by": "-run_after", "limit": limit})["dag_runs"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        """One run of ``dag_id`` (its state, start and end)."""
+        return self._call("GET", f"api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
 
     def dag(self, dag_id: str) -> dict:
         return self._call("GET", f"api/v2/dags/{dag_id}")

@@ -75,6 +75,20 @@ def _origins(request: Request) -> set[str]:
     return origins
 
 
+def frame_ancestors(request: Request) -> list[str]:
+    """Who may frame the console: the Airflow UI, i.e. this origin ('self') and the origin
+    of [api] base_url when the UI is reached under another name (a proxy). Nothing else:
+    not another port of the same host."""
+    from airflow.configuration import conf
+
+    allowed = ["'self'"]
+    if base := conf.get("api", "base_url", fallback=""):
+        parts = urlsplit(base)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            allowed.append(f"{parts.scheme}://{parts.netloc}")
+    return allowed
+
+
 async def require_csrf(request: Request, user: GetUserDep) -> None:
     """Refuse cross-site posts that ride on the ambient cookie."""
     if request.headers.get("authorization", "").lower().startswith("bearer "):
