@@ -51,7 +51,7 @@ _KNOWN = [
     "DW", "Deutsche Welle", "Le Monde", "Le Figaro", "Libération", "France 24", "RFI", "El País",
     "El Mundo", "Corriere della Sera", "La Repubblica", "NZZ", "Haaretz", "Times of Israel",
     "Jerusalem Post", "South China Morning Post", "Nikkei", "The Verge", "TechCrunch", "Wired",
-    "Ars Technica", "Engadget", "Semafor", "ProPublica", "Variety", "Deadline", "Kyiv Independent",
+    "Ars Technica", "Engadget", "F.A.Z", "F.A.S", "FAZ", "FAS", "Technology Review", "Euronews", "Euro News", "Semafor", "ProPublica", "Variety", "Deadline", "Kyiv Independent",
 ]
 KNOWN_OUTLETS = frozenset(n.lower() for n in _KNOWN)
 # a capitalised name ending in one of these is an outlet ("Hallam Evening Gazette")
@@ -66,16 +66,23 @@ _DASH = r"(?:-{1,2}|[\u2010-\u2015])"
 
 _VIA_RE = re.compile(r"(?:^|\()[ \t]*(?:[Vv]ia|VIA|[Ss]ources?|SOURCES?|[Qq]uellen?)[ \t]*:?[ \t]+([^\n()]{2,120}?)[ \t]*(?:\)|$)",
                      re.M)
-_ACCORDING_RE = re.compile(rf"\b[Aa]ccording\s+to\s+(?:a\s+report\s+(?:by|in|from)\s+)?({_NAME})")
+# "according to Reuters", German "laut Reuters", French "selon Le Monde"
+_ACCORDING_RE = re.compile(rf"(?:\b[Aa]ccording\s+to\s+(?:(?:a\s+)?reports?\s+(?:by|in|from|cited\s+by)\s+)?|"
+                           rf"\b[Ll]aut\s+(?:der\s+|dem\s+|des\s+)?|\b[Ss]elon\s+)({_NAME})")
 _TOLD_RE = re.compile(rf"\btold\s+({_NAME})")
+# "the Sunday Times reports", German "die F.A.S. berichtet(e)"
 _REPORTS_RE = re.compile(rf"({_NAME})\s+(?:reports|reported|has\s+reported|first\s+reported|was\s+reporting|"
-                         rf"said\s+in\s+a\s+report)\b")
+                         rf"said\s+in\s+a\s+report|berichtet|berichtete|hatte\s+berichtet)\b")
+# "..., reported Euro News", German "berichtet das Magazin Technology Review"
+_REPORTED_BY_RE = re.compile(rf"\b(?:reported|reports|berichtet|berichtete)\s+(?:(?:das|die|der)\s+)?"
+                             rf"(?:(?:Magazin|Zeitung|Nachrichtenagentur|Sender|Portal)\s+)?({_NAME})")
 _DATELINE_RE = re.compile(rf"\(\s*([A-Za-z][^()\n]{{0,38}}?)\s*\)\s*{_DASH}(?=\s)")
 _CREDIT_RES = [
     re.compile(rf"({_NAME})\s+contributed\s+(?:to\s+)?(?:this|the)\s+(?:report|story|article)"),
     re.compile(rf"(?:originally|first)\s+published\s+(?:by|in|on)\s+({_NAME})"),
     re.compile(rf"[Tt]his\s+(?:report|story|article)\s+is\s+from\s+({_NAME})"),
 ]
+_DATELINE_PLACE_RE = re.compile(r"\s*(?:[A-Z][A-Z.'/\- ]{1,30}(?:,[^\n()]{1,25})?\s*)?")
 _SPLIT_RE = re.compile(r"\s*(?:,|;|&|\+|/|\band\b|\bund\b|\bet\b)\s*")
 
 
@@ -125,11 +132,17 @@ def extract(body: str, publishers: Sequence[str] = ()) -> list[Citation]:
                 add(offset + part_text.find(part), name, "via")
     for m in _DATELINE_RE.finditer(body):
         first = _clean(_SPLIT_RE.split(m.group(1))[0])
-        if first.lower() in KNOWN_OUTLETS or match_publisher(first, publishers) or re.fullmatch(r"[A-Z]{2,6}", first):
-            line_start = body.rfind("\n", 0, m.start()) + 1
-            if m.start() - line_start <= 60:  # a dateline opens its paragraph
-                add(m.start(1), first, "dateline")
-    for pattern, kind in ((_ACCORDING_RE, "according_to"), (_TOLD_RE, "told"), (_REPORTS_RE, "reports")):
+        line_start = body.rfind("\n", 0, m.start()) + 1
+        before = body[line_start:m.start()]
+        if len(before) > 60:
+            continue  # a dateline opens its paragraph
+        known = first.lower() in KNOWN_OUTLETS or match_publisher(first, publishers)
+        # an unknown acronym ("(CNN) -") only after nothing or an upper-case place: not
+        # "Body Condition Score (BCS) - ..." in a list
+        if known or (re.fullmatch(r"[A-Z]{2,6}", first) and _DATELINE_PLACE_RE.fullmatch(before)):
+            add(m.start(1), first, "dateline")
+    for pattern, kind in ((_ACCORDING_RE, "according_to"), (_TOLD_RE, "told"), (_REPORTS_RE, "reports"),
+                          (_REPORTED_BY_RE, "reports")):
         for m in pattern.finditer(body):
             add(m.start(1), _longest_outlet(m.group(1), publishers), kind)
     for pattern in _CREDIT_RES:
