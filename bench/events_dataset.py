@@ -18,7 +18,7 @@ import glob
 import os
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,3 +107,50 @@ def corpus_items(hour: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)) -> 
         items.append(Item(name, "corpus", name.split(".")[0], (doc.title or "").strip(), body, doc.language,
                           hour, "corpus:" + name, "corpus:" + name, topic_of.get(name)))
     return items
+
+
+# Hand-written texts (invented, like the sample world): same-day different happenings of one
+# kind (two central banks, two earthquakes) and independent write-ups of one happening (the
+# ECB decision twice; a fire told three ways, the third bridging the other two). Also used
+# by tests/test_events.py.
+ECB = ("ECB holds rates at 2.25% as Lagarde warns on euro strength",
+       "The European Central Bank kept its deposit rate at 2.25% on Thursday, President Christine Lagarde said "
+       "in Frankfurt, adding that a stronger euro was weighing on exporters in Germany and Italy.\n"
+       "The Governing Council voted unanimously, and markets now price a 35% chance of a cut in June.")
+BOE = ("Bank of England holds rates at 4% as Bailey flags sticky inflation",
+       "The Bank of England kept Bank Rate at 4% on Thursday, Governor Andrew Bailey said in London, "
+       "warning that services inflation in Britain remained stubborn at 5.1%.\n"
+       "The Monetary Policy Committee split 7-2, with two members voting for a cut to 3.75%.")
+QUAKE_1 = ("Magnitude 6.1 earthquake strikes off Hokkaido, no tsunami warning",
+           "A magnitude 6.1 earthquake struck off the coast of Hokkaido in northern Japan on Thursday, the "
+           "Japan Meteorological Agency said, shaking buildings in Kushiro but causing no major damage.\n"
+           "No tsunami warning was issued; the quake hit at a depth of 48 km.")
+QUAKE_2 = ("Magnitude 5.8 earthquake shakes central Chile, buildings evacuated",
+           "A magnitude 5.8 earthquake shook central Chile on Thursday, the National Seismological Center "
+           "said, prompting the evacuation of offices in Santiago and Valparaiso.\n"
+           "There were no immediate reports of casualties; the quake struck at a depth of 96 km.")
+ECB_AGAIN = ("Lagarde's ECB leaves deposit rate at 2.25%, eyes euro",
+             "Christine Lagarde's European Central Bank left borrowing costs unchanged, with the deposit "
+             "rate at 2.25%, after a meeting in Frankfurt on Thursday.\nTraders see a 35% chance of a "
+             "June cut; exporters in Germany and Italy complain about the euro.")
+FIRE_A = ("Harbour fire destroys 14 Port Alder warehouses",
+          "A fire at Port Alder destroyed 14 warehouses on Tuesday, Mayor Ines Calloway said. Firefighters from "
+          "Kestrel County fought the blaze for 11 hours before it was brought under control.")
+FIRE_C = ("Kestrel County evacuates 350 homes as smoke spreads from Alder Basin",
+          "Officials in Kestrel County ordered 350 households to leave on Tuesday as smoke spread across the "
+          "basin, Fire Chief Tomas Reyna said. The evacuation covers 62 streets east of the river.")
+FIRE_B = ("Port Alder warehouse fire forces 350 evacuations in Kestrel County",
+          "Mayor Ines Calloway said 14 warehouses burned at Port Alder on Tuesday, and Fire Chief Tomas Reyna "
+          "said 350 households in Kestrel County were told to leave; the evacuation covers 62 streets. "
+          "Firefighters fought the blaze for 11 hours.")
+
+HANDWRITTEN_DAY = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
+# (text, event label, hours after HANDWRITTEN_DAY)
+HANDWRITTEN = [(ECB, "ecb", 0), (BOE, "boe", 1), (QUAKE_1, "quake-japan", 2), (QUAKE_2, "quake-chile", 3),
+               (ECB_AGAIN, "ecb", 5), (FIRE_A, "fire", 0), (FIRE_C, "fire", 2), (FIRE_B, "fire", 3)]
+
+
+def handwritten_items() -> list[Item]:
+    return [Item(f"hand:{i}", "hand", f"Outlet {i}", title, body, "en",
+                 HANDWRITTEN_DAY + timedelta(hours=hours), event, f"hand:{i}")
+            for i, ((title, body), event, hours) in enumerate(HANDWRITTEN)]

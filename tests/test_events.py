@@ -16,6 +16,7 @@ from newsflow.models import Article
 from newsflow.pipeline import run_once
 from newsflow.storage.locks import take_write_locks
 
+from bench.events_dataset import BOE, ECB, ECB_AGAIN, FIRE_A, FIRE_B, FIRE_C, QUAKE_1, QUAKE_2
 from test_pipeline import FOLLOW_UP, HERALD_ISIS, ISIS_WIRE, article
 
 DIGEST_ISIS = "/digest/posts/2026/11/caliphate-last-thousand.html"
@@ -88,33 +89,12 @@ def _load(settings, title: str, body: str, *, when: datetime = DAY, language: st
     return article_id
 
 
-ECB = ("ECB holds rates at 2.25% as Lagarde warns on euro strength",
-       "The European Central Bank kept its deposit rate at 2.25% on Thursday, President Christine Lagarde said "
-       "in Frankfurt, adding that a stronger euro was weighing on exporters in Germany and Italy.\n"
-       "The Governing Council voted unanimously, and markets now price a 35% chance of a cut in June.")
-BOE = ("Bank of England holds rates at 4% as Bailey flags sticky inflation",
-       "The Bank of England kept Bank Rate at 4% on Thursday, Governor Andrew Bailey said in London, "
-       "warning that services inflation in Britain remained stubborn at 5.1%.\n"
-       "The Monetary Policy Committee split 7-2, with two members voting for a cut to 3.75%.")
-QUAKE_1 = ("Magnitude 6.1 earthquake strikes off Hokkaido, no tsunami warning",
-           "A magnitude 6.1 earthquake struck off the coast of Hokkaido in northern Japan on Thursday, the "
-           "Japan Meteorological Agency said, shaking buildings in Kushiro but causing no major damage.\n"
-           "No tsunami warning was issued; the quake hit at a depth of 48 km.")
-QUAKE_2 = ("Magnitude 5.8 earthquake shakes central Chile, buildings evacuated",
-           "A magnitude 5.8 earthquake shook central Chile on Thursday, the National Seismological Center "
-           "said, prompting the evacuation of offices in Santiago and Valparaiso.\n"
-           "There were no immediate reports of casualties; the quake struck at a depth of 96 km.")
-
 
 def test_same_day_different_events_stay_apart(database_url, settings):
     ids = [_load(settings, t, b, when=DAY + timedelta(hours=i)) for i, (t, b) in enumerate((ECB, BOE, QUAKE_1, QUAKE_2))]
     assert len({event_of(database_url, i) for i in ids}) == 4
     # the same statement written up independently by another outlet joins its event
-    ecb_again = _load(settings, "Lagarde's ECB leaves deposit rate at 2.25%, eyes euro",
-                      "Christine Lagarde's European Central Bank left borrowing costs unchanged, with the deposit "
-                      "rate at 2.25%, after a meeting in Frankfurt on Thursday.\nTraders see a 35% chance of a "
-                      "June cut; exporters in Germany and Italy complain about the euro.",
-                      when=DAY + timedelta(hours=5), publisher="Other Daily")
+    ecb_again = _load(settings, *ECB_AGAIN, when=DAY + timedelta(hours=5), publisher="Other Daily")
     assert event_of(database_url, ecb_again) == event_of(database_url, ids[0])
 
 
@@ -126,17 +106,6 @@ def test_never_merged_across_languages(database_url, settings):
                    "Märkte sehen eine Chance von 35% für eine Senkung im Juni.", language="de")
     assert event_of(database_url, first) != event_of(database_url, german)
 
-
-FIRE_A = ("Harbour fire destroys 14 Port Alder warehouses",
-          "A fire at Port Alder destroyed 14 warehouses on Tuesday, Mayor Ines Calloway said. Firefighters from "
-          "Kestrel County fought the blaze for 11 hours before it was brought under control.")
-FIRE_C = ("Kestrel County evacuates 350 homes as smoke spreads from Alder Basin",
-          "Officials in Kestrel County ordered 350 households to leave on Tuesday as smoke spread across the "
-          "basin, Fire Chief Tomas Reyna said. The evacuation covers 62 streets east of the river.")
-FIRE_B = ("Port Alder warehouse fire forces 350 evacuations in Kestrel County",
-          "Mayor Ines Calloway said 14 warehouses burned at Port Alder on Tuesday, and Fire Chief Tomas Reyna "
-          "said 350 households in Kestrel County were told to leave; the evacuation covers 62 streets. "
-          "Firefighters fought the blaze for 11 hours.")
 
 
 def test_a_bridging_story_merges_two_events_in_the_change_feed(database_url, settings):
