@@ -25,7 +25,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Sequence
 
 from . import citations, db
@@ -78,9 +78,20 @@ class Signature:
     language: str = ""
     published_at: datetime | None = None
 
-    def keys(self) -> list[str]:
-        """The look-up keys stored with a GIN index: entities and numbers."""
+    def plain_keys(self) -> list[str]:
+        """Entities and numbers as look-up keys, without their day ("e:okafor", "n:950")."""
         return sorted({"e:" + e for e in self.entities} | {"n:" + n for n in self.numbers})
+
+    def day(self) -> date | None:
+        return self.published_at.astimezone(timezone.utc).date() if self.published_at else None
+
+    def keys(self, days: Sequence[date] = (), plain: Sequence[str] | None = None) -> list[str]:
+        """The look-up keys of the GIN index, each with a day ("e:okafor@2026-11-20"), so
+        that a look-up reads only the posting lists of the days in the window, however
+        common a name is over the years. ``days``: those days (a look-up); none: the
+        story's own day (stored). ``plain``: only these of the keys."""
+        days = days or [self.day()]
+        return [f"{k}@{d.isoformat() if d else ''}" for d in days for k in (plain or self.plain_keys())]
 
 
 def _stem(word: str) -> str:
@@ -208,6 +219,12 @@ def compare(a: Signature, b: Signature) -> Signals:
                    same_language=a.language == b.language)
 
 
+def days_between(since: datetime, until: datetime) -> list[date]:
+    """The UTC days a window touches."""
+    first, last = since.astimezone(timezone.utc).date(), until.astimezone(timezone.utc).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 def same_event(s: Signals, settings: Settings) -> bool:
     """The conservative rule: same language (an unknown language is a language of its
     own), within the window, enough shared entities, and a combined score at or above the
@@ -255,8 +272,12 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
         return None
     sig = story_signature(row, settings)
     window = timedelta(hours=settings.event_window_hours)
-    found = event_store.candidates(conn, story_id, sig.keys(), sig.language, row["published_at"] - window,
-                                   row["published_at"] + window, settings.event_candidates)
+    since, until = row["published_at"] - window, row["published_at"] + window
+    days = days_between(since, until)
+    plain = sig.plain_keys()
+    usable = event_store.usable_keys(conn, plain, days[0], days[-1], settings.event_key_max_stories) if plain else []
+    found = event_store.candidates(conn, story_id, sig.keys(days, usable), sig.language, since, until,
+                                   settings.event_candidates) if usable else []
     links: list[tuple[int, int, float]] = []  # (event, story, score)
     for cand in found:
         signals = compare(sig, _stored(cand))
@@ -273,6 +294,7 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
         free = reuse_event_id if reuse_event_id is not None else previous
         target = event_store.create_event(
             conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
+    event_store.count_keys(conn, story_id, plain, sig.day())
     event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
                       terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
                       score=score, linked_story_id=linked)

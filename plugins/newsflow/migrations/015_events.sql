@@ -26,7 +26,9 @@ CREATE INDEX events_biggest_idx        ON news.events (outlet_count DESC, last_p
 CREATE INDEX events_outlets_idx        ON news.events USING gin (outlets);
 
 -- One row per story: its event, and the signature it was compared by (entities and numbers
--- as look-up keys under a GIN index: candidates are an index look-up, never a scan).
+-- as look-up keys under a GIN index: candidates are an index look-up, never a scan). Each key
+-- carries its day, so a look-up reads only the posting lists of the window's days: a name
+-- that is in every tenth story of the year costs the same as a rare one.
 CREATE TABLE news.event_stories (
     story_id        bigint      PRIMARY KEY REFERENCES news.stories (id) ON DELETE CASCADE,
     event_id        bigint      REFERENCES news.events (id),  -- NULL only while a rebuild places it
@@ -35,7 +37,7 @@ CREATE TABLE news.event_stories (
     terms           text[]      NOT NULL,            -- content words of title + lede
     entities        text[]      NOT NULL,
     numbers         text[]      NOT NULL,
-    keys            text[]      NOT NULL,            -- 'e:' || entity, 'n:' || number
+    keys            text[]      NOT NULL,            -- 'e:<entity>@<day>', 'n:<number>@<day>' (UTC day of published_at)
     score           real,                            -- the accepted link's score; NULL: founded the event
     linked_story_id bigint,                          -- the story that link was to
     assigned_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -45,6 +47,18 @@ CREATE INDEX event_stories_pending_idx ON news.event_stories (published_at, stor
 CREATE INDEX event_stories_event_idx ON news.event_stories (event_id);
 CREATE INDEX event_stories_keys_idx  ON news.event_stories USING gin (keys);
 CREATE INDEX event_stories_time_idx  ON news.event_stories (language, published_at);
+
+-- How many placed stories carry each key on each day: a look-up skips the keys too common
+-- in its window (NEWSFLOW_EVENT_KEY_MAX_STORIES), whose posting lists would make it slow and
+-- whose stories share little but a famous name. Counts only grow with placements and shrink
+-- when a story is placed again (a rebuild); a deleted story's keys stay counted (harmless:
+-- a count too high only makes a key look commoner than it is).
+CREATE TABLE news.event_keys (
+    key     text    NOT NULL,                        -- 'e:<entity>' or 'n:<number>', no day
+    day     date    NOT NULL,
+    stories integer NOT NULL,
+    PRIMARY KEY (key, day)
+);
 
 -- Attributions in an article's text, in text order.
 CREATE TABLE news.article_citations (
@@ -202,6 +216,7 @@ COMMENT ON COLUMN news_api.changes.previous_event_id IS 'Story: its event before
 
 COMMENT ON TABLE news.events IS 'Internal: events (one happening, many stories). Consumers: news_api.events.';
 COMMENT ON TABLE news.event_stories IS 'Internal: each story''s event and signature. Consumers: news_api.event_stories.';
+COMMENT ON TABLE news.event_keys IS 'Internal: stories per event look-up key and day (which keys are too common to look up by).';
 COMMENT ON TABLE news.article_citations IS 'Internal: attributions in article texts. Consumers: news_api.citations.';
 
 -- The reader role reads the new views (default privileges cover objects this role creates;

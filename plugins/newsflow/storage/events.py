@@ -50,6 +50,30 @@ def candidates(conn: psycopg.Connection, story_id: int, keys: Sequence[str], lan
          "story": story_id, "limit": limit}).fetchall()
 
 
+def usable_keys(conn: psycopg.Connection, keys: Sequence[str], first_day, last_day, max_stories: int) -> list[str]:
+    """Those of ``keys`` (no day) carried by at most ``max_stories`` placed stories between
+    the two days; when every key is commoner, the rarest one."""
+    counts = {r["key"]: r["n"] for r in conn.execute("""
+        SELECT key, sum(stories) AS n FROM news.event_keys
+        WHERE key = ANY (%s::text[]) AND day BETWEEN %s AND %s GROUP BY key""", (list(keys), first_day, last_day))}
+    usable = [k for k in keys if counts.get(k, 0) <= max_stories]
+    return usable or sorted(keys, key=lambda k: (counts.get(k, 0), k))[:1]
+
+
+def count_keys(conn: psycopg.Connection, story_id: int, keys: Sequence[str], day) -> None:
+    """Count a placed story's keys on its day, after un-counting what its row counted before."""
+    old = conn.execute("SELECT keys FROM news.event_stories WHERE story_id = %s", (story_id,)).fetchone()
+    if old and old["keys"]:
+        conn.execute("""
+            UPDATE news.event_keys k SET stories = k.stories - 1
+            FROM (SELECT split_part(x, '@', 1) AS key, split_part(x, '@', 2)::date AS day
+                  FROM unnest(%s::text[]) x WHERE split_part(x, '@', 2) <> '') o
+            WHERE k.key = o.key AND k.day = o.day""", (old["keys"],))
+    conn.execute("""
+        INSERT INTO news.event_keys (key, day, stories) SELECT k, %s, 1 FROM unnest(%s::text[]) k
+        ON CONFLICT (key, day) DO UPDATE SET stories = news.event_keys.stories + 1""", (day, sorted(set(keys))))
+
+
 def create_event(conn: psycopg.Connection, event_id: int | None = None) -> int:
     """A new event row (``event_id``: re-use that id, kept by a rebuild)."""
     if event_id is not None:
