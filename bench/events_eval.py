@@ -172,6 +172,13 @@ def main() -> int:
         if best_signal[0] is not None:
             report(f"{label} (>= {best_signal[0]:.2f})", items,
                    cluster(items, lambda i, j: (i, j) in signals and value(signals[i, j]) >= best_signal[0]))
+    scored = [(sig.score(), items[i].event == items[j].event, items[i].key, items[j].key, sig)
+              for (i, j), sig in signals.items()]
+    neg = max((x for x in scored if not x[1]), key=lambda x: x[0])
+    pos = min((x for x in scored if x[1]), key=lambda x: x[0])
+    print(f"\nmargin: lowest same-event score {pos[0]:.3f} ({pos[2][:40]} ~ {pos[3][:40]}); highest different-event "
+          f"score {neg[0]:.3f} ({neg[2][:40]} ~ {neg[3][:40]}: lexical {neg[4].lexical:.2f}, "
+          f"{neg[4].entities} entities, {neg[4].numbers} numbers)")
     print(f"\nsignatures + comparisons of the rule: {elapsed * 1000 / len(items):.2f} ms per story "
           f"({len(signals)} comparisons)")
     return 0

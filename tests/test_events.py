@@ -166,3 +166,73 @@ def test_rebuild_is_idempotent_and_resumable(sample_pass, settings):
 ])
 def test_citation_extraction(text, expected):
     assert [(c.name, c.kind) for c in citations.extract(text)] == expected
+
+
+@pytest.fixture
+def reader_url(database_url):
+    """A login with nothing but newsflow_reader (``newsflow db grant-reader``)."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    role = f"nf_reader_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        db.grant_reader(database_url, role)
+        yield make_conninfo(database_url, user=role)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_consumer_examples_as_the_reader(sample_pass, settings, reader_url):
+    """docs/consumers.md's event queries, as the reader role, 'now' being the sample world's
+    last day."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    url, base = settings.database_url, sample_pass
+    herald = article(url, base, HERALD_ISIS)
+    now = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
+    with psycopg.connect(reader_url, row_factory=dict_row) as conn:
+        coverage = conn.execute("""
+            SELECT m.published_at, m.publisher, m.relation, es.title, m.url
+            FROM news_api.event_stories es JOIN news_api.story_members m ON m.story_id = es.story_id
+            WHERE es.event_id = (SELECT event_id FROM news_api.stories WHERE id = %s)
+            ORDER BY m.published_at NULLS LAST, m.publisher""", (herald["story_id"],)).fetchall()
+        assert [r["publisher"] for r in coverage] == ["Reuters Wire", "NBC News", "The Daily Herald",
+                                                      "The Sunday Times", "NewsDigest"]
+        cited = conn.execute("""
+            SELECT coalesce(cited_publisher, cited_name) AS outlet, count(*) AS citations,
+                   count(DISTINCT citing_publisher) AS citing_outlets
+            FROM news_api.citations
+            WHERE sort_at >= %s - interval '7 days'
+            GROUP BY 1 ORDER BY citations DESC, outlet LIMIT 20""", (now,)).fetchall()
+        assert cited[0]["outlet"] == "Reuters Wire" and cited[0]["citing_outlets"] == 4
+        assert {"NBC News", "The Sunday Times"} <= {r["outlet"] for r in cited}
+        big = conn.execute("""
+            SELECT id, label, outlet_count, outlets, first_published_at
+            FROM news_api.events
+            WHERE last_published_at >= %s - interval '24 hours' AND outlet_count >= 5
+            ORDER BY outlet_count DESC, last_published_at DESC""", (now,)).fetchall()
+        assert [r["label"] for r in big] == [herald_event_label(url, herald["story_id"])]
+        moves = conn.execute("""SELECT count(*) AS n FROM news_api.changes
+                                WHERE entity = 'event' OR 'event' = ANY(fields)""").fetchone()
+        assert moves["n"] > 0
+
+
+def herald_event_label(url: str, story_id: int) -> str:
+    return fetch_all(url, """SELECT e.label FROM news.events e JOIN news.event_stories es ON es.event_id = e.id
+                             WHERE es.story_id = %s""", (story_id,))[0]["label"]
+
+
+def test_cli_events_rebuild(sample_pass, settings, monkeypatch, capsys):
+    from newsflow import cli
+
+    monkeypatch.setenv("NEWSFLOW_DATABASE_URL", settings.database_url)
+    assert cli.main(["events", "rebuild"]) == 0
+    assert "9 stories placed into 8 events (0 changed event, 0 events merged)" in capsys.readouterr().out
