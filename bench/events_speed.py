@@ -138,6 +138,14 @@ def main() -> int:
                 candidates.append(len(placed.links))
         costs.sort()
         with db.connect(url) as conn:
+            trips = []
+            for _ in range(50):
+                s0 = time.perf_counter()
+                conn.execute("SELECT 1").fetchone()
+                trips.append((time.perf_counter() - s0) * 1000)
+        print(f"one database round trip (SELECT 1) on this machine now: median {statistics.median(trips):.2f} ms; "
+              f"an assignment makes about 10")
+        with db.connect(url) as conn:
             common = conn.execute("SELECT count(*) AS n FROM news.event_keys WHERE stories * 7 > %s",
                                   (settings.event_key_max_stories,)).fetchone()["n"]
         print(f"(keys over NEWSFLOW_EVENT_KEY_MAX_STORIES={settings.event_key_max_stories} in a 7-day window, "

@@ -264,12 +264,11 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     already placed keeps its event (a copy joining a story changes nothing; re-clustering
     is :func:`rebuild`'s). ``reuse_event_id``: the id a new event takes if free (rebuild).
     None when the story does not exist (any more)."""
-    current = event_store.membership(conn, story_id)
-    if current is not None and not current["rebuild_pending"]:
-        return Placement(story_id, current["event_id"], current["event_id"])
     row = event_store.story_text(conn, story_id)
     if row is None:
         return None
+    if row["placed"] and not row["rebuild_pending"]:
+        return Placement(story_id, row["event_id"], row["event_id"])
     sig = story_signature(row, settings)
     window = timedelta(hours=settings.event_window_hours)
     since, until = row["published_at"] - window, row["published_at"] + window
@@ -283,7 +282,7 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
         signals = compare(sig, _stored(cand))
         if same_event(signals, settings):
             links.append((cand["event_id"], cand["story_id"], signals.score()))
-    previous = current["event_id"] if current else None
+    previous = row["event_id"]
     events = sorted({e for e, _, _ in links})
     if events:
         target, merged = events[0], tuple(events[1:])
@@ -294,7 +293,7 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
         free = reuse_event_id if reuse_event_id is not None else previous
         target = event_store.create_event(
             conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
-    event_store.count_keys(conn, story_id, plain, sig.day())
+    event_store.count_keys(conn, story_id, plain, sig.day(), row["placed"])
     event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
                       terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
                       score=score, linked_story_id=linked)

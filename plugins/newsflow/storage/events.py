@@ -13,22 +13,20 @@ import psycopg
 
 
 def story_text(conn: psycopg.Connection, story_id: int) -> dict | None:
-    """The text a story's event signature is computed from: its representative article."""
+    """The text a story's event signature is computed from (its representative article),
+    with its current placement (event_id, rebuild_pending; NULL when not placed)."""
     return conn.execute("""
         SELECT s.id AS story_id, a.title, a.body, a.language,
-               coalesce(s.first_published_at, a.published_at, s.first_seen_at) AS published_at
+               coalesce(s.first_published_at, a.published_at, s.first_seen_at) AS published_at,
+               es.story_id IS NOT NULL AS placed, es.event_id, es.rebuild_pending
         FROM news.stories s JOIN news.articles a ON a.id = coalesce(s.representative_id, s.origin_article_id)
+        LEFT JOIN news.event_stories es ON es.story_id = s.id
         WHERE s.id = %s""", (story_id,)).fetchone()
 
 
 def story_of_article(conn: psycopg.Connection, article_id: int) -> int | None:
     row = conn.execute("SELECT story_id FROM news.articles WHERE id = %s", (article_id,)).fetchone()
     return row["story_id"] if row else None
-
-
-def membership(conn: psycopg.Connection, story_id: int) -> dict | None:
-    return conn.execute("""SELECT story_id, event_id, keys, rebuild_pending FROM news.event_stories
-                           WHERE story_id = %s""", (story_id,)).fetchone()
 
 
 def candidates(conn: psycopg.Connection, story_id: int, keys: Sequence[str], language: str,
@@ -60,15 +58,17 @@ def usable_keys(conn: psycopg.Connection, keys: Sequence[str], first_day, last_d
     return usable or sorted(keys, key=lambda k: (counts.get(k, 0), k))[:1]
 
 
-def count_keys(conn: psycopg.Connection, story_id: int, keys: Sequence[str], day) -> None:
-    """Count a placed story's keys on its day, after un-counting what its row counted before."""
-    old = conn.execute("SELECT keys FROM news.event_stories WHERE story_id = %s", (story_id,)).fetchone()
-    if old and old["keys"]:
+def count_keys(conn: psycopg.Connection, story_id: int, keys: Sequence[str], day, placed_before: bool) -> None:
+    """Count a placed story's keys on its day, after un-counting what its row counted before
+    (``placed_before``: a story placed again by a rebuild). Two statements: one statement
+    may not update a counter row twice."""
+    if placed_before:
         conn.execute("""
             UPDATE news.event_keys k SET stories = k.stories - 1
             FROM (SELECT split_part(x, '@', 1) AS key, split_part(x, '@', 2)::date AS day
-                  FROM unnest(%s::text[]) x WHERE split_part(x, '@', 2) <> '') o
-            WHERE k.key = o.key AND k.day = o.day""", (old["keys"],))
+                  FROM news.event_stories es, unnest(es.keys) x
+                  WHERE es.story_id = %s AND split_part(x, '@', 2) <> '') old
+            WHERE k.key = old.key AND k.day = old.day""", (story_id,))
     conn.execute("""
         INSERT INTO news.event_keys (key, day, stories) SELECT k, %s, 1 FROM unnest(%s::text[]) k
         ON CONFLICT (key, day) DO UPDATE SET stories = news.event_keys.stories + 1""", (day, sorted(set(keys))))
