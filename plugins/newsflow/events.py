@@ -293,13 +293,14 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
         free = reuse_event_id if reuse_event_id is not None else previous
         target = event_store.create_event(
             conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
-    event_store.count_keys(conn, story_id, plain, sig.day(), row["placed"])
-    event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
-                      terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
-                      score=score, linked_story_id=linked)
-    moved = event_store.move_stories(conn, merged, target) if merged else []
-    _log(conn, story_id, target, previous, merged, moved, new_event=not events)
-    event_store.refresh(conn, [target, *merged, *([previous] if previous else [])])
+    with conn.pipeline():  # the writes need no answer before the next: sent together, one wait
+        event_store.count_keys(conn, story_id, plain, sig.day(), row["placed"])
+        event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
+                          terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
+                          score=score, linked_story_id=linked)
+        moved = event_store.move_stories(conn, merged, target) if merged else []
+        _log(conn, story_id, target, previous, merged, moved, new_event=not events)
+        event_store.refresh(conn, [target, *merged, *([previous] if previous else [])])
     return Placement(story_id, target, previous, merged, tuple((s, sc) for _, s, sc in links))
 
 
@@ -379,7 +380,8 @@ def overview_text(url: str, limit: int = 10) -> str:
                 lines.append(f"    story {s['story_id']}: {s['title']!r} ({', '.join(s['outlets'])})")
             cited: dict[str, set[str]] = {}
             for c in citation_store.of_event(conn, e["id"]):
-                cited.setdefault(c["citing_publisher"], set()).add(c["cited_publisher"] or c["cited_name"])
+                if c["cited_publisher"] != c["citing_publisher"]:  # an agency's own dateline
+                    cited.setdefault(c["citing_publisher"], set()).add(c["cited_publisher"] or c["cited_name"])
             for citing, names in sorted(cited.items()):
                 lines.append(f"    {citing} cites {', '.join(sorted(names))}")
     return "\n".join(lines)
