@@ -275,7 +275,8 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     days = days_between(since, until)
     plain = sig.plain_keys()
     usable = event_store.usable_keys(conn, plain, days[0], days[-1], settings.event_key_max_stories) if plain else []
-    found = event_store.candidates(conn, story_id, sig.keys(days, usable), sig.language, since, until,
+    found = event_store.candidates(conn, story_id, sig.keys(days, usable), sorted(sig.entities),
+                                   settings.event_min_entities, sig.language, since, until,
                                    settings.event_candidates) if usable else []
     links: list[tuple[int, int, float]] = []  # (event, story, score)
     for cand in found:
