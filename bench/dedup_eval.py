@@ -129,8 +129,8 @@ class CountingIndex(dedup.MemoryIndex):
         self.story_counts: list[int] = []
         self.last: list[dedup.Member] = []
 
-    def candidates(self, bands):
-        found = super().candidates(bands)
+    def candidates(self, bands, passages=()):
+        found = super().candidates(bands, passages)
         self.candidate_counts.append(len(found))
         self.story_counts.append(len({m.story_id for m in found}))
         self.last = found
@@ -475,7 +475,8 @@ def sweep(items: list[Item], truth: list[str], settings: Settings) -> None:
                 seq = dedup.shingle_sequence(it.text, k)
                 sh = tuple(np.unique(seq).tolist())
                 cache[k, num_perm][i] = (sh, dedup.minhash(sh, num_perm), tuple(seq.tolist()))
-        fps = {i: dedup.Fingerprint(sh, mh, dedup.band_hashes(mh, bands, rows), seq)
+        fps = {i: dedup.Fingerprint(sh, mh, dedup.band_hashes(mh, bands, rows), seq,
+                                    dedup.passage_hashes(np.asarray(seq, dtype=np.int64), k))
                for i, (sh, mh, seq) in cache[k, num_perm].items()}
         pred, stats = run_project(items, cfg, fingerprints=fps)
         s, fm = pair_scores(truth, pred), false_merges(items, pred)

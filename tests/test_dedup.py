@@ -386,7 +386,11 @@ def test_fingerprint_golden_values():
     assert fp.shingles[0] == -4485731263546850348
     assert fp.minhash[:3] == (970976071613450407, 33697672329460385, 695804808773417214)
     assert fp.bands[:2] == (-4386528899060104414, 1264631784027713741)
-    assert dedup.SIGNATURE_SCHEME == 2  # same values as scheme 1; the row holds its bands
+    assert fp.passages == ()  # too short for one passage gram
+    assert fingerprint(" ".join(f"w{i}" for i in range(100)), S).passages == (315220675663569224,
+                                                                              1233033471083393462)
+    # scheme 3: the same MinHash values and bands as 1 and 2; the row holds its passage sketch
+    assert dedup.SIGNATURE_SCHEME == 3
 
 
 def test_minhash_matches_exact_universal_hashing():

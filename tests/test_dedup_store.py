@@ -476,11 +476,16 @@ def test_signatures_of_an_older_scheme_are_computed_again_once(database_url, set
 
     load(database_url, settings, world())
     stories_before = partition(database_url)
-    fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 1, minhash = '{1,2,3}' RETURNING 1""")
+    # as stored before: an older scheme, and no passage sketch (migration 017's default)
+    fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 2, minhash = '{1,2,3}', passages = '{}'
+                               RETURNING 1""")
     fetch_all(database_url, "DELETE FROM news.dedup_bands RETURNING 1")
     assert upgrade.ready(settings) == database_url
-    rows = fetch_all(database_url, "SELECT scheme, cardinality(minhash) AS n FROM news.dedup_signatures")
+    rows = fetch_all(database_url, """SELECT s.scheme, cardinality(s.minhash) AS n, s.passages, a.body
+                                      FROM news.dedup_signatures s JOIN news.articles a ON a.id = s.article_id""")
     assert rows and all((r["scheme"], r["n"]) == (SIGNATURE_SCHEME, settings.dedup_num_perm) for r in rows)
+    assert all(tuple(r["passages"]) == dedup.fingerprint(r["body"], settings).passages for r in rows)
+    assert all(r["passages"] for r in rows)  # every text of this world is long enough for a sketch
     bands = fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"]
     assert bands == len(rows) * settings.dedup_bands
     from newsflow.recluster import rebuild
@@ -504,3 +509,73 @@ def test_the_article_row_keeps_the_evidence_that_placed_it(database_url, setting
                                          FROM news.articles WHERE canonical_url LIKE %s""", ("%s12-excerpt",))[0]
     assert (excerpt["story_relation"], excerpt["story_signal"]) == ("excerpt", "credited_quote")
     assert excerpt["story_signal_value"] >= strict.dedup_quote_run
+
+
+# ------------------------------------------- quoted passages of long articles (issue 16)
+
+
+def long_story_texts() -> dict[str, str]:
+    """A long article (30 paragraphs, 1,800 words); an aggregator's post quoting two of
+    its paragraphs under as much commentary of its own, credited ("Via Reuters"); and the
+    agency's next-day follow-up, under its own dateline, that reuses one background
+    paragraph of it at the end. Both share too little with the article as a whole for an
+    LSH band (Jaccard < 0.1)."""
+    p = paragraphs(41, n=30, words=60)
+    comment = paragraphs(41 + 100_000, n=3, words=45)
+    news = paragraphs(41 + 200_000, n=2, words=60)
+    return {
+        "article": "\n\n".join(p),
+        "post": "\n\n".join([comment[0], comment[1], p[7], p[8], comment[2], "Via Reuters"]),
+        "follow-up": "\n\n".join(["BERLIN (Reuters) - " + news[0], news[1], p[3]]),
+    }
+
+
+def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(database_url, settings):
+    """The post joins the long article as an excerpt, with its evidence, through the batch
+    index ingestion uses (one lookup for the batch); the follow-up is found too, but its
+    verification keeps it apart (its dateline is its own byline, not the quotation's);
+    the in-memory index decides the same."""
+    from newsflow.storage import dedup_index
+    from newsflow.storage.locks import take_write_locks
+    from newsflow.credit import credit_window, wire_credit
+
+    texts = long_story_texts()
+    fps = {k: dedup.fingerprint(t, settings) for k, t in texts.items()}
+    article = fps["article"]
+    for key in ("post", "follow-up"):
+        assert not set(enumerate(fps[key].bands)) & set(enumerate(article.bands))  # no band: LSH misses it
+        assert set(fps[key].passages) & set(article.passages)  # the sketch does not
+        jaccard, containment = dedup.similarity(fps[key].shingles, article.shingles)
+        assert jaccard < 0.1 and settings.dedup_quote_containment <= containment < settings.dedup_containment
+
+    load(database_url, settings, [make_article("article", texts["article"], T0)])
+    later = [make_article(k, texts[k], T0 + timedelta(hours=n)) for n, k in enumerate(("post", "follow-up"), 1)]
+    for a in later:  # as the extraction worker reads the credit
+        a.wire_credit = wire_credit(credit_window(a.body))
+    with db.transaction(database_url) as conn:
+        take_write_locks(conn)
+        index = dedup_index.BatchIndex(conn, settings.dedup_window_days,
+                                       [(dedup.fingerprint(a.body, settings), a.published_at) for a in later])
+        proposed = {k: {m.article_id for m in index.candidates(fps[k].bands, fps[k].passages)}
+                    for k in ("post", "follow-up")}
+        for a in later:
+            add_article(conn, settings, a, index=index)
+        index.flush()
+    article_id = fetch_all(database_url, "SELECT id FROM news.articles WHERE title = 'article'")[0]["id"]
+    assert proposed == {"post": {article_id}, "follow-up": {article_id}}
+    rows = {r["title"]: r for r in fetch_all(database_url, """
+        SELECT title, story_id, story_relation, story_signal, story_signal_value FROM news.articles""")}
+    assert rows["post"]["story_id"] == rows["article"]["story_id"]
+    assert (rows["post"]["story_relation"], rows["post"]["story_signal"]) == ("excerpt", "credited_quote")
+    assert rows["post"]["story_signal_value"] >= settings.dedup_quote_run  # the quoted run, in shingles
+    assert rows["follow-up"]["story_id"] not in (rows["article"]["story_id"], rows["post"]["story_id"])
+    assert (rows["follow-up"]["story_relation"], rows["follow-up"]["story_signal"]) == ("original", None)
+    check_consistent(database_url, settings)
+
+    # the sketch is stored with the signature row, and the in-memory index agrees
+    stored = fetch_all(database_url, """SELECT a.title, s.passages FROM news.dedup_signatures s
+                                        JOIN news.articles a ON a.id = s.article_id""")
+    assert {r["title"]: tuple(r["passages"]) for r in stored} == {k: fp.passages for k, fp in fps.items()}
+    memory = dedup.cluster([(f"{n}-{k}", texts[k]) for n, k in enumerate(("article", "post", "follow-up"))],
+                           settings)
+    assert memory == {"0-article": 1, "1-post": 1, "2-follow-up": 2}

@@ -48,7 +48,7 @@ __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
     "fingerprint", "tokens", "shingle_hashes", "minhash", "band_hashes",
     "similarity", "same_story", "relation", "assign", "cluster", "quoted_run", "shingle_sequence", "quote_credit", "QuoteCredit",
-    "SMALL_TEXT_JACCARD", "COPY_JACCARD",
+    "passage_hashes", "SMALL_TEXT_JACCARD", "COPY_JACCARD", "PASSAGE_RUN",
 ]
 
 
@@ -72,6 +72,13 @@ SMALL_TEXT_JACCARD = 0.9  # texts below dedup_min_shingles match only this simil
 COPY_JACCARD = 0.6  # relation 'copy' at or above this Jaccard against the representative
 _SEED = b"newsflow-minhash-v1"  # changing it changes every stored signature (bump models.SIGNATURE_SCHEME)
 _ANCHOR_SLACK = 3  # shingles between a dateline and the start of the quotation it credits
+# The passage sketch (``passage_hashes``) guarantees retrieval of a passage quoted verbatim
+# over at least this many consecutive shingles: the default NEWSFLOW_DEDUP_QUOTE_RUN, the
+# run the verification asks of a credited excerpt. Part of the signature scheme (changing
+# it changes every stored sketch: bump models.SIGNATURE_SCHEME).
+PASSAGE_RUN = 40
+_PASSAGE_GRAMS = 3  # a passage gram: 3 disjoint shingles (15 words at k=5)
+_PASSAGE_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _CHUNK = 256  # shingles per MinHash block: the work areas stay in cache (measured fastest)
 
 _U64 = np.uint64
@@ -91,8 +98,9 @@ _WORD_RE = re.compile(r"\w+")
 
 
 class StoryIndex(Protocol):
-    def candidates(self, bands: Sequence[int]) -> list[Member]:
-        """Indexed articles sharing >= 1 (band index, band hash) pair, inside the window."""
+    def candidates(self, bands: Sequence[int], passages: Sequence[int] = ()) -> list[Member]:
+        """Indexed articles sharing >= 1 (band index, band hash) pair, or >= 1 passage
+        hash (``Fingerprint.passages``), inside the window."""
         ...
 
     def representative(self, story_id: int) -> Member:
@@ -232,12 +240,46 @@ def band_hashes(signature: Sequence[int], bands: int, rows: int) -> tuple[int, .
                  for i in range(bands))
 
 
+def passage_hashes(sequence: np.ndarray, k: int) -> tuple[int, ...]:
+    """The passage sketch of a text: sorted unique signed int64 hashes such that two texts
+    sharing a run of >= ``PASSAGE_RUN`` consecutive shingles (a quoted passage) share at
+    least one, however little else they share; the LSH bands only find texts that are
+    similar as a whole, and miss a few quoted paragraphs inside long commentary.
+
+    Winnowing (Schleimer et al. 2003): hash each passage gram (``_PASSAGE_GRAMS`` disjoint
+    ``k``-shingles, so a single stock phrase is never one on its own), and keep the
+    minimum of every window of ``w`` consecutive grams, ``w`` chosen so that a run of
+    ``PASSAGE_RUN`` shingles holds a whole window: both texts then keep that window's
+    minimum. About 2/(w+1) of the grams are kept (~45 for 700 words). A text too short
+    for one window keeps its smallest gram; one too short for a gram has no sketch (the
+    bands find short texts)."""
+    span = (_PASSAGE_GRAMS - 1) * k  # shingles between a gram's first and last shingle
+    n_grams = len(sequence) - span
+    if n_grams < 1:
+        return ()
+    s = sequence.view(_U64)
+    with np.errstate(over="ignore"):  # multiplication modulo 2**64 is the point
+        grams = s[:n_grams] * _PASSAGE_MIX[0]
+        for i in range(1, _PASSAGE_GRAMS):
+            grams ^= s[i * k:i * k + n_grams] * _PASSAGE_MIX[i]
+        grams ^= grams >> _U64(31)  # splitmix64's finaliser: every input bit moves the minimum
+        grams *= _PASSAGE_MIX[1]
+        grams ^= grams >> _U64(29)
+    window = PASSAGE_RUN - span
+    if n_grams <= window:
+        kept = grams.min(keepdims=True)
+    else:
+        kept = np.lib.stride_tricks.sliding_window_view(grams, window).min(axis=1)
+    return tuple(np.unique(kept.view(np.int64)).tolist())
+
+
 def fingerprint(text: str, settings: Settings) -> Fingerprint:
     sequence = shingle_sequence(text, settings.dedup_shingle_size)
     shingles = tuple(np.unique(sequence).tolist())
     signature = minhash(shingles, settings.dedup_num_perm)
     bands = band_hashes(signature, settings.dedup_bands, settings.dedup_rows)
-    return Fingerprint(shingles=shingles, minhash=signature, bands=bands, sequence=tuple(sequence.tolist()))
+    return Fingerprint(shingles=shingles, minhash=signature, bands=bands, sequence=tuple(sequence.tolist()),
+                       passages=passage_hashes(sequence, settings.dedup_shingle_size))
 
 
 # ---------------------------------------------------------------------- similarity
@@ -363,7 +405,7 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings,
     new_set = set(fp.shingles)
     if not new_set:
         return Assignment(None, "original", None, 0.0, 0.0)
-    story_ids = sorted({m.story_id for m in index.candidates(fp.bands)})
+    story_ids = sorted({m.story_id for m in index.candidates(fp.bands, fp.passages)})
     best = None
     for story_id in story_ids:
         try:
@@ -399,6 +441,7 @@ class MemoryIndex:
 
     def __init__(self) -> None:
         self._buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+        self._passages: dict[int, list[int]] = defaultdict(list)
         self._members: dict[int, Member] = {}
         self._representatives: dict[int, Member] = {}
 
@@ -411,11 +454,15 @@ class MemoryIndex:
         self._representatives.setdefault(story_id, member)
         for band, value in enumerate(fp.bands):
             self._buckets[(band, value)].append(article_id)
+        for value in fp.passages:
+            self._passages[value].append(article_id)
 
-    def candidates(self, bands: Sequence[int]) -> list[Member]:
+    def candidates(self, bands: Sequence[int], passages: Sequence[int] = ()) -> list[Member]:
         found: set[int] = set()
         for band, value in enumerate(bands):
             found.update(self._buckets.get((band, value), ()))
+        for value in passages:
+            found.update(self._passages.get(value, ()))
         return [self._members[article_id] for article_id in sorted(found)]
 
     def representative(self, story_id: int) -> Member:
