@@ -395,8 +395,10 @@ def test_fingerprint_golden_values():
 
 def test_minhash_matches_exact_universal_hashing():
     p = (1 << 61) - 1
-    a_hi, a_lo, b = dedup._coefficients(16)
-    a = [(int(hi) << 32) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0], strict=True)]
+    a_col, a_hi, a_hi2, a_lo, b = dedup._coefficients(16)
+    a = [int(v) for v in a_col[:, 0]]
+    assert a == [(int(hi) << 31) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0], strict=True)]
+    assert (a_hi2 == 2 * a_hi).all()
     shingles = (-(1 << 63), -1, 0, 1, 12345678901234567, INT64_MAX) + tuple(range(300))  # > one block
     expected = [min((a[i] * (x % (1 << 64) % p) + int(b[i, 0])) % p for x in shingles)
                 for i in range(16)]

@@ -83,8 +83,8 @@ _CHUNK = 256  # shingles per MinHash block: the work areas stay in cache (measur
 
 _U64 = np.uint64
 _MASK61 = _U64(MERSENNE_PRIME)
-_MASK32 = _U64(0xFFFFFFFF)
-_MASK29 = _U64((1 << 29) - 1)
+_MASK31 = _U64((1 << 31) - 1)
+_MASK30 = _U64((1 << 30) - 1)
 
 # CJK scripts are written without spaces: one token per ideograph/kana instead of a
 # whole sentence as one "word".  Everything else: maximal runs of unicode \w.
@@ -160,12 +160,13 @@ def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
 def _coefficients(num_perm: int) -> tuple[np.ndarray, ...]:
     """``a`` in [1, p-1] and ``b`` in [0, p-1] per permutation, from xxhash of a fixed
     seed: no dependence on numpy's random streams, so stable across versions. Returned
-    as columns, with ``a`` split into its 32-bit limbs: (a_hi, a_lo, b)."""
+    as columns: (a, a_hi, 2*a_hi, a_lo, b) with a = a_hi*2**31 + a_lo (see ``minhash``)."""
     p = MERSENNE_PRIME
     a = [xxhash.xxh64_intdigest(_SEED + b":a:%d" % i) % (p - 1) + 1 for i in range(num_perm)]
     b = [xxhash.xxh64_intdigest(_SEED + b":b:%d" % i) % p for i in range(num_perm)]
     a_col = np.array(a, dtype=_U64)[:, None]
-    return a_col >> _U64(32), a_col & _MASK32, np.array(b, dtype=_U64)[:, None]
+    a_hi = a_col >> _U64(31)
+    return a_col, a_hi, a_hi << _U64(1), a_col & _MASK31, np.array(b, dtype=_U64)[:, None]
 
 
 def _mod_p(x: np.ndarray) -> np.ndarray:
@@ -188,43 +189,41 @@ def minhash(shingles: Sequence[int], num_perm: int) -> tuple[int, ...]:
     """MinHash signature of a shingle-hash set: ``num_perm`` values in [0, 2**61-1].
 
     Each permutation is ``(a*x + b) mod (2**61 - 1)``, computed exactly in uint64: the
-    122-bit product is split into 32-bit limbs, with 2**61 = 1 and 2**64 = 8 (mod p):
-    a*x = hh*2**64 + mid*2**32 + ll, each term reduced without overflowing 64 bits. The
-    arithmetic runs in place in three preallocated blocks that stay in cache (the values
-    are the same as with numpy temporaries; measured: twice as fast on the index
-    benchmark's texts, on a par on the corpus's real texts: temporaries of 256 KB cost
-    whatever the allocator's state makes them cost)."""
+    122-bit product is split into 31-bit limbs (a = ah*2**31 + al, x = xh*2**31 + xl,
+    ah, xh < 2**30), with 2**61 = 1 and so 2**62 = 2 (mod p):
+    a*x = ah*xh*2**62 + (ah*xl + al*xh)*2**31 + al*xl, where 2*ah*xh < 2**61 and
+    al*xl < 2**62 need no reduction, and only the middle term is split (at 2**30), so the
+    sum stays below 2**64 until one final fold. Limbs of 31 bits rather than 32 take 5
+    of 22 array passes per block away (the values are the same; measured in
+    docs/dedup.md). The arithmetic runs in place in three preallocated blocks that stay in
+    cache."""
     if not len(shingles):
         return (EMPTY_MINHASH,) * num_perm
-    a_hi, a_lo, b = _coefficients(num_perm)
+    _, a_hi, a_hi2, a_lo, b = _coefficients(num_perm)
     x_all = _mod_p(np.asarray(shingles, dtype=np.int64).view(_U64))
     mid_area, total_area, tmp_area = _work_areas(num_perm)
     result = np.full(num_perm, _MASK61, dtype=_U64)
     for start in range(0, len(x_all), _CHUNK):
         x = x_all[start:start + _CHUNK]
         width = len(x)
-        x_hi, x_lo = (x >> _U64(32))[None, :], (x & _MASK32)[None, :]
+        x_hi, x_lo = (x >> _U64(31))[None, :], (x & _MASK31)[None, :]
         mid, total, tmp = mid_area[:, :width], total_area[:, :width], tmp_area[:, :width]
-        np.multiply(a_hi, x_lo, out=mid)  # a_hi < 2**29: mid < 2**62 (weight 2**32)
+        np.multiply(a_hi, x_lo, out=mid)  # mid = ah*xl + al*xh < 2**62 (weight 2**31)
         np.multiply(a_lo, x_hi, out=tmp)
         mid += tmp
-        np.right_shift(mid, _U64(29), out=total)  # mid*2**32 = (mid>>29)*2**61 + ...
-        mid &= _MASK29
-        mid <<= _U64(32)
+        np.right_shift(mid, _U64(30), out=total)  # mid*2**31 = (mid>>30)*2**61 + (mid&M30)*2**31
+        mid &= _MASK30
+        mid <<= _U64(31)
         total += mid
-        np.multiply(a_lo, x_lo, out=mid)  # ll < 2**64 (weight 1)
-        np.right_shift(mid, _U64(61), out=tmp)
-        total += tmp
-        mid &= _MASK61
+        np.multiply(a_lo, x_lo, out=mid)  # al*xl < 2**62 (weight 1)
         total += mid
-        np.multiply(a_hi, x_hi, out=tmp)  # hh < 2**58 (weight 2**64 = 8)
-        tmp <<= _U64(3)
+        np.multiply(a_hi2, x_hi, out=tmp)  # 2*ah*xh < 2**61 (weight 2**62 = 2)
         total += tmp
         total += b  # total < 2**63.6: no overflow
         np.right_shift(total, _U64(61), out=tmp)  # fold: now < 2**61 + 12
         total &= _MASK61
         total += tmp
-        if (total >= _MASK61).any():  # the final subtraction, needed about once in 2**50
+        if total.max() >= _MASK61:  # the final subtraction, needed about once in 2**50
             total[total >= _MASK61] -= _MASK61
         np.minimum(result, total.min(axis=1), out=result)
     return tuple(result.astype(np.int64).tolist())
