@@ -405,6 +405,20 @@ def test_minhash_matches_exact_universal_hashing():
     assert list(dedup.minhash(shingles, 16)) == expected
 
 
+def test_minhash_matches_exact_universal_hashing_on_random_sets():
+    # values near every limb boundary: the 31-bit split of a and x, the 2**61 folds
+    import random
+
+    p = (1 << 61) - 1
+    a_col, _, _, _, b = dedup._coefficients(128)
+    rng = random.Random(7)
+    shingles = tuple(rng.randint(-(1 << 63), INT64_MAX) for _ in range(600)) + (
+        p - 1, p, p + 1, (1 << 62) - 1, (1 << 31) - 1, 1 << 31, -(1 << 62))
+    expected = [min((int(a_col[i, 0]) * (x % (1 << 64) % p) + int(b[i, 0])) % p for x in shingles)
+                for i in range(128)]
+    assert list(dedup.minhash(shingles, 128)) == expected
+
+
 def test_minhash_agreement_estimates_jaccard():
     p = pseudo_paragraphs(12)
     x, y = fingerprint(render(*p[:8]), S), fingerprint(render(*p[4:]), S)
