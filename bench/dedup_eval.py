@@ -123,8 +123,8 @@ class UnionFind:
 
 
 class CountingIndex(dedup.MemoryIndex):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, passage_max_texts: int = Settings.dedup_passage_max_texts) -> None:
+        super().__init__(passage_max_texts)
         self.candidate_counts: list[int] = []
         self.story_counts: list[int] = []
         self.last: list[dedup.Member] = []
@@ -141,7 +141,7 @@ def run_project(items: list[Item], settings: Settings, order: list[int] | None =
                 fingerprints: dict | None = None) -> tuple[list[int], dict]:
     """The production path (fingerprint + assign against an index), instrumented."""
     order = order if order is not None else sorted(range(len(items)), key=lambda i: items[i].key)
-    index = CountingIndex()
+    index = CountingIndex(settings.dedup_passage_max_texts)
     labels = [0] * len(items)
     relations: dict[int, str] = {}
     next_story = 1

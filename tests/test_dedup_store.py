@@ -8,6 +8,7 @@ Real PostgreSQL (a fresh database per test, see conftest), real code paths:
 from __future__ import annotations
 
 import json
+from collections import Counter
 import os
 import random
 import subprocess
@@ -579,3 +580,46 @@ def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(dat
     memory = dedup.cluster([(f"{n}-{k}", texts[k]) for n, k in enumerate(("article", "post", "follow-up"))],
                            settings)
     assert memory == {"0-article": 1, "1-post": 1, "2-follow-up": 2}
+
+
+def test_a_passage_hash_many_texts_share_proposes_nobody(database_url, settings):
+    """A passage hash more indexed texts of the window share than dedup_passage_max_texts
+    (a publisher's standing footer, not a quotation) proposes nobody, in PostgreSQL as in
+    memory; the sketch is window-limited like the bands."""
+    from newsflow.storage import dedup_index
+
+    cfg = settings.replace(dedup_passage_max_texts=2)
+    footer = paragraphs(51, n=1, words=60)[0]
+    texts = ["\n\n".join(paragraphs(60 + i, n=4, words=50) + [footer]) for i in range(4)]
+    fps = [dedup.fingerprint(t, cfg) for t in texts]
+    load(database_url, cfg, [make_article(f"own-{i}", t, T0 + timedelta(hours=i)) for i, t in enumerate(texts[:3])])
+    assert len({r["story_id"] for r in fetch_all(database_url, "SELECT story_id FROM news.articles")}) == 3
+
+    # which stored texts each cap lets the fourth find: a hash counts when at most `cap`
+    # stored texts hold it (the footer's own windows are in all three; those at its edges
+    # may be selected in some texts only)
+    shared = Counter(h for fp in fps[:3] for h in fp.passages)
+
+    def expected(cap: int) -> set[str]:  # (the footer may also give a text a band in common)
+        return {f"own-{i}" for i, fp in enumerate(fps[:3])
+                if any(shared[h] <= cap for h in set(fp.passages) & set(fps[3].passages))
+                or set(enumerate(fp.bands)) & set(enumerate(fps[3].bands))}
+
+    assert any(shared[h] == 3 for h in fps[3].passages)
+    assert expected(2) != expected(3)  # the cap does leave one out
+    memory = dedup.MemoryIndex()
+    for i, fp in enumerate(fps[:3]):
+        memory.add(i, i, fp)
+    with db.connect(database_url) as conn:
+        ids = {r["id"]: r["title"] for r in conn.execute("SELECT id, title FROM news.articles")}
+
+        def found(cap: int, around=T0) -> set[str]:
+            index = dedup_index.PgIndex(conn, around, cfg.dedup_window_days, cap)
+            return {ids[m.article_id] for m in index.candidates(fps[3].bands, fps[3].passages)}
+
+        for cap in (1, 2, 3):
+            memory.passage_max_texts = cap
+            in_memory = {f"own-{m.article_id}" for m in memory.candidates(fps[3].bands, fps[3].passages)}
+            assert found(cap) == in_memory == expected(cap), cap
+        assert found(3) == {"own-0", "own-1", "own-2"}
+        assert found(100, around=T0 + timedelta(days=cfg.dedup_window_days + 1)) == set()  # out of the window

@@ -100,7 +100,8 @@ _WORD_RE = re.compile(r"\w+")
 class StoryIndex(Protocol):
     def candidates(self, bands: Sequence[int], passages: Sequence[int] = ()) -> list[Member]:
         """Indexed articles sharing >= 1 (band index, band hash) pair, or >= 1 passage
-        hash (``Fingerprint.passages``), inside the window."""
+        hash (``Fingerprint.passages``) that at most ``dedup_passage_max_texts`` indexed
+        articles share, inside the window."""
         ...
 
     def representative(self, story_id: int) -> Member:
@@ -436,9 +437,11 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings,
 
 
 class MemoryIndex:
-    """In-memory StoryIndex (no time window): for the evaluation and tests."""
+    """In-memory StoryIndex (no time window): for the evaluation and tests.
+    ``passage_max_texts``: settings.dedup_passage_max_texts."""
 
-    def __init__(self) -> None:
+    def __init__(self, passage_max_texts: int = Settings.dedup_passage_max_texts) -> None:
+        self.passage_max_texts = passage_max_texts
         self._buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
         self._passages: dict[int, list[int]] = defaultdict(list)
         self._members: dict[int, Member] = {}
@@ -461,7 +464,9 @@ class MemoryIndex:
         for band, value in enumerate(bands):
             found.update(self._buckets.get((band, value), ()))
         for value in passages:
-            found.update(self._passages.get(value, ()))
+            posting = self._passages.get(value, ())
+            if len(posting) <= self.passage_max_texts:
+                found.update(posting)
         return [self._members[article_id] for article_id in sorted(found)]
 
     def representative(self, story_id: int) -> Member:
@@ -482,7 +487,7 @@ def cluster(docs: Iterable[tuple[str, str]], settings: Settings) -> dict[str, in
     creation order.  Duplicate keys are an error (their order would be arbitrary).
     """
     items = sorted(docs, key=lambda item: item[0])
-    index = MemoryIndex()
+    index = MemoryIndex(settings.dedup_passage_max_texts)
     result: dict[str, int] = {}
     next_story = 1
     for article_id, (key, text) in enumerate(items, start=1):

@@ -26,25 +26,30 @@ from typing import Sequence
 
 import psycopg
 
+from ..config import Settings
 from ..models import SIGNATURE_SCHEME, Fingerprint, Member
 
+_MAX_TEXTS = Settings.dedup_passage_max_texts
+
 # Candidate articles of each query (story ids only): those sharing a band (b-tree on the
-# band rows) or a passage hash (GIN on the signatures' sketch), in the query's window;
-# and, once per candidate story, its representative with its shingles.
+# band rows) or a passage hash (GIN on the signatures' sketch) that at most max_texts
+# indexed texts of the window share, in the query's window; and, once per candidate
+# story, its representative with its shingles.
 _CANDIDATES = """
     WITH q AS (SELECT * FROM unnest(%(qn)s::int[], %(band)s::smallint[], %(hash)s::bigint[]) AS q(n, band, hash)),
          w AS (SELECT * FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) WITH ORDINALITY AS w(lo, hi, n)),
-         p AS (SELECT n, array_agg(hash) AS hashes
-               FROM unnest(%(pn)s::int[], %(phash)s::bigint[]) AS p(n, hash) GROUP BY n),
+         p AS (SELECT * FROM unnest(%(pn)s::int[], %(phash)s::bigint[]) AS p(n, hash)),
+         phits AS MATERIALIZED (
+                  SELECT p.n, p.hash, s.article_id, count(*) OVER (PARTITION BY p.n, p.hash) AS texts
+                  FROM p JOIN w ON w.n = p.n
+                  JOIN news.dedup_signatures s ON s.passages @> ARRAY[p.hash]
+                  WHERE s.published_at BETWEEN w.lo AND w.hi),
          hits AS (SELECT q.n, b.article_id FROM q
                   JOIN news.dedup_bands b ON b.band = q.band AND b.hash = q.hash
                   JOIN w ON w.n = q.n
                   WHERE b.published_at BETWEEN w.lo AND w.hi
                   UNION
-                  SELECT p.n, s.article_id FROM p
-                  JOIN w ON w.n = p.n
-                  JOIN news.dedup_signatures s ON s.passages && p.hashes
-                  WHERE s.published_at BETWEEN w.lo AND w.hi),
+                  SELECT n, article_id FROM phits WHERE texts <= %(max_texts)s),
          c AS MATERIALIZED (SELECT hits.n, a.id, a.story_id FROM hits JOIN news.articles a ON a.id = hits.article_id
                             WHERE a.story_id IS NOT NULL)
     SELECT c.n, c.id, c.story_id, NULL::bigint[] AS shingles, false AS rep FROM c
@@ -59,10 +64,11 @@ _CANDIDATES = """
 Query = tuple[Sequence[int], Sequence[int], datetime, datetime]  # bands, passages, lo, hi
 
 
-def lookup(conn: psycopg.Connection, queries: Sequence[Query]) -> tuple[list[list[Member]], dict[int, Member]]:
+def lookup(conn: psycopg.Connection, queries: Sequence[Query], passage_max_texts: int
+           ) -> tuple[list[list[Member]], dict[int, Member]]:
     """For each (bands, passages, lo, hi): the indexed articles sharing a band or a passage
-    hash, dated in [lo, hi] (shingles not fetched); and every candidate story's
-    representative. One round trip."""
+    hash (one that at most ``passage_max_texts`` of them share), dated in [lo, hi]
+    (shingles not fetched); and every candidate story's representative. One round trip."""
     if not queries:
         return [], {}
     qn, band, hashes, pn, phash = [], [], [], [], []
@@ -74,6 +80,7 @@ def lookup(conn: psycopg.Connection, queries: Sequence[Query]) -> tuple[list[lis
         phash += passages
     with conn.cursor(binary=True) as cur:
         rows = cur.execute(_CANDIDATES, {"qn": qn, "band": band, "hash": hashes, "pn": pn, "phash": phash,
+                                         "max_texts": passage_max_texts,
                                          "lo": [q[2] for q in queries], "hi": [q[3] for q in queries]}).fetchall()
     found: list[list[Member]] = [[] for _ in queries]
     reps: dict[int, Member] = {}
@@ -100,8 +107,9 @@ class _Index:
     """What both indexes share: representatives known from the last lookup (or asked
     for), ties broken by story id."""
 
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: psycopg.Connection, passage_max_texts: int):
         self.conn = conn
+        self.passage_max_texts = passage_max_texts  # settings.dedup_passage_max_texts
         self._reps: dict[int, Member] = {}  # story id -> its representative
 
     def representative(self, story_id: int) -> Member:
@@ -117,15 +125,17 @@ class _Index:
 class PgIndex(_Index):
     """The index for one text at a time, around one date; writes at once (``stage``)."""
 
-    def __init__(self, conn: psycopg.Connection, around: datetime, window_days: int):
-        super().__init__(conn)
+    def __init__(self, conn: psycopg.Connection, around: datetime, window_days: int,
+                 passage_max_texts: int = _MAX_TEXTS):
+        super().__init__(conn, passage_max_texts)
         self.lo = around - timedelta(days=window_days)
         self.hi = around + timedelta(days=window_days)
 
     def candidates(self, bands: Sequence[int], passages: Sequence[int] = ()) -> list[Member]:
         """Indexed articles sharing a band or a passage hash, in the window. Their shingles
         are not fetched (empty): only each candidate story's representative is verified."""
-        (found,), self._reps = lookup(self.conn, [(list(bands), list(passages), self.lo, self.hi)])
+        (found,), self._reps = lookup(self.conn, [(list(bands), list(passages), self.lo, self.hi)],
+                                      self.passage_max_texts)
         return found
 
     def stage(self, article_id: int, story_id: int, fp: Fingerprint, when: datetime,
@@ -146,12 +156,12 @@ class BatchIndex(_Index):
     (fingerprint, date) of every text the batch may place, looked up at once."""
 
     def __init__(self, conn: psycopg.Connection, window_days: int,
-                 texts: Sequence[tuple[Fingerprint, datetime]]):
-        super().__init__(conn)
+                 texts: Sequence[tuple[Fingerprint, datetime]], passage_max_texts: int = _MAX_TEXTS):
+        super().__init__(conn, passage_max_texts)
         self.window = timedelta(days=window_days)
         queries = [(list(fp.bands), list(fp.passages), when - self.window, when + self.window)
                    for fp, when in texts]
-        found, self._reps = lookup(conn, queries)
+        found, self._reps = lookup(conn, queries, passage_max_texts)
         self._found = {fp.bands: members for (fp, _), members in zip(texts, found, strict=True)}
         self._when = {fp.bands: when for fp, when in texts}
         # texts placed during this batch, not yet written; every change is journalled so
@@ -169,10 +179,12 @@ class BatchIndex(_Index):
         when = self._when[key]
         if key not in self._found:  # not looked up with the batch: ask now
             (self._found[key],), reps = lookup(self.conn, [(list(bands), list(passages), when - self.window,
-                                                            when + self.window)])
+                                                            when + self.window)], self.passage_max_texts)
             self._reps.update(reps)
         staged = {article_id for band, h in enumerate(bands) for article_id in self._buckets.get((band, h), ())}
-        staged.update(article_id for h in passages for article_id in self._passages.get(h, ()))
+        # the cap on common passage hashes counts the batch's own texts apart
+        staged.update(article_id for h in passages for article_id in self._passages.get(h, ())
+                      if len(self._passages[h]) <= self.passage_max_texts)
         near = [self._staged[a][0] for a in sorted(staged) if abs(self._staged[a][1] - when) <= self.window]
         return self._found[key] + near
 
