@@ -102,7 +102,9 @@ def populate(url: str, first: int, last: int) -> dict[str, float]:
                              SELECT g, 'https://synthetic.example/' || g, 'https://synthetic.example/' || g,
                                  'Synthetic', 'synthetic', {at}, 700, md5(g::text), 'page', g, 'original'
                              FROM {span}""")
-        conn.execute("DROP INDEX IF EXISTS news.dedup_signatures_passages_idx")
+        passage_index = conn.execute("SELECT pg_get_indexdef('news.dedup_signatures_passages_idx'::regclass)"
+                                     ).fetchone()[0]  # as the migration made it (fastupdate off)
+        conn.execute("DROP INDEX news.dedup_signatures_passages_idx")
         step("signatures", f"""INSERT INTO news.dedup_signatures (article_id, published_at, shingles, minhash,
                                                                  scheme, bands, passages)
                                SELECT g, {at},
@@ -112,7 +114,7 @@ def populate(url: str, first: int, last: int) -> dict[str, float]:
                                  ARRAY(SELECT hashint8extended(g * 64 + b, 42) FROM generate_series(0, 63) b),
                                  ARRAY(SELECT hashint8extended(g * 1000 + k, 9) FROM generate_series(1, {PASSAGES}) k ORDER BY 1)
                                FROM {span}""")
-        step("passage index", "CREATE INDEX dedup_signatures_passages_idx ON news.dedup_signatures USING gin (passages)")
+        step("passage index", passage_index)
         ddl = band_index_ddl(conn)
         for name, _, is_con in ddl:
             conn.execute(f"ALTER TABLE news.dedup_bands DROP CONSTRAINT {name}" if is_con

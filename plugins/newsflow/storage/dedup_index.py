@@ -32,18 +32,22 @@ from ..models import SIGNATURE_SCHEME, Fingerprint, Member
 _MAX_TEXTS = Settings.dedup_passage_max_texts
 
 # Candidate articles of each query (story ids only): those sharing a band (b-tree on the
-# band rows) or a passage hash (GIN on the signatures' sketch) that at most max_texts
-# indexed texts of the window share, in the query's window; and, once per candidate
-# story, its representative with its shingles.
+# band rows) or a passage hash that at most max_texts indexed texts of the window share,
+# in the query's window; and, once per candidate story, its representative with its
+# shingles. The sketch is looked up with one GIN scan per text (&&: measured 4x faster
+# than one scan per value), each value's texts counted among the rows found.
 _CANDIDATES = """
     WITH q AS (SELECT * FROM unnest(%(qn)s::int[], %(band)s::smallint[], %(hash)s::bigint[]) AS q(n, band, hash)),
          w AS (SELECT * FROM unnest(%(lo)s::timestamptz[], %(hi)s::timestamptz[]) WITH ORDINALITY AS w(lo, hi, n)),
-         p AS (SELECT * FROM unnest(%(pn)s::int[], %(phash)s::bigint[]) AS p(n, hash)),
-         phits AS MATERIALIZED (
-                  SELECT p.n, p.hash, s.article_id, count(*) OVER (PARTITION BY p.n, p.hash) AS texts
-                  FROM p JOIN w ON w.n = p.n
-                  JOIN news.dedup_signatures s ON s.passages @> ARRAY[p.hash]
+         p AS (SELECT n, array_agg(hash) AS hashes
+               FROM unnest(%(pn)s::int[], %(phash)s::bigint[]) AS p(n, hash) GROUP BY n),
+         prows AS MATERIALIZED (
+                  SELECT p.n, p.hashes, s.article_id, s.passages FROM p JOIN w ON w.n = p.n
+                  JOIN news.dedup_signatures s ON s.passages && p.hashes
                   WHERE s.published_at BETWEEN w.lo AND w.hi),
+         phits AS (SELECT n, article_id, count(*) OVER (PARTITION BY n, hash) AS texts
+                   FROM (SELECT DISTINCT r.n, r.article_id, h.hash
+                         FROM prows r, unnest(r.passages) AS h(hash) WHERE h.hash = ANY (r.hashes)) x),
          hits AS (SELECT q.n, b.article_id FROM q
                   JOIN news.dedup_bands b ON b.band = q.band AND b.hash = q.hash
                   JOIN w ON w.n = q.n
