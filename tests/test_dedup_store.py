@@ -519,8 +519,9 @@ def long_story_texts() -> dict[str, str]:
     """A long article (30 paragraphs, 1,800 words); an aggregator's post quoting two of
     its paragraphs under as much commentary of its own, credited ("Via Reuters"); and the
     agency's next-day follow-up, under its own dateline, that reuses one background
-    paragraph of it at the end. Both share too little with the article as a whole for an
-    LSH band (Jaccard < 0.1)."""
+    paragraph of it at the end; and an outlet's uncredited extract: a line of its own and
+    three paragraphs of the article. All share too little with the article as a whole
+    for an LSH band (Jaccard < 0.1)."""
     p = paragraphs(41, n=30, words=60)
     comment = paragraphs(41 + 100_000, n=3, words=45)
     news = paragraphs(41 + 200_000, n=2, words=60)
@@ -528,6 +529,7 @@ def long_story_texts() -> dict[str, str]:
         "article": "\n\n".join(p),
         "post": "\n\n".join([comment[0], comment[1], p[7], p[8], comment[2], "Via Reuters"]),
         "follow-up": "\n\n".join(["BERLIN (Reuters) - " + news[0], news[1], p[3]]),
+        "extract": "\n\n".join([paragraphs(41 + 300_000, n=1, words=20)[0], *p[2:5]]),
     }
 
 
@@ -535,7 +537,8 @@ def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(dat
     """The post joins the long article as an excerpt, with its evidence, through the batch
     index ingestion uses (one lookup for the batch); the follow-up is found too, but its
     verification keeps it apart (its dateline is its own byline, not the quotation's);
-    the in-memory index decides the same."""
+    the uncredited extract is found by the sketch too and joins on containment; the
+    in-memory index decides the same."""
     from newsflow.storage import dedup_index
     from newsflow.storage.locks import take_write_locks
     from newsflow.credit import credit_window, wire_credit
@@ -543,14 +546,16 @@ def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(dat
     texts = long_story_texts()
     fps = {k: dedup.fingerprint(t, settings) for k, t in texts.items()}
     article = fps["article"]
-    for key in ("post", "follow-up"):
+    for key in ("post", "follow-up", "extract"):
         assert not set(enumerate(fps[key].bands)) & set(enumerate(article.bands))  # no band: LSH misses it
         assert set(fps[key].passages) & set(article.passages)  # the sketch does not
         jaccard, containment = dedup.similarity(fps[key].shingles, article.shingles)
-        assert jaccard < 0.1 and settings.dedup_quote_containment <= containment < settings.dedup_containment
+        assert jaccard < 0.1 and settings.dedup_quote_containment <= containment
+        assert (containment >= settings.dedup_containment) == (key == "extract")
 
     load(database_url, settings, [make_article("article", texts["article"], T0)])
-    later = [make_article(k, texts[k], T0 + timedelta(hours=n)) for n, k in enumerate(("post", "follow-up"), 1)]
+    later = [make_article(k, texts[k], T0 + timedelta(hours=n))
+             for n, k in enumerate(("post", "follow-up", "extract"), 1)]
     for a in later:  # as the extraction worker reads the credit
         a.wire_credit = wire_credit(credit_window(a.body))
     with db.transaction(database_url) as conn:
@@ -558,12 +563,13 @@ def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(dat
         index = dedup_index.BatchIndex(conn, settings.dedup_window_days,
                                        [(dedup.fingerprint(a.body, settings), a.published_at) for a in later])
         proposed = {k: {m.article_id for m in index.candidates(fps[k].bands, fps[k].passages)}
-                    for k in ("post", "follow-up")}
+                    for k in ("post", "follow-up", "extract")}
         for a in later:
             add_article(conn, settings, a, index=index)
         index.flush()
     article_id = fetch_all(database_url, "SELECT id FROM news.articles WHERE title = 'article'")[0]["id"]
-    assert proposed == {"post": {article_id}, "follow-up": {article_id}}
+    assert later[2].wire_credit is None
+    assert proposed == {"post": {article_id}, "follow-up": {article_id}, "extract": {article_id}}
     rows = {r["title"]: r for r in fetch_all(database_url, """
         SELECT title, story_id, story_relation, story_signal, story_signal_value FROM news.articles""")}
     assert rows["post"]["story_id"] == rows["article"]["story_id"]
@@ -571,15 +577,18 @@ def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(dat
     assert rows["post"]["story_signal_value"] >= settings.dedup_quote_run  # the quoted run, in shingles
     assert rows["follow-up"]["story_id"] not in (rows["article"]["story_id"], rows["post"]["story_id"])
     assert (rows["follow-up"]["story_relation"], rows["follow-up"]["story_signal"]) == ("original", None)
+    assert rows["extract"]["story_id"] == rows["article"]["story_id"]
+    assert (rows["extract"]["story_relation"], rows["extract"]["story_signal"]) == ("excerpt", "containment")
     check_consistent(database_url, settings)
 
     # the sketch is stored with the signature row, and the in-memory index agrees
     stored = fetch_all(database_url, """SELECT a.title, s.passages FROM news.dedup_signatures s
                                         JOIN news.articles a ON a.id = s.article_id""")
     assert {r["title"]: tuple(r["passages"]) for r in stored} == {k: fp.passages for k, fp in fps.items()}
-    memory = dedup.cluster([(f"{n}-{k}", texts[k]) for n, k in enumerate(("article", "post", "follow-up"))],
+    order = ("article", "post", "follow-up", "extract")
+    memory = dedup.cluster([(f"{n}-{k}", texts[k]) for n, k in enumerate(order)],
                            settings)
-    assert memory == {"0-article": 1, "1-post": 1, "2-follow-up": 2}
+    assert memory == {"0-article": 1, "1-post": 1, "2-follow-up": 2, "3-extract": 1}
 
 
 def test_a_passage_hash_many_texts_share_proposes_nobody(database_url, settings):
