@@ -13,8 +13,11 @@ Method (details, thresholds and measured figures in ``docs/dedup.md``):
    int64; MinHash them (universal hashing ``(a*x + b) mod (2**61 - 1)``, vectorised with
    numpy in preallocated blocks, coefficients derived from xxhash of a fixed seed so
    signatures are identical in every process, version and machine); LSH band hashes =
-   xxhash64 of each band's ``rows`` MinHash values, as signed int64.
-2. ``assign``: the index returns articles sharing at least one (band, hash) pair; the
+   xxhash64 of each band's ``rows`` MinHash values, as signed int64; and the passage
+   sketch (``passage_hashes``: winnowed passage grams, shared by any two texts with a
+   verbatim run of ``PASSAGE_RUN`` shingles in common, however different as a whole).
+2. ``assign``: the index returns articles sharing at least one (band, hash) pair or
+   one passage-sketch value (a quoted passage of a long article); the
    candidate *stories* are verified exactly on the stored shingle sets **against each
    story's representative** (its first member), never merely against some member, so
    stories do not chain (A~B, B~C does not put C with A).
