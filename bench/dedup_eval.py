@@ -331,7 +331,8 @@ def dataset(seed: int, settings: Settings) -> tuple[list[Item], list[str]]:
     print(f"settings: shingle={settings.dedup_shingle_size} num_perm={settings.dedup_num_perm} "
           f"bands={settings.dedup_bands}x{settings.dedup_rows} containment>="
           f"{settings.dedup_containment} jaccard>={settings.dedup_jaccard} "
-          f"min_shingles={settings.dedup_min_shingles}")
+          f"min_shingles={settings.dedup_min_shingles}; passage sketch: runs >= {dedup.PASSAGE_RUN} "
+          f"shingles, values held by <= {settings.dedup_passage_max_texts} texts")
     return items, truth
 
 
