@@ -123,14 +123,14 @@ class UnionFind:
 
 
 class CountingIndex(dedup.MemoryIndex):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, passage_max_texts: int = Settings.dedup_passage_max_texts) -> None:
+        super().__init__(passage_max_texts)
         self.candidate_counts: list[int] = []
         self.story_counts: list[int] = []
         self.last: list[dedup.Member] = []
 
-    def candidates(self, bands):
-        found = super().candidates(bands)
+    def candidates(self, bands, passages=()):
+        found = super().candidates(bands, passages)
         self.candidate_counts.append(len(found))
         self.story_counts.append(len({m.story_id for m in found}))
         self.last = found
@@ -141,7 +141,7 @@ def run_project(items: list[Item], settings: Settings, order: list[int] | None =
                 fingerprints: dict | None = None) -> tuple[list[int], dict]:
     """The production path (fingerprint + assign against an index), instrumented."""
     order = order if order is not None else sorted(range(len(items)), key=lambda i: items[i].key)
-    index = CountingIndex()
+    index = CountingIndex(settings.dedup_passage_max_texts)
     labels = [0] * len(items)
     relations: dict[int, str] = {}
     next_story = 1
@@ -331,7 +331,8 @@ def dataset(seed: int, settings: Settings) -> tuple[list[Item], list[str]]:
     print(f"settings: shingle={settings.dedup_shingle_size} num_perm={settings.dedup_num_perm} "
           f"bands={settings.dedup_bands}x{settings.dedup_rows} containment>="
           f"{settings.dedup_containment} jaccard>={settings.dedup_jaccard} "
-          f"min_shingles={settings.dedup_min_shingles}")
+          f"min_shingles={settings.dedup_min_shingles}; passage sketch: runs >= {dedup.PASSAGE_RUN} "
+          f"shingles, values held by <= {settings.dedup_passage_max_texts} texts")
     return items, truth
 
 
@@ -475,7 +476,8 @@ def sweep(items: list[Item], truth: list[str], settings: Settings) -> None:
                 seq = dedup.shingle_sequence(it.text, k)
                 sh = tuple(np.unique(seq).tolist())
                 cache[k, num_perm][i] = (sh, dedup.minhash(sh, num_perm), tuple(seq.tolist()))
-        fps = {i: dedup.Fingerprint(sh, mh, dedup.band_hashes(mh, bands, rows), seq)
+        fps = {i: dedup.Fingerprint(sh, mh, dedup.band_hashes(mh, bands, rows), seq,
+                                    dedup.passage_hashes(np.asarray(seq, dtype=np.int64), k))
                for i, (sh, mh, seq) in cache[k, num_perm].items()}
         pred, stats = run_project(items, cfg, fingerprints=fps)
         s, fm = pair_scores(truth, pred), false_merges(items, pred)

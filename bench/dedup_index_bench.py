@@ -15,8 +15,8 @@ generate_series; band indexes dropped during the load and rebuilt after it, as a
 load does). Every row the index references exists (news.articles rows, each in its own
 news.stories row, representative = itself); FK *checks* are skipped during the bulk
 load only (session_replication_role = replica). Synthetic signatures: 680 shingle
-hashes (a ~700-word article), 128 MinHash values, 64 band hashes, dates spread over the
-window. The measured articles go through the real code with every FK checked.
+hashes (a ~700-word article), 128 MinHash values, 64 band hashes, 45 passage-sketch
+hashes (their GIN index built after the load), dates spread over the window. The measured articles go through the real code with every FK checked.
 
 Measured texts: pseudo-word texts (no shared vocabulary with the index, so by default
 no foreign LSH candidate), 300-1,500 words (mean ~700, the corpus mean is 684); one in
@@ -59,6 +59,7 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 WINDOW_SECONDS = 7 * 86400  # synthetic rows are spread over 7 days, all inside the window
 MID = T0 + timedelta(seconds=WINDOW_SECONDS // 2)  # the measured articles' date
 SHINGLES = 680
+PASSAGES = 45  # passage sketch values (dedup.passage_hashes) of a ~700-word text
 BIG_FIRST = 20_000_001  # ids of the synthetic rows added for the 1M run (clear of the sequences)
 
 
@@ -101,14 +102,19 @@ def populate(url: str, first: int, last: int) -> dict[str, float]:
                              SELECT g, 'https://synthetic.example/' || g, 'https://synthetic.example/' || g,
                                  'Synthetic', 'synthetic', {at}, 700, md5(g::text), 'page', g, 'original'
                              FROM {span}""")
+        passage_index = conn.execute("SELECT pg_get_indexdef('news.dedup_signatures_passages_idx'::regclass)"
+                                     ).fetchone()[0]  # as the migration made it (fastupdate off)
+        conn.execute("DROP INDEX news.dedup_signatures_passages_idx")
         step("signatures", f"""INSERT INTO news.dedup_signatures (article_id, published_at, shingles, minhash,
-                                                                 scheme, bands)
+                                                                 scheme, bands, passages)
                                SELECT g, {at},
                                  ARRAY(SELECT hashint8extended(g * 1000 + k, 7) FROM generate_series(1, {SHINGLES}) k ORDER BY 1),
                                  ARRAY(SELECT abs(hashint8extended(g * 1000 + k, 8)) FROM generate_series(1, 128) k),
                                  {SIGNATURE_SCHEME},
-                                 ARRAY(SELECT hashint8extended(g * 64 + b, 42) FROM generate_series(0, 63) b)
+                                 ARRAY(SELECT hashint8extended(g * 64 + b, 42) FROM generate_series(0, 63) b),
+                                 ARRAY(SELECT hashint8extended(g * 1000 + k, 9) FROM generate_series(1, {PASSAGES}) k ORDER BY 1)
                                FROM {span}""")
+        step("passage index", passage_index)
         ddl = band_index_ddl(conn)
         for name, _, is_con in ddl:
             conn.execute(f"ALTER TABLE news.dedup_bands DROP CONSTRAINT {name}" if is_con
@@ -214,7 +220,7 @@ def index_path(url: str, settings: Settings, texts: list[str], first_id: int) ->
                 index = dedup_index.BatchIndex(conn, settings.dedup_window_days, [(fps[i], MID) for i in ids])
                 t2 = time.perf_counter()
                 for i in ids:
-                    found = index.candidates(fps[i].bands)
+                    found = index.candidates(fps[i].bands, fps[i].passages)
                     assignment = dedup.assign(fps[i], index, settings)
                     story_id = assignment.story_id or first_id + i
                     index.stage(first_id + i, story_id, fps[i], MID, representative=assignment.story_id is None)
@@ -246,7 +252,7 @@ def one_at_a_time(url: str, settings: Settings, texts: list[str], first_id: int)
                     fp = dedup.fingerprint(texts[i], settings)
                     t1 = time.perf_counter()
                     index = dedup_index.PgIndex(conn, MID, settings.dedup_window_days)
-                    found = index.candidates(fp.bands)
+                    found = index.candidates(fp.bands, fp.passages)
                     t2 = time.perf_counter()
                     dedup.assign(fp, _Replay(index, found), settings)
                     t3 = time.perf_counter()
@@ -266,7 +272,7 @@ class _Replay:
     def __init__(self, index, found):
         self.index, self.found = index, found
 
-    def candidates(self, bands):
+    def candidates(self, bands, passages=()):
         return self.found
 
     def representative(self, story_id):

@@ -386,17 +386,37 @@ def test_fingerprint_golden_values():
     assert fp.shingles[0] == -4485731263546850348
     assert fp.minhash[:3] == (970976071613450407, 33697672329460385, 695804808773417214)
     assert fp.bands[:2] == (-4386528899060104414, 1264631784027713741)
-    assert dedup.SIGNATURE_SCHEME == 2  # same values as scheme 1; the row holds its bands
+    assert fp.passages == ()  # too short for one passage gram
+    assert fingerprint(" ".join(f"w{i}" for i in range(100)), S).passages == (315220675663569224,
+                                                                              1233033471083393462)
+    # scheme 3: the same MinHash values and bands as 1 and 2; the row holds its passage sketch
+    assert dedup.SIGNATURE_SCHEME == 3
 
 
 def test_minhash_matches_exact_universal_hashing():
     p = (1 << 61) - 1
-    a_hi, a_lo, b = dedup._coefficients(16)
-    a = [(int(hi) << 32) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0], strict=True)]
+    a_col, a_hi, a_hi2, a_lo, b = dedup._coefficients(16)
+    a = [int(v) for v in a_col[:, 0]]
+    assert a == [(int(hi) << 31) | int(lo) for hi, lo in zip(a_hi[:, 0], a_lo[:, 0], strict=True)]
+    assert (a_hi2 == 2 * a_hi).all()
     shingles = (-(1 << 63), -1, 0, 1, 12345678901234567, INT64_MAX) + tuple(range(300))  # > one block
     expected = [min((a[i] * (x % (1 << 64) % p) + int(b[i, 0])) % p for x in shingles)
                 for i in range(16)]
     assert list(dedup.minhash(shingles, 16)) == expected
+
+
+def test_minhash_matches_exact_universal_hashing_on_random_sets():
+    # values near every limb boundary: the 31-bit split of a and x, the 2**61 folds
+    import random
+
+    p = (1 << 61) - 1
+    a_col, _, _, _, b = dedup._coefficients(128)
+    rng = random.Random(7)
+    shingles = tuple(rng.randint(-(1 << 63), INT64_MAX) for _ in range(600)) + (
+        p - 1, p, p + 1, (1 << 62) - 1, (1 << 31) - 1, 1 << 31, -(1 << 62))
+    expected = [min((int(a_col[i, 0]) * (x % (1 << 64) % p) + int(b[i, 0])) % p for x in shingles)
+                for i in range(128)]
+    assert list(dedup.minhash(shingles, 128)) == expected
 
 
 def test_minhash_agreement_estimates_jaccard():

@@ -8,6 +8,7 @@ Real PostgreSQL (a fresh database per test, see conftest), real code paths:
 from __future__ import annotations
 
 import json
+from collections import Counter
 import os
 import random
 import subprocess
@@ -476,11 +477,16 @@ def test_signatures_of_an_older_scheme_are_computed_again_once(database_url, set
 
     load(database_url, settings, world())
     stories_before = partition(database_url)
-    fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 1, minhash = '{1,2,3}' RETURNING 1""")
+    # as stored before: an older scheme, and no passage sketch (migration 017's default)
+    fetch_all(database_url, """UPDATE news.dedup_signatures SET scheme = 2, minhash = '{1,2,3}', passages = '{}'
+                               RETURNING 1""")
     fetch_all(database_url, "DELETE FROM news.dedup_bands RETURNING 1")
     assert upgrade.ready(settings) == database_url
-    rows = fetch_all(database_url, "SELECT scheme, cardinality(minhash) AS n FROM news.dedup_signatures")
+    rows = fetch_all(database_url, """SELECT s.scheme, cardinality(s.minhash) AS n, s.passages, a.body
+                                      FROM news.dedup_signatures s JOIN news.articles a ON a.id = s.article_id""")
     assert rows and all((r["scheme"], r["n"]) == (SIGNATURE_SCHEME, settings.dedup_num_perm) for r in rows)
+    assert all(tuple(r["passages"]) == dedup.fingerprint(r["body"], settings).passages for r in rows)
+    assert all(r["passages"] for r in rows)  # every text of this world is long enough for a sketch
     bands = fetch_all(database_url, "SELECT count(*) AS n FROM news.dedup_bands")[0]["n"]
     assert bands == len(rows) * settings.dedup_bands
     from newsflow.recluster import rebuild
@@ -504,3 +510,125 @@ def test_the_article_row_keeps_the_evidence_that_placed_it(database_url, setting
                                          FROM news.articles WHERE canonical_url LIKE %s""", ("%s12-excerpt",))[0]
     assert (excerpt["story_relation"], excerpt["story_signal"]) == ("excerpt", "credited_quote")
     assert excerpt["story_signal_value"] >= strict.dedup_quote_run
+
+
+# ------------------------------------------- quoted passages of long articles (issue 16)
+
+
+def long_story_texts() -> dict[str, str]:
+    """A long article (30 paragraphs, 1,800 words); an aggregator's post quoting two of
+    its paragraphs under as much commentary of its own, credited ("Via Reuters"); and the
+    agency's next-day follow-up, under its own dateline, that reuses one background
+    paragraph of it at the end; and an outlet's uncredited extract: a line of its own and
+    three paragraphs of the article. All share too little with the article as a whole
+    for an LSH band (Jaccard < 0.1)."""
+    p = paragraphs(41, n=30, words=60)
+    comment = paragraphs(41 + 100_000, n=3, words=45)
+    news = paragraphs(41 + 200_000, n=2, words=60)
+    return {
+        "article": "\n\n".join(p),
+        "post": "\n\n".join([comment[0], comment[1], p[7], p[8], comment[2], "Via Reuters"]),
+        "follow-up": "\n\n".join(["BERLIN (Reuters) - " + news[0], news[1], p[3]]),
+        "extract": "\n\n".join([paragraphs(41 + 300_000, n=1, words=20)[0], *p[2:5]]),
+    }
+
+
+def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(database_url, settings):
+    """The post joins the long article as an excerpt, with its evidence, through the batch
+    index ingestion uses (one lookup for the batch); the follow-up is found too, but its
+    verification keeps it apart (its dateline is its own byline, not the quotation's);
+    the uncredited extract is found by the sketch too and joins on containment; the
+    in-memory index decides the same."""
+    from newsflow.storage import dedup_index
+    from newsflow.storage.locks import take_write_locks
+    from newsflow.credit import credit_window, wire_credit
+
+    texts = long_story_texts()
+    fps = {k: dedup.fingerprint(t, settings) for k, t in texts.items()}
+    article = fps["article"]
+    for key in ("post", "follow-up", "extract"):
+        assert not set(enumerate(fps[key].bands)) & set(enumerate(article.bands))  # no band: LSH misses it
+        assert set(fps[key].passages) & set(article.passages)  # the sketch does not
+        jaccard, containment = dedup.similarity(fps[key].shingles, article.shingles)
+        assert jaccard < 0.1 and settings.dedup_quote_containment <= containment
+        assert (containment >= settings.dedup_containment) == (key == "extract")
+
+    load(database_url, settings, [make_article("article", texts["article"], T0)])
+    later = [make_article(k, texts[k], T0 + timedelta(hours=n))
+             for n, k in enumerate(("post", "follow-up", "extract"), 1)]
+    for a in later:  # as the extraction worker reads the credit
+        a.wire_credit = wire_credit(credit_window(a.body))
+    with db.transaction(database_url) as conn:
+        take_write_locks(conn)
+        index = dedup_index.BatchIndex(conn, settings.dedup_window_days,
+                                       [(dedup.fingerprint(a.body, settings), a.published_at) for a in later])
+        proposed = {k: {m.article_id for m in index.candidates(fps[k].bands, fps[k].passages)}
+                    for k in ("post", "follow-up", "extract")}
+        for a in later:
+            add_article(conn, settings, a, index=index)
+        index.flush()
+    article_id = fetch_all(database_url, "SELECT id FROM news.articles WHERE title = 'article'")[0]["id"]
+    assert later[2].wire_credit is None
+    assert proposed == {"post": {article_id}, "follow-up": {article_id}, "extract": {article_id}}
+    rows = {r["title"]: r for r in fetch_all(database_url, """
+        SELECT title, story_id, story_relation, story_signal, story_signal_value FROM news.articles""")}
+    assert rows["post"]["story_id"] == rows["article"]["story_id"]
+    assert (rows["post"]["story_relation"], rows["post"]["story_signal"]) == ("excerpt", "credited_quote")
+    assert rows["post"]["story_signal_value"] >= settings.dedup_quote_run  # the quoted run, in shingles
+    assert rows["follow-up"]["story_id"] not in (rows["article"]["story_id"], rows["post"]["story_id"])
+    assert (rows["follow-up"]["story_relation"], rows["follow-up"]["story_signal"]) == ("original", None)
+    assert rows["extract"]["story_id"] == rows["article"]["story_id"]
+    assert (rows["extract"]["story_relation"], rows["extract"]["story_signal"]) == ("excerpt", "containment")
+    check_consistent(database_url, settings)
+
+    # the sketch is stored with the signature row, and the in-memory index agrees
+    stored = fetch_all(database_url, """SELECT a.title, s.passages FROM news.dedup_signatures s
+                                        JOIN news.articles a ON a.id = s.article_id""")
+    assert {r["title"]: tuple(r["passages"]) for r in stored} == {k: fp.passages for k, fp in fps.items()}
+    order = ("article", "post", "follow-up", "extract")
+    memory = dedup.cluster([(f"{n}-{k}", texts[k]) for n, k in enumerate(order)],
+                           settings)
+    assert memory == {"0-article": 1, "1-post": 1, "2-follow-up": 2, "3-extract": 1}
+
+
+def test_a_passage_hash_many_texts_share_proposes_nobody(database_url, settings):
+    """A passage hash more indexed texts of the window share than dedup_passage_max_texts
+    (a publisher's standing footer, not a quotation) proposes nobody, in PostgreSQL as in
+    memory; the sketch is window-limited like the bands."""
+    from newsflow.storage import dedup_index
+
+    cfg = settings.replace(dedup_passage_max_texts=2)
+    footer = paragraphs(51, n=1, words=60)[0]
+    texts = ["\n\n".join(paragraphs(60 + i, n=4, words=50) + [footer]) for i in range(4)]
+    fps = [dedup.fingerprint(t, cfg) for t in texts]
+    load(database_url, cfg, [make_article(f"own-{i}", t, T0 + timedelta(hours=i)) for i, t in enumerate(texts[:3])])
+    assert len({r["story_id"] for r in fetch_all(database_url, "SELECT story_id FROM news.articles")}) == 3
+
+    # which stored texts each cap lets the fourth find: a hash counts when at most `cap`
+    # stored texts hold it (the footer's own windows are in all three; those at its edges
+    # may be selected in some texts only)
+    shared = Counter(h for fp in fps[:3] for h in fp.passages)
+
+    def expected(cap: int) -> set[str]:  # (the footer may also give a text a band in common)
+        return {f"own-{i}" for i, fp in enumerate(fps[:3])
+                if any(shared[h] <= cap for h in set(fp.passages) & set(fps[3].passages))
+                or set(enumerate(fp.bands)) & set(enumerate(fps[3].bands))}
+
+    assert any(shared[h] == 3 for h in fps[3].passages)
+    assert expected(2) != expected(3)  # the cap does leave one out
+    memory = dedup.MemoryIndex()
+    for i, fp in enumerate(fps[:3]):
+        memory.add(i, i, fp)
+    with db.connect(database_url) as conn:
+        ids = {r["id"]: r["title"] for r in conn.execute("SELECT id, title FROM news.articles")}
+
+        def found(cap: int, around=T0) -> set[str]:
+            index = dedup_index.PgIndex(conn, around, cfg.dedup_window_days, cap)
+            return {ids[m.article_id] for m in index.candidates(fps[3].bands, fps[3].passages)}
+
+        for cap in (1, 2, 3):
+            memory.passage_max_texts = cap
+            in_memory = {f"own-{m.article_id}" for m in memory.candidates(fps[3].bands, fps[3].passages)}
+            assert found(cap) == in_memory == expected(cap), cap
+        assert found(3) == {"own-0", "own-1", "own-2"}
+        assert found(100, around=T0 + timedelta(days=cfg.dedup_window_days + 1)) == set()  # out of the window

@@ -97,6 +97,7 @@ class Settings:
     dedup_quote_run: int = 40
     # ... and at least this share of its shingles are the story's (docs/dedup.md)
     dedup_quote_containment: float = 0.3
+    dedup_passage_max_texts: int = 100  # a passage hash more indexed texts of the window share is standing text (a footer), not a quotation: it proposes nobody
 
     # --- consumers (news_api: corrections, search, export) --------------------------
     correction_min_interval: int = 3600  # seconds: a loaded item whose feed entry changed is fetched again no sooner than this after its last load

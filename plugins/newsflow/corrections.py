@@ -93,7 +93,7 @@ def revise(conn, settings: Settings, target: StoredArticle, article: Article) ->
     when = published or datetime.now(timezone.utc)
     # its own one-text index (written at once), not the write batch's: the batch looked its
     # candidates up before this article left its story and its index rows
-    index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
+    index = dedup_index.PgIndex(conn, when, settings.dedup_window_days, settings.dedup_passage_max_texts)
     placement = stories.place(conn, settings, fp, index, new_story)
     article_store.attach(conn, article_id, placement.story_id, placement.relation, placement.jaccard,
                          placement.containment)

@@ -13,8 +13,11 @@ Method (details, thresholds and measured figures in ``docs/dedup.md``):
    int64; MinHash them (universal hashing ``(a*x + b) mod (2**61 - 1)``, vectorised with
    numpy in preallocated blocks, coefficients derived from xxhash of a fixed seed so
    signatures are identical in every process, version and machine); LSH band hashes =
-   xxhash64 of each band's ``rows`` MinHash values, as signed int64.
-2. ``assign``: the index returns articles sharing at least one (band, hash) pair; the
+   xxhash64 of each band's ``rows`` MinHash values, as signed int64; and the passage
+   sketch (``passage_hashes``: winnowed passage grams, shared by any two texts with a
+   verbatim run of ``PASSAGE_RUN`` shingles in common, however different as a whole).
+2. ``assign``: the index returns articles sharing at least one (band, hash) pair or
+   one passage-sketch value (a quoted passage of a long article); the
    candidate *stories* are verified exactly on the stored shingle sets **against each
    story's representative** (its first member), never merely against some member, so
    stories do not chain (A~B, B~C does not put C with A).
@@ -48,7 +51,7 @@ __all__ = [
     "Fingerprint", "Member", "Assignment", "StoryIndex", "MemoryIndex",
     "fingerprint", "tokens", "shingle_hashes", "minhash", "band_hashes",
     "similarity", "same_story", "relation", "assign", "cluster", "quoted_run", "shingle_sequence", "quote_credit", "QuoteCredit",
-    "SMALL_TEXT_JACCARD", "COPY_JACCARD",
+    "passage_hashes", "SMALL_TEXT_JACCARD", "COPY_JACCARD", "PASSAGE_RUN",
 ]
 
 
@@ -72,12 +75,19 @@ SMALL_TEXT_JACCARD = 0.9  # texts below dedup_min_shingles match only this simil
 COPY_JACCARD = 0.6  # relation 'copy' at or above this Jaccard against the representative
 _SEED = b"newsflow-minhash-v1"  # changing it changes every stored signature (bump models.SIGNATURE_SCHEME)
 _ANCHOR_SLACK = 3  # shingles between a dateline and the start of the quotation it credits
+# The passage sketch (``passage_hashes``) guarantees retrieval of a passage quoted verbatim
+# over at least this many consecutive shingles: the default NEWSFLOW_DEDUP_QUOTE_RUN, the
+# run the verification asks of a credited excerpt. Part of the signature scheme (changing
+# it changes every stored sketch: bump models.SIGNATURE_SCHEME).
+PASSAGE_RUN = 40
+_PASSAGE_GRAMS = 3  # a passage gram: 3 disjoint shingles (15 words at k=5)
+_PASSAGE_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _CHUNK = 256  # shingles per MinHash block: the work areas stay in cache (measured fastest)
 
 _U64 = np.uint64
 _MASK61 = _U64(MERSENNE_PRIME)
-_MASK32 = _U64(0xFFFFFFFF)
-_MASK29 = _U64((1 << 29) - 1)
+_MASK31 = _U64((1 << 31) - 1)
+_MASK30 = _U64((1 << 30) - 1)
 
 # CJK scripts are written without spaces: one token per ideograph/kana instead of a
 # whole sentence as one "word".  Everything else: maximal runs of unicode \w.
@@ -91,8 +101,10 @@ _WORD_RE = re.compile(r"\w+")
 
 
 class StoryIndex(Protocol):
-    def candidates(self, bands: Sequence[int]) -> list[Member]:
-        """Indexed articles sharing >= 1 (band index, band hash) pair, inside the window."""
+    def candidates(self, bands: Sequence[int], passages: Sequence[int] = ()) -> list[Member]:
+        """Indexed articles sharing >= 1 (band index, band hash) pair, or >= 1 passage
+        hash (``Fingerprint.passages``) that at most ``dedup_passage_max_texts`` indexed
+        articles share, inside the window."""
         ...
 
     def representative(self, story_id: int) -> Member:
@@ -152,12 +164,13 @@ def shingle_hashes(text: str, k: int) -> tuple[int, ...]:
 def _coefficients(num_perm: int) -> tuple[np.ndarray, ...]:
     """``a`` in [1, p-1] and ``b`` in [0, p-1] per permutation, from xxhash of a fixed
     seed: no dependence on numpy's random streams, so stable across versions. Returned
-    as columns, with ``a`` split into its 32-bit limbs: (a_hi, a_lo, b)."""
+    as columns: (a, a_hi, 2*a_hi, a_lo, b) with a = a_hi*2**31 + a_lo (see ``minhash``)."""
     p = MERSENNE_PRIME
     a = [xxhash.xxh64_intdigest(_SEED + b":a:%d" % i) % (p - 1) + 1 for i in range(num_perm)]
     b = [xxhash.xxh64_intdigest(_SEED + b":b:%d" % i) % p for i in range(num_perm)]
     a_col = np.array(a, dtype=_U64)[:, None]
-    return a_col >> _U64(32), a_col & _MASK32, np.array(b, dtype=_U64)[:, None]
+    a_hi = a_col >> _U64(31)
+    return a_col, a_hi, a_hi << _U64(1), a_col & _MASK31, np.array(b, dtype=_U64)[:, None]
 
 
 def _mod_p(x: np.ndarray) -> np.ndarray:
@@ -180,43 +193,41 @@ def minhash(shingles: Sequence[int], num_perm: int) -> tuple[int, ...]:
     """MinHash signature of a shingle-hash set: ``num_perm`` values in [0, 2**61-1].
 
     Each permutation is ``(a*x + b) mod (2**61 - 1)``, computed exactly in uint64: the
-    122-bit product is split into 32-bit limbs, with 2**61 = 1 and 2**64 = 8 (mod p):
-    a*x = hh*2**64 + mid*2**32 + ll, each term reduced without overflowing 64 bits. The
-    arithmetic runs in place in three preallocated blocks that stay in cache (the values
-    are the same as with numpy temporaries; measured: twice as fast on the index
-    benchmark's texts, on a par on the corpus's real texts: temporaries of 256 KB cost
-    whatever the allocator's state makes them cost)."""
+    122-bit product is split into 31-bit limbs (a = ah*2**31 + al, x = xh*2**31 + xl,
+    ah, xh < 2**30), with 2**61 = 1 and so 2**62 = 2 (mod p):
+    a*x = ah*xh*2**62 + (ah*xl + al*xh)*2**31 + al*xl, where 2*ah*xh < 2**61 and
+    al*xl < 2**62 need no reduction, and only the middle term is split (at 2**30), so the
+    sum stays below 2**64 until one final fold. Limbs of 31 bits rather than 32 take 5
+    of 22 array passes per block away (the values are the same; measured in
+    docs/dedup.md). The arithmetic runs in place in three preallocated blocks that stay in
+    cache."""
     if not len(shingles):
         return (EMPTY_MINHASH,) * num_perm
-    a_hi, a_lo, b = _coefficients(num_perm)
+    _, a_hi, a_hi2, a_lo, b = _coefficients(num_perm)
     x_all = _mod_p(np.asarray(shingles, dtype=np.int64).view(_U64))
     mid_area, total_area, tmp_area = _work_areas(num_perm)
     result = np.full(num_perm, _MASK61, dtype=_U64)
     for start in range(0, len(x_all), _CHUNK):
         x = x_all[start:start + _CHUNK]
         width = len(x)
-        x_hi, x_lo = (x >> _U64(32))[None, :], (x & _MASK32)[None, :]
+        x_hi, x_lo = (x >> _U64(31))[None, :], (x & _MASK31)[None, :]
         mid, total, tmp = mid_area[:, :width], total_area[:, :width], tmp_area[:, :width]
-        np.multiply(a_hi, x_lo, out=mid)  # a_hi < 2**29: mid < 2**62 (weight 2**32)
+        np.multiply(a_hi, x_lo, out=mid)  # mid = ah*xl + al*xh < 2**62 (weight 2**31)
         np.multiply(a_lo, x_hi, out=tmp)
         mid += tmp
-        np.right_shift(mid, _U64(29), out=total)  # mid*2**32 = (mid>>29)*2**61 + ...
-        mid &= _MASK29
-        mid <<= _U64(32)
+        np.right_shift(mid, _U64(30), out=total)  # mid*2**31 = (mid>>30)*2**61 + (mid&M30)*2**31
+        mid &= _MASK30
+        mid <<= _U64(31)
         total += mid
-        np.multiply(a_lo, x_lo, out=mid)  # ll < 2**64 (weight 1)
-        np.right_shift(mid, _U64(61), out=tmp)
-        total += tmp
-        mid &= _MASK61
+        np.multiply(a_lo, x_lo, out=mid)  # al*xl < 2**62 (weight 1)
         total += mid
-        np.multiply(a_hi, x_hi, out=tmp)  # hh < 2**58 (weight 2**64 = 8)
-        tmp <<= _U64(3)
+        np.multiply(a_hi2, x_hi, out=tmp)  # 2*ah*xh < 2**61 (weight 2**62 = 2)
         total += tmp
         total += b  # total < 2**63.6: no overflow
         np.right_shift(total, _U64(61), out=tmp)  # fold: now < 2**61 + 12
         total &= _MASK61
         total += tmp
-        if (total >= _MASK61).any():  # the final subtraction, needed about once in 2**50
+        if total.max() >= _MASK61:  # the final subtraction, needed about once in 2**50
             total[total >= _MASK61] -= _MASK61
         np.minimum(result, total.min(axis=1), out=result)
     return tuple(result.astype(np.int64).tolist())
@@ -232,12 +243,46 @@ def band_hashes(signature: Sequence[int], bands: int, rows: int) -> tuple[int, .
                  for i in range(bands))
 
 
+def passage_hashes(sequence: np.ndarray, k: int) -> tuple[int, ...]:
+    """The passage sketch of a text: sorted unique signed int64 hashes such that two texts
+    sharing a run of >= ``PASSAGE_RUN`` consecutive shingles (a quoted passage) share at
+    least one, however little else they share; the LSH bands only find texts that are
+    similar as a whole, and miss a few quoted paragraphs inside long commentary.
+
+    Winnowing (Schleimer et al. 2003): hash each passage gram (``_PASSAGE_GRAMS`` disjoint
+    ``k``-shingles, so a single stock phrase is never one on its own), and keep the
+    minimum of every window of ``w`` consecutive grams, ``w`` chosen so that a run of
+    ``PASSAGE_RUN`` shingles holds a whole window: both texts then keep that window's
+    minimum. About 2/(w+1) of the grams are kept (~45 for 700 words). A text too short
+    for one window keeps its smallest gram; one too short for a gram has no sketch (the
+    bands find short texts)."""
+    span = (_PASSAGE_GRAMS - 1) * k  # shingles between a gram's first and last shingle
+    n_grams = len(sequence) - span
+    if n_grams < 1:
+        return ()
+    s = sequence.view(_U64)
+    with np.errstate(over="ignore"):  # multiplication modulo 2**64 is the point
+        grams = s[:n_grams] * _PASSAGE_MIX[0]
+        for i in range(1, _PASSAGE_GRAMS):
+            grams ^= s[i * k:i * k + n_grams] * _PASSAGE_MIX[i]
+        grams ^= grams >> _U64(31)  # splitmix64's finaliser: every input bit moves the minimum
+        grams *= _PASSAGE_MIX[1]
+        grams ^= grams >> _U64(29)
+    window = PASSAGE_RUN - span
+    if n_grams <= window:
+        kept = grams.min(keepdims=True)
+    else:
+        kept = np.lib.stride_tricks.sliding_window_view(grams, window).min(axis=1)
+    return tuple(np.unique(kept.view(np.int64)).tolist())
+
+
 def fingerprint(text: str, settings: Settings) -> Fingerprint:
     sequence = shingle_sequence(text, settings.dedup_shingle_size)
     shingles = tuple(np.unique(sequence).tolist())
     signature = minhash(shingles, settings.dedup_num_perm)
     bands = band_hashes(signature, settings.dedup_bands, settings.dedup_rows)
-    return Fingerprint(shingles=shingles, minhash=signature, bands=bands, sequence=tuple(sequence.tolist()))
+    return Fingerprint(shingles=shingles, minhash=signature, bands=bands, sequence=tuple(sequence.tolist()),
+                       passages=passage_hashes(sequence, settings.dedup_shingle_size))
 
 
 # ---------------------------------------------------------------------- similarity
@@ -363,7 +408,7 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings,
     new_set = set(fp.shingles)
     if not new_set:
         return Assignment(None, "original", None, 0.0, 0.0)
-    story_ids = sorted({m.story_id for m in index.candidates(fp.bands)})
+    story_ids = sorted({m.story_id for m in index.candidates(fp.bands, fp.passages)})
     best = None
     for story_id in story_ids:
         try:
@@ -395,10 +440,13 @@ def assign(fp: Fingerprint, index: StoryIndex, settings: Settings,
 
 
 class MemoryIndex:
-    """In-memory StoryIndex (no time window): for the evaluation and tests."""
+    """In-memory StoryIndex (no time window): for the evaluation and tests.
+    ``passage_max_texts``: settings.dedup_passage_max_texts."""
 
-    def __init__(self) -> None:
+    def __init__(self, passage_max_texts: int = Settings.dedup_passage_max_texts) -> None:
+        self.passage_max_texts = passage_max_texts
         self._buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+        self._passages: dict[int, list[int]] = defaultdict(list)
         self._members: dict[int, Member] = {}
         self._representatives: dict[int, Member] = {}
 
@@ -411,11 +459,17 @@ class MemoryIndex:
         self._representatives.setdefault(story_id, member)
         for band, value in enumerate(fp.bands):
             self._buckets[(band, value)].append(article_id)
+        for value in fp.passages:
+            self._passages[value].append(article_id)
 
-    def candidates(self, bands: Sequence[int]) -> list[Member]:
+    def candidates(self, bands: Sequence[int], passages: Sequence[int] = ()) -> list[Member]:
         found: set[int] = set()
         for band, value in enumerate(bands):
             found.update(self._buckets.get((band, value), ()))
+        for value in passages:
+            posting = self._passages.get(value, ())
+            if len(posting) <= self.passage_max_texts:
+                found.update(posting)
         return [self._members[article_id] for article_id in sorted(found)]
 
     def representative(self, story_id: int) -> Member:
@@ -436,7 +490,7 @@ def cluster(docs: Iterable[tuple[str, str]], settings: Settings) -> dict[str, in
     creation order.  Duplicate keys are an error (their order would be arbitrary).
     """
     items = sorted(docs, key=lambda item: item[0])
-    index = MemoryIndex()
+    index = MemoryIndex(settings.dedup_passage_max_texts)
     result: dict[str, int] = {}
     next_story = 1
     for article_id, (key, text) in enumerate(items, start=1):

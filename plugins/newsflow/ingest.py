@@ -214,7 +214,8 @@ def write(conn: psycopg.Connection, worker_id: int, settings: Settings, decision
         mine = entry_store.owned(conn, worker_id, [d.job.entry_id for d in decisions])
         index = dedup_index.BatchIndex(conn, settings.dedup_window_days, [
             (d.article.fingerprint, d.article.published_at or datetime.now(timezone.utc))
-            for d in decisions if d.article is not None and d.job.entry_id in mine])
+            for d in decisions if d.article is not None and d.job.entry_id in mine],
+            settings.dedup_passage_max_texts)
         # Oldest first, so a story's original becomes its representative when the
         # original and its copies arrive in one batch.
         for decision in sorted(decisions, key=_publication_order):

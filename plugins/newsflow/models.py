@@ -308,8 +308,9 @@ class ExtractJob:
 # the shingles, the MinHash family, the band hashing (newsflow.dedup) or what a signature
 # row holds. Signatures of an older scheme are computed again from their articles' text
 # (upgrade.reindex_signatures, run once by upgrade.ready after the upgrade).
-# 1: the first; 2: the row also holds its band hashes (its band rows go with it).
-SIGNATURE_SCHEME = 2
+# 1: the first; 2: the row also holds its band hashes (its band rows go with it);
+# 3: the row also holds its passage sketch (dedup.passage_hashes; MinHash values unchanged).
+SIGNATURE_SCHEME = 3
 
 
 @dataclass(frozen=True)
@@ -320,6 +321,8 @@ class Fingerprint:
     bands: tuple[int, ...]  # one signed int64 per band, band i at index i
     # the shingle hashes in text order (repeats kept): a quoted passage is a run of them
     sequence: tuple[int, ...] = ()
+    # the passage sketch (dedup.passage_hashes): finds a text that quotes a passage of this one
+    passages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

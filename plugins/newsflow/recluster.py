@@ -33,8 +33,9 @@ class _ContentOrderIndex(dedup_index.PgIndex):
     """The PostgreSQL index, with ties between stories broken by their representative's
     position in the content order instead of their id."""
 
-    def __init__(self, conn, around: datetime, window_days: int, rank_of: dict[int, int]):
-        super().__init__(conn, around, window_days)
+    def __init__(self, conn, around: datetime, window_days: int, rank_of: dict[int, int],
+                 passage_max_texts: int):
+        super().__init__(conn, around, window_days, passage_max_texts)
         self.rank_of = rank_of
 
     def order(self, story_id: int) -> int:
@@ -75,7 +76,8 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
                 return story_store.create(conn)
 
             fp = dedup.fingerprint(row.body, settings)
-            index = _ContentOrderIndex(conn, row.at, settings.dedup_window_days, rank_of)
+            index = _ContentOrderIndex(conn, row.at, settings.dedup_window_days, rank_of,
+                                       settings.dedup_passage_max_texts)
             placement = stories.place(conn, settings, fp, index, new_story,
                                       credit=dedup.quote_credit(row.body))
             if not placement.joined:

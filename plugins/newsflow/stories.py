@@ -68,7 +68,7 @@ def add_article(conn, settings: Settings, article: Article,
     when = article.published_at or datetime.now(timezone.utc)
     fp = fingerprint(article, settings)
     if index is None:
-        index = dedup_index.PgIndex(conn, when, settings.dedup_window_days)
+        index = dedup_index.PgIndex(conn, when, settings.dedup_window_days, settings.dedup_passage_max_texts)
     else:
         index.announce(fp, when)
     # only a text with a credit can be a credited excerpt: the full body is read for it then
