@@ -187,8 +187,8 @@ def cmd_demo(args, settings: Settings) -> int:
         report = run_once(settings, feeds_file, force=True, echo=_echo, stop=args.stop)
     from .events import overview_text
 
-    print(overview_text(upgrade.ready(settings)))  # events above stories (issue 17)
     print(report.summary())
+    print("\n" + overview_text(upgrade.ready(settings)))  # the level above stories: events, citations
     print("\nRun `make demo` again: nothing is duplicated (feeds answer 304, entries are known).")
     return 0
 
