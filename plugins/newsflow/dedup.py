@@ -27,7 +27,10 @@ Method (details, thresholds and measured figures in ``docs/dedup.md``):
 
 Everything here is pure and deterministic; ``MemoryIndex`` is the in-memory
 ``StoryIndex`` used by tests and the evaluation, the PostgreSQL one lives in
-``newsflow.storage.dedup_index``.
+``newsflow.storage.dedup_index``. Over 450 lines on purpose: fingerprint, candidate
+look-up and verification are one method whose parts share their constants and must change
+together (a change here is a scheme change, docs/dedup.md); the quote-credit rule is part of
+the verification.
 """
 
 from __future__ import annotations

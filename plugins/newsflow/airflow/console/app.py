@@ -14,10 +14,8 @@ import math
 import re
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -35,11 +33,16 @@ from ...storage import entries as entry_store
 from ...storage import feeds as feed_store
 from ...storage import fetch_log, run_counts, task_failures
 from ...storage import stories as story_store
-from . import backend, charts, security
+from . import backend, charts, events_pages, security
+from .render import _root, _templates
+from .render import page as _page
 from .security import INGEST_DAG, MAINTENANCE_DAG, POLL_DAG, can_edit_entries, can_edit_feeds, can_read
 
 app = FastAPI(title="newsflow ops console", dependencies=[Depends(get_user), can_read],
               docs_url=None, redoc_url=None, openapi_url=None)
+
+
+app.include_router(events_pages.router)  # the Events pages (issue 17)
 
 
 @app.middleware("http")
@@ -53,68 +56,8 @@ async def _frame_only_in_airflow(request: Request, call_next) -> Response:
     response.headers["X-Frame-Options"] = "SAMEORIGIN"  # browsers without CSP level 2
     return response
 
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("newsflow.airflow.console", "templates"),
-    autoescape=True,  # every value from a feed (titles, errors, URLs) is escaped
-    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-
-def _when(value: datetime | None) -> str:
-    return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if value else "-"
-
-
-def _stamp(value: datetime | None) -> str:
-    """To the second: the audit trail (two clicks in one minute must be told apart)."""
-    return f"{value.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if value else "-"
-
-
-def _ago(value: datetime | None) -> str:
-    if value is None:
-        return "never"
-    seconds = (datetime.now(timezone.utc) - value).total_seconds()
-    return f"in {span(-seconds)}" if seconds < 0 else f"{span(seconds)} ago"
-
-
-def _due(value: datetime | None) -> str:
-    """When a poll is due: "in 3 min", or "overdue by 42 s" (never "42 s ago": it has not happened)."""
-    if value is None:
-        return "not scheduled"
-    seconds = (datetime.now(timezone.utc) - value).total_seconds()
-    return f"in {span(-seconds)}" if seconds < 0 else f"overdue by {span(seconds)}"
-
-
-_templates.filters.update(when=_when, stamp=_stamp, ago=_ago, due=_due, span=span, plural=plural,
-                          reason=health.reason, disabled_by=health.disabled_by)
-_STATE_HELP = {
-    "failing": "errors since its last success; polled again after a backoff",
-    "disabled": "not polled; the reason says who disabled it and what enables it again",
-    "stale": "answers, but no new entry for much longer than its usual rhythm",
-    "deferred": "its host asked newsflow to wait (HTTP 429/503 with Retry-After)",
-    "new": "added, or re-enabled, and not polled (successfully) since",
-    "healthy": "answering, bringing entries at its usual rhythm",
-}
 _BACK = re.compile(r"(|feeds|feeds/\d+|stories|stories/\d+|pipeline)(\?[\w=&%+.\-]*)?")
-
-
-def _root(request: Request) -> str:
-    """The relative way from this page back to the console's root (``../`` per level),
-    so every link works under any mount point and Airflow base URL."""
-    path = request.url.path[len(request.scope.get("root_path", "")):] or "/"
-    return "../" * max(0, path.count("/") - 1)
-
-
-def _page(request: Request, user, template: str, **values: Any) -> HTMLResponse:
-    action = None
-    if (action_id := request.query_params.get("action", "")).isdigit():
-        with backend.connection() as conn:  # the message shown is the audit row, never the URL's text
-            action = audit.get(conn, int(action_id))
-    body = _templates.get_template(template).render(
-        root=_root(request), user=user.get_name(), action=action, states=FEED_STATES,
-        state_help=_STATE_HELP, csrf=security.csrf_token(user.get_name()),
-        can_edit_feeds=security.may(user, "PUT", POLL_DAG),
-        can_edit_entries=security.may(user, "PUT", INGEST_DAG),
-        settings=backend.settings(), **values)
-    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def _wants_json(request: Request) -> bool:
@@ -474,4 +417,3 @@ def whoami(user: GetUserDep) -> dict:
             "can_edit_entries": security.may(user, "PUT", INGEST_DAG)}
 
 
-from . import events_pages  # noqa: E402  (the Events routes, issue 17; imports this module)

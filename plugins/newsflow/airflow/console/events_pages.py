@@ -1,14 +1,14 @@
 """The console's Events page (issue 17): events above stories — latest, biggest, those an
 outlet covered — an event's stories with their outlets and citations, and the "Same event"
-section of a story's page. Routes registered on the console app (imported at the end of
-``app.py``); every query is a ``newsflow.storage`` function.
+section of a story's page. Routes on a router that ``app.py`` includes (under the app's
+dependencies: signed in, read access); every query is a ``newsflow.storage`` function.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -17,7 +17,9 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from ...storage import citations as citation_store
 from ...storage import events as event_store
 from . import backend
-from .app import _page, app
+from .render import page as _page
+
+router = APIRouter()  # included by app.py, under the app's own dependencies (signed in, read access)
 
 
 def _events(outlet: str | None, biggest: bool, page: int) -> dict:
@@ -31,7 +33,7 @@ def _events(outlet: str | None, biggest: bool, page: int) -> dict:
             "page": page}
 
 
-@app.get("/events", response_class=HTMLResponse)
+@router.get("/events", response_class=HTMLResponse)
 def events_page(request: Request, user: GetUserDep, outlet: str | None = None, biggest: bool = False,
                 page: int = 1):
     data = _events(outlet, biggest, page)
@@ -40,7 +42,7 @@ def events_page(request: Request, user: GetUserDep, outlet: str | None = None, b
     return _page(request, user, "events.html", nav="events", link=link, **data)
 
 
-@app.get("/api/events")
+@router.get("/api/events")
 def events_api(outlet: str | None = None, biggest: bool = False, page: int = 1):
     return JSONResponse(jsonable_encoder(_events(outlet, biggest, page)))
 
@@ -54,12 +56,12 @@ def _event(event_id: int) -> dict:
                 "citations": citation_store.of_event(conn, event_id)}
 
 
-@app.get("/events/{event_id}", response_class=HTMLResponse)
+@router.get("/events/{event_id}", response_class=HTMLResponse)
 def event_page(request: Request, user: GetUserDep, event_id: int):
     return _page(request, user, "event.html", nav="events", **_event(event_id))
 
 
-@app.get("/api/events/{event_id}")
+@router.get("/api/events/{event_id}")
 def event_api(event_id: int):
     return JSONResponse(jsonable_encoder(_event(event_id)))
 
