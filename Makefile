@@ -51,12 +51,14 @@ celery-check: setup
 
 # Throughput, in one run (needs ../shared/corpus): end to end with politeness lifted (ratio to
 # raw trafilatura, where the time goes, extraction F1), the polite pass against its politeness
-# bound, polling at scale, the dedup write path at 100k indexed. Figures in README.
+# bound, polling at scale, the dedup write path at 100k indexed, the fingerprint's cost per
+# text length. Figures in README.
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/frontier_bench.py
 	$(BIN)/python bench/polling_bench.py
 	$(BIN)/python bench/dedup_index_bench.py --big 0
+	$(BIN)/python bench/dedup_speed.py
 
 bench-dedup: setup
 	$(BIN)/python bench/dedup_eval.py
