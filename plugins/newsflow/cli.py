@@ -198,7 +198,7 @@ def cmd_feeds(args, settings: Settings) -> int:
     if args.action == "sync":
         from .pipeline import sync_file  # the pipeline's imports, for this action only
 
-        result = sync_file(url, args.file)
+        result = sync_file(url, args.file, lock_timeout=settings.lock_timeout, stop=args.stop)
         for warning in result.warnings:
             _echo(f"warning: {warning}")
         print(f"feeds file {args.file}: {result.summary()}")
@@ -300,7 +300,8 @@ def cmd_purge(args, settings: Settings) -> int:
     if not (args.article or args.url):
         raise ValueError("purge needs --article ID or --url URL")
     url = _url(settings)
-    deleted = purge(url, article_ids=args.article or [], article_url=args.url, reason=args.reason)
+    deleted = purge(url, article_ids=args.article or [], article_url=args.url, reason=args.reason,
+                    lock_timeout=settings.lock_timeout, stop=args.stop)
     if not deleted:
         print("no article matches")
         return EXIT_NOT_FOUND
@@ -345,7 +346,7 @@ def cmd_dedup(args, settings: Settings) -> int:
 
     url = _url(settings)
     result = rebuild(url, settings, since=args.since,
-                     progress=lambda i, n: _echo(f"  re-clustered {i}/{n} articles"))
+                     progress=lambda i, n: _echo(f"  re-clustered {i}/{n} articles"), stop=args.stop)
     print(f"{result['articles']} articles re-clustered into {result['stories']} stories "
           f"({result['old_stories_removed']} old stories removed)")
     return 0
@@ -359,7 +360,7 @@ def cmd_maintenance(args, settings: Settings) -> int:
     for line in report.lines():
         print(line)
     print(report.summary())
-    print("retention:", retention(url, settings))
+    print("retention:", retention(url, settings, stop=args.stop))
     print("analyzed:", len(analyze(url)), "tables")
     return 0
 
