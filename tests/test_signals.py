@@ -290,3 +290,55 @@ def test_three_runs_interrupted_in_a_row_then_a_clean_run_loads_all_none_quarant
     rows = fetch_all(database_url, "SELECT status, attempts, strikes, lease_owner FROM news.entries ORDER BY id")
     assert [(r["status"], r["attempts"], r["strikes"], r["lease_owner"]) for r in rows] == [("loaded", 1, 0, None)] * N
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == N
+
+
+# --- lock waits of the other commands: bounded, named, interruptible ---------------------------
+
+LOCK_WAITS = [  # (command, the lock another session holds)
+    (["purge", "--article", "1", "--reason", "test"], "load"),
+    (["purge", "--article", "1", "--reason", "test"], "changes"),
+    (["dedup", "rebuild"], "load"),
+    (["feeds", "sync", "{feeds}"], "feeds_sync"),
+]
+
+
+def _command(args: list[str], feeds: Path) -> list[str]:
+    return [_cmd(feeds)[0], "-m", "newsflow", *[a.format(feeds=feeds) for a in args]]
+
+
+@pytest.mark.parametrize("args, lock", LOCK_WAITS, ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]))
+def test_a_busy_lock_ends_the_wait_after_the_lock_timeout_with_one_line_naming_it(
+        fresh_world, database_url, tmp_path, args, lock):
+    feeds = fresh_world.feeds_file(tmp_path)
+    env = _env(database_url, tmp_path, NEWSFLOW_LOCK_TIMEOUT="1")
+    held = _hold(database_url, lock)
+    try:
+        done = subprocess.run(_command(args, feeds), cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        held.close()
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"the {lock} lock (news.locks '{lock}'" in lines[0], lines[0]
+    assert "held by another session for more than 1s" in lines[0] and "NEWSFLOW_LOCK_TIMEOUT" in lines[0]
+    print(lines[0])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("args, lock", LOCK_WAITS[::3], ids=["purge", "feeds sync"])
+def test_a_signal_ends_a_lock_wait_at_once(fresh_world, database_url, tmp_path, args, lock, sig):
+    feeds = fresh_world.feeds_file(tmp_path)
+    env = _env(database_url, tmp_path, NEWSFLOW_LOCK_TIMEOUT="600")
+    held = _hold(database_url, lock)
+    try:
+        stopped = _interrupt(_command(args, feeds), env, sig, lambda p: _trying_a_lock(database_url))
+    finally:
+        held.close()
+    print(f"{' '.join(args[:2])} waiting for the {lock} lock, {signal.Signals(sig).name}: "
+          f"exit {stopped.code} {stopped.seconds:.2f}s after the signal")
+    assert stopped.code == 128 + sig, stopped.err
+    assert stopped.seconds < STOP_WITHIN, stopped.seconds
+    assert f"stopped by {signal.Signals(sig).name}" in stopped.err and "Traceback" not in stopped.err
+    # nothing of the interrupted command was done
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.feeds")[0]["n"] == 0

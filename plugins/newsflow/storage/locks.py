@@ -51,7 +51,6 @@ class LockBusy(psycopg.errors.LockNotAvailable):
     def __init__(self, name: str, timeout: float):
         super().__init__(f"the {name} lock (news.locks '{name}', {_HOLDERS.get(name, 'a newsflow lock')}) "
                          f"was held by another session for more than {timeout:g}s")
-        self.lock_name = name
 
 
 def take(conn: psycopg.Connection, name: str, *, timeout: float,
