@@ -205,7 +205,7 @@ def cmd_feeds(args, settings: Settings) -> int:
         return 0
     if args.action in ("enable", "disable"):
         try:
-            with db.transaction(url) as conn:
+            with db.transaction(url, settings.lock_timeout) as conn:
                 if args.action == "enable":
                     action = ops.enable(conn, args.feed, actor=ops.cli_actor(), source=ops.CLI)
                 else:
@@ -248,7 +248,7 @@ def cmd_poll(args, settings: Settings) -> int:
     ids = None
     if args.feed:
         try:
-            with db.transaction(url) as conn:  # recorded like the console's "poll now"
+            with db.transaction(url, settings.lock_timeout) as conn:  # recorded like the console's "poll now"
                 ids = [ops.poll_now(conn, ref, actor=ops.cli_actor(), source=ops.CLI,
                                     trigger=lambda f: ops.Started("polled by this command")).feed_id
                        for ref in args.feed]
@@ -280,7 +280,7 @@ def cmd_requeue(args, settings: Settings) -> int:
 
     url = _url(settings)
     try:
-        with db.transaction(url) as conn:
+        with db.transaction(url, settings.lock_timeout) as conn:
             if args.feed:
                 print(ops.requeue_failed(conn, args.feed, actor=ops.cli_actor(), source=ops.CLI).summary())
                 return 0

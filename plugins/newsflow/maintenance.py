@@ -46,7 +46,7 @@ class FeedHealth:
 
 def measure_rhythm(url: str, settings: Settings) -> int:
     """Measure every feed's rhythm from its own history again; returns feeds measured."""
-    with db.transaction(url) as conn:
+    with db.transaction(url, settings.lock_timeout) as conn:
         return feed_rhythm.refresh(conn, arrivals=settings.rhythm_arrivals,
                                    lookback_days=settings.rhythm_lookback_days)
 
