@@ -133,7 +133,7 @@ def test_operator_finds_a_failing_feed_and_re_enables_a_disabled_one(console, wo
             expect(failing).to_contain_text("failing")
             expect(failing.locator("td.why")).to_contain_text("HTTP 500")
             expect(frame.locator(f"#feeds tr[data-feed-id='{ids['Rate Limited Feed']}'] td.why")).to_contain_text(
-                "asked to retry after 3600s")
+                "asked us to wait (Retry-After 3600s)")
             page.screenshot(path=SHOTS / "02-feeds-failing.png")
             failing.locator("a.name").click()
             expect(frame.locator("#feed-name")).to_have_text("Failing Feed")

@@ -124,7 +124,7 @@ def test_every_news_api_column_is_commented_and_the_version_is_readable(database
           AND obj_description(c.oid, 'pg_class') IS NULL""")
     assert uncommented == []
     version = fetch_all(database_url, "SELECT * FROM news_api.schema_version")[0]
-    assert version["version"] == "1.1" and version["migration"] == db.migration_files()[-1][0]
+    assert version["version"] == "1.2" and version["migration"] == db.migration_files()[-1][0]
 
 
 def test_reader_reads_news_api_and_cannot_write(database_url, reader_url):

@@ -28,6 +28,10 @@ pipeline_api
 stylesheet
 icon
 whoami
+events_page  # events_pages.py, registered on the same app
+events_api
+event_page
+event_api
 
 # Airflow's plugin manager finds the plugin class and reads its attributes.
 NewsflowConsolePlugin

@@ -10,6 +10,7 @@
     newsflow search "QUERY"             ranked full-text search (read-only)
     newsflow export --since-seq N       the change feed with each entity, to jsonl/csv/parquet (read-only)
     newsflow dedup rebuild [--since D]  re-cluster stories
+    newsflow events rebuild [--since D] re-cluster stories into events (resumable)
     newsflow maintenance                health report, retention, ANALYZE
     newsflow config                     every setting, its env var and value
 
@@ -184,6 +185,9 @@ def cmd_demo(args, settings: Settings) -> int:
                                               Path(settings.data_dir) / "demo-feeds.yaml")
         _echo(f"demo: sample world at {server.base}; feeds file {feeds_file}")
         report = run_once(settings, feeds_file, force=True, echo=_echo, stop=args.stop)
+    from .events import overview_text
+
+    print(overview_text(upgrade.ready(settings)))  # events above stories (issue 17)
     print(report.summary())
     print("\nRun `make demo` again: nothing is duplicated (feeds answer 304, entries are known).")
     return 0
@@ -352,6 +356,17 @@ def cmd_dedup(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_events(args, settings: Settings) -> int:
+    from .events import rebuild
+
+    url = _url(settings)
+    result = rebuild(url, settings, since=args.since,
+                     progress=lambda i, n: _echo(f"  placed {i}/{n} stories"), stop=args.stop)
+    print(f"{result['stories']} stories placed into {result['events']} events "
+          f"({result['moved']} changed event, {result['merged']} events merged)")
+    return 0
+
+
 def cmd_maintenance(args, settings: Settings) -> int:
     from .maintenance import analyze, check_health, retention
 
@@ -467,6 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["rebuild"])
     s.add_argument("--since", type=_date)
     s.set_defaults(func=cmd_dedup)
+
+    s = sub.add_parser("events", help="events rebuild [--since DATE]: re-cluster stories into events")
+    s.add_argument("action", choices=["rebuild"])
+    s.add_argument("--since", type=_date)
+    s.set_defaults(func=cmd_events)
 
     s = sub.add_parser("maintenance", help="feed health report, retention, ANALYZE")
     s.set_defaults(func=cmd_maintenance)

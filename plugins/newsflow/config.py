@@ -106,6 +106,16 @@ class Settings:
     export_progress_rows: int = 50000  # `newsflow export` reports progress on stderr every this many rows
     changes_retention_days: int = 0  # change-feed rows kept this long by maintenance; 0 = forever
 
+    # --- events (docs/events.md) ----------------------------------------------------
+    event_window_hours: int = 72  # a story is compared with stories published within +/- this many hours
+    event_threshold: float = 0.55  # same event when the combined score reaches this (docs/events.md) ...
+    event_min_entities: int = 2  # ... and at least this many named entities are shared
+    event_candidates: int = 200  # stories compared per new story at most (most shared entities/numbers first)
+    event_key_max_stories: int = 300  # an entity or number carried by more stories than this in the window is not looked up by
+    event_lede_chars: int = 400  # characters of the body (after the title) compared word by word
+    event_entity_chars: int = 1200  # characters of the body searched for entities and numbers
+    event_rebuild_batch: int = 500  # stories per transaction of `newsflow events rebuild`
+
     # --- demo ------------------------------------------------------------------------
     demo_port: int = 8765  # loopback port of the sample world (fixed: feed URLs must not change)
 

@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 
 import psycopg
 
-from . import corrections, db, dberrors, frontier, stories
+from . import corrections, db, dberrors, events, frontier, stories
 from .config import Settings
 from .decide import decide_safely
 from .extract import Extractor
@@ -299,6 +299,7 @@ def _apply(conn: psycopg.Connection, settings: Settings, decision: Decision, out
     if _known_or_blocked(conn, settings, job, article, out):
         return
     article_id, joined = stories.add_article(conn, settings, article, index)
+    events.after_load(conn, settings, article_id, article.body)  # citations, the story's event (issue 17)
     entry_store.mark_loaded(conn, job.entry_id, article_id)
     out.loaded += 1
     out.near_duplicates += joined

@@ -38,7 +38,7 @@ _WAIT_STEP = 0.05  # seconds between two tries of a coordination lock
 
 # who takes each lock, for the one line an operator reads when it stayed busy
 _HOLDERS = {
-    LOAD: "held by ingest writes, `newsflow purge`, `newsflow dedup rebuild` and retention",
+    LOAD: "held by ingest writes, `newsflow purge`, `newsflow dedup rebuild`, `newsflow events rebuild` and retention",
     CHANGES: "held by every transaction that changes articles, stories or entries",
     FEEDS_SYNC: "held while a feeds file is synced (`newsflow run`, `newsflow feeds sync`, the poll DAG)",
 }

@@ -364,7 +364,8 @@ def _story(story_id: int) -> dict:
         if story is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no story {story_id}")
         return {"story": story, "outlets": story_store.outlets(conn, story_id),
-                "articles": article_store.of_story(conn, story_id)}
+                "articles": article_store.of_story(conn, story_id),
+                "same_event": events_pages.same_event(conn, story_id)}
 
 
 @app.get("/stories/{story_id}", response_class=HTMLResponse)
@@ -471,3 +472,6 @@ def icon() -> Response:
 def whoami(user: GetUserDep) -> dict:
     return {"username": user.get_name(), "can_edit_feeds": security.may(user, "PUT", POLL_DAG),
             "can_edit_entries": security.may(user, "PUT", INGEST_DAG)}
+
+
+from . import events_pages  # noqa: E402  (the Events routes, issue 17; imports this module)

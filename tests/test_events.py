@@ -1,0 +1,238 @@
+"""Events above stories and citations (issue 17), on a real PostgreSQL: the sample world's
+coverage of the coalition's ISIS count ends in one event with the aggregator's three
+citations; same-day different happenings stay apart; a bridging story merges two events
+and the change feed says so; `newsflow events rebuild` is idempotent and resumable."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import fetch_all
+from newsflow import citations, db, events, readers, stories
+from newsflow.models import Article
+from newsflow.pipeline import run_once
+from newsflow.storage.locks import take_write_locks
+
+from bench.events_dataset import BOE, ECB, ECB_AGAIN, FIRE_A, FIRE_B, FIRE_C, QUAKE_1, QUAKE_2
+from test_pipeline import FOLLOW_UP, HERALD_ISIS, ISIS_WIRE, article
+
+DIGEST_ISIS = "/digest/posts/2026/11/caliphate-last-thousand.html"
+DIGEST_WEEK = "/digest/posts/2026/11/week-in-five-stories-47.html"
+BOC_WIRE = "/wire/markets/bank-of-canada-cuts-key-rate-to-2-signals-end-of-easing-2026-11-18.html"
+DAY = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def sample_pass(settings, sample_feeds, sample_world):
+    run_once(settings, sample_feeds)
+    return sample_world.base
+
+
+def event_of(url: str, article_id: int) -> int:
+    return fetch_all(url, """SELECT es.event_id FROM news.articles a JOIN news.event_stories es
+                             ON es.story_id = a.story_id WHERE a.id = %s""", (article_id,))[0]["event_id"]
+
+
+def test_isis_statement_write_up_and_aggregator_are_one_event_with_three_citations(sample_pass, settings):
+    url, base = settings.database_url, sample_pass
+    wire, herald, digest = (article(url, base, p) for p in (ISIS_WIRE, HERALD_ISIS, DIGEST_ISIS))
+    assert wire["story_id"] != herald["story_id"]  # different texts: different stories ...
+    event = event_of(url, wire["id"])
+    assert event_of(url, herald["id"]) == event == event_of(url, digest["id"])  # ... one event
+    # the follow-up two days later (new strikes) and the weekly round-up are other events
+    assert event_of(url, article(url, base, FOLLOW_UP)["id"]) != event
+    assert event_of(url, article(url, base, DIGEST_WEEK)["id"]) != event
+    assert event_of(url, article(url, base, BOC_WIRE)["id"]) != event
+
+    row = fetch_all(url, "SELECT * FROM news_api.events WHERE id = %s", (event,))[0]
+    assert row["story_count"] == 2 and row["languages"] == ["en"]
+    assert set(row["outlets"]) == {"Reuters Wire", "NBC News", "The Sunday Times", "NewsDigest",
+                                   "The Daily Herald"}
+    assert row["label"] == wire["title"]  # the earliest story's title
+
+    cited = fetch_all(url, """SELECT cited_name, cited_publisher, kind, cited_story_ids, event_id
+                              FROM news_api.citations WHERE article_id = %s ORDER BY position""", (digest["id"],))
+    assert [(c["cited_name"], c["cited_publisher"], c["kind"]) for c in cited] == [
+        ("Reuters", "Reuters Wire", "via"), ("NBC News", "NBC News", "via"),
+        ("Sunday Times", "The Sunday Times", "via")]
+    # within the event, each cited outlet links to the story it carried
+    assert all(c["event_id"] == event and c["cited_story_ids"] == [wire["story_id"]] for c in cited)
+    assert [s["story_id"] for s in fetch_all(url, """SELECT story_id FROM news_api.event_stories
+            WHERE event_id = %s ORDER BY published_at""", (event,))] == [wire["story_id"], herald["story_id"]]
+    assert fetch_all(url, "SELECT event_id FROM news_api.stories WHERE id = %s",
+                     (herald["story_id"],))[0]["event_id"] == event
+    assert "cites NBC News, Reuters Wire, The Sunday Times" in events.overview_text(url)
+
+
+def test_every_story_is_in_exactly_one_event(sample_pass, settings):
+    rows = fetch_all(settings.database_url, """
+        SELECT count(*) AS stories, count(es.story_id) AS placed, count(DISTINCT es.event_id) AS events
+        FROM news.stories s LEFT JOIN news.event_stories es ON es.story_id = s.id""")[0]
+    assert rows["stories"] == rows["placed"] == 9 and rows["events"] == 8
+
+
+def _load(settings, title: str, body: str, *, when: datetime = DAY, language: str = "en",
+          publisher: str = "Test News") -> int:
+    """An article loaded the way ingestion loads it (write locks, story, then the hook)."""
+    key = hashlib.sha256((title + body).encode()).hexdigest()
+    item = Article(url=f"https://news.test/{key[:16]}", canonical_url=f"https://news.test/{key[:16]}",
+                   publisher=publisher, title=title, body=body, published_at=when, language=language,
+                   authors=[], image_url=None, site_name=None, content_hash=key,
+                   word_count=len(body.split()), body_source="page")
+    with db.transaction(settings.database_url) as conn:
+        take_write_locks(conn, timeout=settings.lock_timeout)
+        article_id, _ = stories.add_article(conn, settings, item)
+        events.after_load(conn, settings, article_id, body)
+    return article_id
+
+
+
+def test_same_day_different_events_stay_apart(database_url, settings):
+    ids = [_load(settings, t, b, when=DAY + timedelta(hours=i)) for i, (t, b) in enumerate((ECB, BOE, QUAKE_1, QUAKE_2))]
+    assert len({event_of(database_url, i) for i in ids}) == 4
+    # the same statement written up independently by another outlet joins its event
+    ecb_again = _load(settings, *ECB_AGAIN, when=DAY + timedelta(hours=5), publisher="Other Daily")
+    assert event_of(database_url, ecb_again) == event_of(database_url, ids[0])
+
+
+def test_never_merged_across_languages(database_url, settings):
+    first = _load(settings, *ECB)
+    german = _load(settings, "EZB hält Zinsen bei 2.25% – Lagarde warnt vor starkem Euro",
+                   "Die Europäische Zentralbank (EZB) hält den Einlagensatz bei 2.25%, sagte Christine Lagarde "
+                   "am Donnerstag in Frankfurt. Der starke Euro belaste Exporteure in Germany und Italy; "
+                   "Märkte sehen eine Chance von 35% für eine Senkung im Juni.", language="de")
+    assert event_of(database_url, first) != event_of(database_url, german)
+
+
+
+def test_a_bridging_story_merges_two_events_in_the_change_feed(database_url, settings):
+    a = _load(settings, *FIRE_A)
+    c = _load(settings, *FIRE_C, when=DAY + timedelta(hours=2))
+    event_a, event_c = event_of(database_url, a), event_of(database_url, c)
+    assert event_a != event_c
+    seq = fetch_all(database_url, "SELECT max(seq) AS s FROM news_api.changes")[0]["s"]
+    b = _load(settings, *FIRE_B, when=DAY + timedelta(hours=3))
+    assert event_of(database_url, a) == event_of(database_url, b) == event_of(database_url, c) == event_a
+    feed = fetch_all(database_url, """SELECT entity, entity_id, kind, fields, event_id, previous_event_id
+                                      FROM news_api.changes WHERE seq > %s ORDER BY seq""", (seq,))
+    assert {"entity": "event", "entity_id": event_c, "kind": "merged", "fields": None, "event_id": event_a,
+            "previous_event_id": None} in feed
+    story_c = fetch_all(database_url, "SELECT story_id FROM news.articles WHERE id = %s", (c,))[0]["story_id"]
+    moved = [r for r in feed if r["entity"] == "story" and r["entity_id"] == story_c]
+    assert moved and moved[0]["event_id"] == event_a and moved[0]["previous_event_id"] == event_c
+    assert "event" in moved[0]["fields"]
+    assert fetch_all(database_url, "SELECT count(*) AS n FROM news.events WHERE id = %s", (event_c,))[0]["n"] == 0
+
+
+def test_rebuild_is_idempotent_and_resumable(sample_pass, settings):
+    url = settings.database_url
+    before = fetch_all(url, "SELECT story_id, event_id FROM news.event_stories ORDER BY story_id")
+    seq = fetch_all(url, "SELECT max(seq) AS s FROM news_api.changes")[0]["s"]
+    result = events.rebuild(url, settings)
+    assert result["stories"] == 9 and result["moved"] == 0 and result["merged"] == 0
+    assert fetch_all(url, "SELECT story_id, event_id FROM news.event_stories ORDER BY story_id") == before
+    assert fetch_all(url, "SELECT count(*) AS n FROM news_api.changes WHERE seq > %s", (seq,))[0]["n"] == 0
+
+    # interrupted after two batches of two stories: the next run finishes, same events
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done >= 4:
+            raise Stop
+
+    small = settings.replace(event_rebuild_batch=2)
+    with pytest.raises(Stop):
+        events.rebuild(url, small, progress=stop_after_two)
+    assert fetch_all(url, "SELECT count(*) AS n FROM news.event_stories WHERE rebuild_pending")[0]["n"] == 5
+    assert events.rebuild(url, small)["stories"] == 5
+    assert fetch_all(url, "SELECT story_id, event_id FROM news.event_stories ORDER BY story_id") == before
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("(Via Reuters, NBC News & Sunday Times)", [("Reuters", "via"), ("NBC News", "via"), ("Sunday Times", "via")]),
+    ("Police made arrests, according to Reuters.", [("Reuters", "according_to")]),
+    ("The analyst told NBC News on Sunday that cells remain.", [("NBC News", "told")]),
+    ("The Sunday Times reports that fighters fled to Turkey.", [("Sunday Times", "reports")]),
+    ("WASHINGTON (AP) — The Senate voted on Tuesday.", [("AP", "dateline")]),
+    ("Reuters contributed to this report.", [("Reuters", "credit")]),
+    ("The numbers fell, according to Colonel Okafor.", []),
+    ("according to people familiar with the matter", []),
+    ("Okafor told reporters in Baghdad.", []),
+    ("We travelled via Frankfurt and Vienna to get there.", []),
+])
+def test_citation_extraction(text, expected):
+    assert [(c.name, c.kind) for c in citations.extract(text)] == expected
+
+
+@pytest.fixture
+def reader_url(database_url):
+    """A login with nothing but newsflow_reader (``newsflow db grant-reader``)."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    role = f"nf_reader_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        readers.grant_reader(database_url, role)
+        yield make_conninfo(database_url, user=role)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_consumer_examples_as_the_reader(sample_pass, settings, reader_url):
+    """docs/consumers.md's event queries, as the reader role, 'now' being the sample world's
+    last day."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    url, base = settings.database_url, sample_pass
+    herald = article(url, base, HERALD_ISIS)
+    now = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
+    with psycopg.connect(reader_url, row_factory=dict_row) as conn:
+        coverage = conn.execute("""
+            SELECT m.published_at, m.publisher, m.relation, es.title, m.url
+            FROM news_api.event_stories es JOIN news_api.story_members m ON m.story_id = es.story_id
+            WHERE es.event_id = (SELECT event_id FROM news_api.stories WHERE id = %s)
+            ORDER BY m.published_at NULLS LAST, m.publisher""", (herald["story_id"],)).fetchall()
+        assert [r["publisher"] for r in coverage] == ["Reuters Wire", "NBC News", "The Daily Herald",
+                                                      "The Sunday Times", "NewsDigest"]
+        cited = conn.execute("""
+            SELECT coalesce(cited_publisher, cited_name) AS outlet, count(*) AS citations,
+                   count(DISTINCT citing_publisher) AS citing_outlets
+            FROM news_api.citations
+            WHERE sort_at >= %s - interval '7 days'
+            GROUP BY 1 ORDER BY citations DESC, outlet LIMIT 20""", (now,)).fetchall()
+        assert cited[0]["outlet"] == "Reuters Wire" and cited[0]["citing_outlets"] == 4
+        assert {"NBC News", "The Sunday Times"} <= {r["outlet"] for r in cited}
+        big = conn.execute("""
+            SELECT id, label, outlet_count, outlets, first_published_at
+            FROM news_api.events
+            WHERE last_published_at >= %s - interval '24 hours' AND outlet_count >= 5
+            ORDER BY outlet_count DESC, last_published_at DESC""", (now,)).fetchall()
+        assert [r["label"] for r in big] == [herald_event_label(url, herald["story_id"])]
+        moves = conn.execute("""SELECT count(*) AS n FROM news_api.changes
+                                WHERE entity = 'event' OR 'event' = ANY(fields)""").fetchone()
+        assert moves["n"] > 0
+
+
+def herald_event_label(url: str, story_id: int) -> str:
+    return fetch_all(url, """SELECT e.label FROM news.events e JOIN news.event_stories es ON es.event_id = e.id
+                             WHERE es.story_id = %s""", (story_id,))[0]["label"]
+
+
+def test_cli_events_rebuild(sample_pass, settings, monkeypatch, capsys):
+    from newsflow import cli
+
+    monkeypatch.setenv("NEWSFLOW_DATABASE_URL", settings.database_url)
+    assert cli.main(["events", "rebuild"]) == 0
+    assert "9 stories placed into 8 events (0 changed event, 0 events merged)" in capsys.readouterr().out
