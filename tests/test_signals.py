@@ -253,6 +253,10 @@ def test_a_signal_in_every_phase_stops_the_run_within_5s_giving_leases_back(
     assert stopped.workers_left == []
     rows = _given_back(database_url)
     assert len(rows) == expect_entries, rows
+    # a stop is no feed's failure: a feed in flight (parsed in a worker the stop killed
+    # included) is abandoned unwritten
+    feeds_rows = fetch_all(database_url, "SELECT consecutive_errors, last_error FROM news.feeds")
+    assert all((f["consecutive_errors"], f["last_error"]) == (0, None) for f in feeds_rows), feeds_rows
     assert fetch_all(database_url, "SELECT count(*) AS n FROM news.articles")[0]["n"] == 0
 
 
