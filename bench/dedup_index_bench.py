@@ -300,7 +300,7 @@ def full_load(url: str, settings: Settings, texts: list[str], tag: str) -> float
         for b in range(0, len(articles), settings.batch_size):
             batch = articles[b:b + settings.batch_size]
             with conn.transaction():
-                take_write_locks(conn)
+                take_write_locks(conn, timeout=settings.lock_timeout)
                 for a in batch:  # the extraction workers fingerprint page texts
                     a.fingerprint = dedup.fingerprint(a.body, settings)
                 index = dedup_index.BatchIndex(conn, settings.dedup_window_days,

@@ -130,7 +130,7 @@ def main() -> int:
         costs, candidates = [], []
         for k in range(args.new):
             with db.transaction(url) as conn:
-                take_write_locks(conn)
+                take_write_locks(conn, timeout=settings.lock_timeout)
                 story_id = new_story(conn, rng, names, end - timedelta(hours=rng.random() * 48), k)
                 started = time.perf_counter()
                 placed = events.assign(conn, settings, story_id)

@@ -595,11 +595,16 @@ def test_change_feed_order_holds_between_writers_that_do_not_share_the_load_lock
         purger.start()
         with psycopg.connect(database_url, autocommit=True) as watch:
             # the purge is either done (no lock) or waiting on the changes lock the sync holds
-            # (a row of news.locks: it waits on the sync's transaction)
-            while purger.is_alive() and not watch.execute(
+            # (a row of news.locks: it waits on the sync's transaction). It tries that row every
+            # 50 ms (storage.locks, SKIP LOCKED: no ungranted lock to see) right after taking
+            # the load lock: the load row being locked means the purge is trying the changes row.
+            def purge_waits() -> bool:
+                return bool(watch.execute(
                     "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE NOT l.granted AND a.datname = current_database()"
-                    ).fetchone():
+                    "WHERE NOT l.granted AND a.datname = current_database()").fetchone()) or (
+                    watch.execute("SELECT name FROM news.locks WHERE name = 'load' FOR UPDATE SKIP LOCKED")
+                    .fetchone() is None)
+            while purger.is_alive() and not purge_waits():
                 purger.join(0.01)
             seen = [r[0] for r in watch.execute("SELECT seq FROM news_api.changes WHERE seq > %s ORDER BY seq",
                                                 (mark,)).fetchall()]

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import REPO_ROOT, execute, fetch_all
 from faultserver import FaultServer, article_html, rss
-from test_faults import _cmd, _env, _wait_for
+from test_faults import _cmd, _env, _wait_for, _writer_waiting
 from newsflow import db, dberrors
 from newsflow.storage.workers import LIVE_OWNERS_SQL, WORKER_LOCK_NS
 
@@ -374,10 +374,7 @@ def test_sigterm_while_the_write_waits_for_the_load_lock_gives_leases_back(datab
         proc = subprocess.Popen(_cmd(feeds), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: fetch_all(database_url, """
-                SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL
-                  AND query LIKE '%%news.locks%%SKIP LOCKED%%' AND pid <> pg_backend_pid()"""),
-                      what="the write waiting for the load lock")
+            _wait_for(lambda: _writer_waiting(database_url), what="the write waiting for the load lock")
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=15)  # the lock is still held
         finally:

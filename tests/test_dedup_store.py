@@ -94,7 +94,7 @@ def load(url: str, settings, articles) -> None:
 
     for a in articles:
         with db.transaction(url) as conn:
-            take_write_locks(conn)
+            take_write_locks(conn, timeout=settings.lock_timeout)
             add_article(conn, settings, a)
 
 
@@ -188,7 +188,7 @@ for r, a in enumerate(spec):
             # wait for the start signal: the parent releases the round's gate lock
             conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (gate + 2 * r,))
             if mode == "locked":  # what ingest.write does before loading
-                take_write_locks(conn)
+                take_write_locks(conn, timeout=settings.lock_timeout)
             else:  # control: without the consumer triggers, whose changes lock (migration 010)
                 # would serialise the two writes and keep the second child from its gate
                 conn.execute("SET LOCAL session_replication_role = replica")

@@ -83,7 +83,7 @@ def _load(settings, title: str, body: str, *, when: datetime = DAY, language: st
                    authors=[], image_url=None, site_name=None, content_hash=key,
                    word_count=len(body.split()), body_source="page")
     with db.transaction(settings.database_url) as conn:
-        take_write_locks(conn)
+        take_write_locks(conn, timeout=settings.lock_timeout)
         article_id, _ = stories.add_article(conn, settings, item)
         events.after_load(conn, settings, article_id, body)
     return article_id

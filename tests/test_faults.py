@@ -135,10 +135,12 @@ def _hold_load_lock(database_url):
 
 
 def _writer_waiting(database_url):
-    """The pid of a session waiting for the load lock (it tries every 50 ms: storage.locks)."""
+    """The pid of a session waiting for the load lock (it tries every 50 ms: storage.locks),
+    once entries are claimed (the feeds sync tries its lock the same way, before any claim)."""
     rows = fetch_all(database_url, """
         SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL
-          AND query LIKE '%%news.locks%%SKIP LOCKED%%' AND pid <> pg_backend_pid()""")
+          AND query LIKE '%%news.locks%%SKIP LOCKED%%' AND pid <> pg_backend_pid()
+          AND EXISTS (SELECT 1 FROM news.entries WHERE lease_owner IS NOT NULL)""")
     return rows[0]["pid"] if rows else None
 
 

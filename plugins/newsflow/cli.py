@@ -202,14 +202,14 @@ def cmd_feeds(args, settings: Settings) -> int:
     if args.action == "sync":
         from .pipeline import sync_file  # the pipeline's imports, for this action only
 
-        result = sync_file(url, args.file)
+        result = sync_file(url, args.file, lock_timeout=settings.lock_timeout, stop=args.stop)
         for warning in result.warnings:
             _echo(f"warning: {warning}")
         print(f"feeds file {args.file}: {result.summary()}")
         return 0
     if args.action in ("enable", "disable"):
         try:
-            with db.transaction(url) as conn:
+            with db.transaction(url, settings.lock_timeout) as conn:
                 if args.action == "enable":
                     action = ops.enable(conn, args.feed, actor=ops.cli_actor(), source=ops.CLI)
                 else:
@@ -252,7 +252,7 @@ def cmd_poll(args, settings: Settings) -> int:
     ids = None
     if args.feed:
         try:
-            with db.transaction(url) as conn:  # recorded like the console's "poll now"
+            with db.transaction(url, settings.lock_timeout) as conn:  # recorded like the console's "poll now"
                 ids = [ops.poll_now(conn, ref, actor=ops.cli_actor(), source=ops.CLI,
                                     trigger=lambda f: ops.Started("polled by this command")).feed_id
                        for ref in args.feed]
@@ -284,7 +284,7 @@ def cmd_requeue(args, settings: Settings) -> int:
 
     url = _url(settings)
     try:
-        with db.transaction(url) as conn:
+        with db.transaction(url, settings.lock_timeout) as conn:
             if args.feed:
                 print(ops.requeue_failed(conn, args.feed, actor=ops.cli_actor(), source=ops.CLI).summary())
                 return 0
@@ -304,7 +304,8 @@ def cmd_purge(args, settings: Settings) -> int:
     if not (args.article or args.url):
         raise ValueError("purge needs --article ID or --url URL")
     url = _url(settings)
-    deleted = purge(url, article_ids=args.article or [], article_url=args.url, reason=args.reason)
+    deleted = purge(url, article_ids=args.article or [], article_url=args.url, reason=args.reason,
+                    lock_timeout=settings.lock_timeout, stop=args.stop)
     if not deleted:
         print("no article matches")
         return EXIT_NOT_FOUND
@@ -349,7 +350,7 @@ def cmd_dedup(args, settings: Settings) -> int:
 
     url = _url(settings)
     result = rebuild(url, settings, since=args.since,
-                     progress=lambda i, n: _echo(f"  re-clustered {i}/{n} articles"))
+                     progress=lambda i, n: _echo(f"  re-clustered {i}/{n} articles"), stop=args.stop)
     print(f"{result['articles']} articles re-clustered into {result['stories']} stories "
           f"({result['old_stories_removed']} old stories removed)")
     return 0
@@ -360,7 +361,7 @@ def cmd_events(args, settings: Settings) -> int:
 
     url = _url(settings)
     result = rebuild(url, settings, since=args.since,
-                     progress=lambda i, n: _echo(f"  placed {i}/{n} stories"))
+                     progress=lambda i, n: _echo(f"  placed {i}/{n} stories"), stop=args.stop)
     print(f"{result['stories']} stories placed into {result['events']} events "
           f"({result['moved']} changed event, {result['merged']} events merged)")
     return 0
@@ -374,7 +375,7 @@ def cmd_maintenance(args, settings: Settings) -> int:
     for line in report.lines():
         print(line)
     print(report.summary())
-    print("retention:", retention(url, settings))
+    print("retention:", retention(url, settings, stop=args.stop))
     print("analyzed:", len(analyze(url)), "tables")
     return 0
 

@@ -24,7 +24,7 @@ class Settings:
     data_dir: str = ".newsflow"  # embedded PostgreSQL data and other local state
     db_retries: int = 4  # tries of one transaction that met a deadlock/serialization failure/lock or statement timeout
     db_retry_delay: float = 0.2  # seconds before the 2nd try, doubled per try, with 0.5-1.5x jitter
-    lock_timeout: float = 10.0  # seconds a statement waits for a lock (then retried, see db_retries); also bounds the load lock wait
+    lock_timeout: float = 10.0  # seconds any lock wait may last: row locks and the load, changes and feeds-sync locks (a batch's write is then retried, see db_retries; a command ends naming the lock)
 
     # --- HTTP (feeds and pages) ------------------------------------------------
     user_agent: str = "newsflow/0.1 (+{contact_url})"  # User-Agent template; keep the product name

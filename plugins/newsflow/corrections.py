@@ -19,6 +19,7 @@ Every change is logged by the triggers of migration 010 (news.changes, NOTIFY).
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -104,11 +105,13 @@ def revise(conn, settings: Settings, target: StoredArticle, article: Article) ->
 
 
 def purge(url: str, *, article_ids: Sequence[int] = (), article_url: str | None = None,
-          reason: str) -> list[int]:
+          reason: str, lock_timeout: float = Settings.lock_timeout, stop: threading.Event | None = None) -> list[int]:
     """Delete articles (by id, or known under a URL), leaving tombstones; their stories
-    get a new representative, or are deleted when empty. Returns the ids deleted."""
-    with db.transaction(url) as conn:
-        take_write_locks(conn)
+    get a new representative, or are deleted when empty. Returns the ids deleted. Lock
+    waits: at most ``lock_timeout`` seconds each (then the busy lock is named, 55P03),
+    ended by ``stop`` (``Interrupted``)."""
+    with db.transaction(url, lock_timeout) as conn:
+        take_write_locks(conn, timeout=lock_timeout, stop=stop)
         found = tombstones.existing(conn, article_ids=article_ids, url=article_url)
         ids = [r["id"] for r in found]
         if not ids:

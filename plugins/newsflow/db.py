@@ -137,9 +137,10 @@ def pool(url: str, size: int, lock_timeout: float | None = None) -> Iterator["Co
 
 
 @contextmanager
-def transaction(url: str) -> Iterator[psycopg.Connection]:
-    """A connection in one transaction: committed on success, rolled back on error."""
-    with connect(url) as conn:
+def transaction(url: str, lock_timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A connection in one transaction: committed on success, rolled back on error;
+    ``lock_timeout`` bounds its waits for row locks (55P03 after that long)."""
+    with connect(url, lock_timeout=lock_timeout) as conn:
         with conn.transaction():
             yield conn
 

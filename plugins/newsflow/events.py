@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -30,6 +31,7 @@ from typing import Callable, Sequence
 
 from . import citations, db
 from .config import Settings
+from .models import Interrupted
 from .storage import events as event_store
 from .storage.locks import take_write_locks
 
@@ -331,7 +333,8 @@ def after_load(conn, settings: Settings, article_id: int, body: str) -> None:
 # --- 4. rebuild ------------------------------------------------------------------------------------
 
 def rebuild(url: str, settings: Settings, since: datetime | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+            progress: Callable[[int, int], None] | None = None,
+            stop: threading.Event | None = None) -> dict[str, int]:
     """Place every story again (after a setting or signal change), in publication order,
     ``settings.event_rebuild_batch`` stories per transaction.
 
@@ -342,14 +345,20 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
     would have arrived, and a story that founds an event takes back its old event's id
     when no placed story holds it — so unchanged settings give the same events, ids
     included, and write no change rows.
+
+    Lock waits are bounded by NEWSFLOW_LOCK_TIMEOUT (then the busy lock is named, 55P03);
+    a set ``stop`` ends a wait or stops between batches (``Interrupted``: the batches
+    committed stay, the next rebuild continues).
     """
-    with db.transaction(url) as conn:
-        take_write_locks(conn)
+    with db.transaction(url, settings.lock_timeout) as conn:
+        take_write_locks(conn, timeout=settings.lock_timeout, stop=stop)
         total = event_store.pending_count(conn) or event_store.mark_pending(conn, since)
     done = moved = merged = 0
     while True:
-        with db.transaction(url) as conn:
-            take_write_locks(conn)
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"stopped after placing {done} of {total} stories (the next rebuild continues)")
+        with db.transaction(url, settings.lock_timeout) as conn:
+            take_write_locks(conn, timeout=settings.lock_timeout, stop=stop)
             batch = event_store.next_pending(conn, max(1, settings.event_rebuild_batch))
             for row in batch:
                 placed = assign(conn, settings, row["story_id"], reuse_event_id=row["event_id"])

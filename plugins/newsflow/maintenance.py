@@ -3,6 +3,7 @@ dedup window, ANALYZE."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -45,7 +46,7 @@ class FeedHealth:
 
 def measure_rhythm(url: str, settings: Settings) -> int:
     """Measure every feed's rhythm from its own history again; returns feeds measured."""
-    with db.transaction(url) as conn:
+    with db.transaction(url, settings.lock_timeout) as conn:
         return feed_rhythm.refresh(conn, arrivals=settings.rhythm_arrivals,
                                    lookback_days=settings.rhythm_lookback_days)
 
@@ -78,11 +79,11 @@ def check_health(url: str, settings: Settings) -> FeedHealth:
     return FeedHealth(rhythm_measured=measured, groups=groups, newly_stale=new_stale_episodes(url, groups))
 
 
-def retention(url: str, settings: Settings) -> dict[str, int]:
-    with db.transaction(url) as conn:
+def retention(url: str, settings: Settings, stop: threading.Event | None = None) -> dict[str, int]:
+    with db.transaction(url, settings.lock_timeout) as conn:
         # deleting entries that carried an article refreshes its story's outlets: the
-        # writers' lock order applies (storage.locks)
-        take_write_locks(conn)
+        # writers' lock order applies (storage.locks); the waits are bounded, a stop ends them
+        take_write_locks(conn, timeout=settings.lock_timeout, stop=stop)
         window_start = datetime.now(timezone.utc) - timedelta(days=settings.dedup_window_days * 2)
         return {
             "fetch_log_rows": fetch_log.purge(conn, settings.retention_days),

@@ -11,6 +11,7 @@ raises :class:`OperationError` with a message that says what to do instead.
 from __future__ import annotations
 
 import getpass
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
@@ -178,12 +179,15 @@ def requeue(conn: psycopg.Connection, *, entry_ids: Sequence[int] = (), url: str
                       detail=f"{plural(n, 'entry', 'entries')} queued again ({what})")
 
 
-def apply_feeds_file(conn: psycopg.Connection, specs: Sequence[FeedSpec]) -> FeedSync:
+def apply_feeds_file(conn: psycopg.Connection, specs: Sequence[FeedSpec], *, lock_timeout: float,
+                     stop: threading.Event | None = None) -> FeedSync:
     """Bring the feeds table in line with the file and record the feeds the file enabled or
     disabled (``storage.feeds.update_declared``: what `enabled` means). Concurrent syncs
-    wait for each other. Specs are matched to known feeds by the URL each was declared
-    with, else its current URL, both in canonical spelling (``registry.feed_url_key``)."""
-    feed_store.lock_for_sync(conn)
+    wait for each other, at most ``lock_timeout`` seconds (then the sync lock is named
+    busy, 55P03), and a set ``stop`` ends the wait. Specs are matched to known feeds by
+    the URL each was declared with, else its current URL, both in canonical spelling
+    (``registry.feed_url_key``)."""
+    feed_store.lock_for_sync(conn, lock_timeout, stop)
     by_declared: dict[str, int] = {}
     by_url: dict[str, int] = {}
     for row in feed_store.declared(conn):

@@ -75,16 +75,20 @@ class PassReport:
         return "\n".join(lines)
 
 
-def sync_feeds(url: str, specs: Sequence[FeedSpec]) -> FeedSync:
-    """Upsert the declared feeds (one transaction; concurrent syncs wait for each other);
-    what the file's `enabled` means: ``operations.apply_feeds_file``."""
-    with db.transaction(url) as conn:
-        return apply_feeds_file(conn, specs)
+def sync_feeds(url: str, specs: Sequence[FeedSpec], *, lock_timeout: float = Settings.lock_timeout,
+               stop: threading.Event | None = None) -> FeedSync:
+    """Upsert the declared feeds (one transaction; concurrent syncs wait for each other,
+    at most ``lock_timeout`` seconds, NEWSFLOW_LOCK_TIMEOUT); what the file's `enabled`
+    means: ``operations.apply_feeds_file``."""
+    with db.transaction(url, lock_timeout) as conn:
+        return apply_feeds_file(conn, specs, lock_timeout=lock_timeout, stop=stop)
 
 
-def sync_file(url: str, path: str | Path) -> FeedSync:
+def sync_file(url: str, path: str | Path, *, lock_timeout: float = Settings.lock_timeout,
+              stop: threading.Event | None = None) -> FeedSync:
     """Sync a feeds file; a file whose bytes did not change since its last sync costs a
-    hash and one query. Parsing happens with no transaction open."""
+    hash and one query. Parsing happens with no transaction open. Lock waits: at most
+    ``lock_timeout`` seconds each, ended by ``stop`` (``Interrupted``)."""
     raw, digest = registry.read_file(path)
     key = str(Path(path).resolve())
     with db.transaction(url) as conn:
@@ -92,8 +96,10 @@ def sync_file(url: str, path: str | Path) -> FeedSync:
     if cached and cached[0] == digest:
         return FeedSync(feed_ids=cached[1], unchanged=True)
     parsed = registry.parse_file(path, raw)
-    with db.transaction(url) as conn:
-        result = apply_feeds_file(conn, parsed.specs)
+    if stop is not None and stop.is_set():
+        raise Interrupted("stopped before syncing the feeds file")
+    with db.transaction(url, lock_timeout) as conn:
+        result = apply_feeds_file(conn, parsed.specs, lock_timeout=lock_timeout, stop=stop)
         feed_file_store.put(conn, key, digest, result.feed_ids)
     result.warnings = parsed.warnings
     return result
@@ -109,7 +115,7 @@ def run_once(settings: Settings, feeds_file: str | Path | None = None, *, force:
     url = upgrade.ready(settings)
     report = PassReport()
     if feeds_file:
-        report.feeds_synced = sync_file(url, feeds_file)
+        report.feeds_synced = sync_file(url, feeds_file, lock_timeout=settings.lock_timeout, stop=stop)
         echo(f"feeds file {feeds_file}: {report.feeds_synced.summary()}")
         for warning in report.feeds_synced.warnings:
             echo(f"  warning: {warning}")

@@ -25,7 +25,7 @@ from pebble import ProcessExpired
 from . import db, dberrors
 from .config import Settings
 from .httpclient import FetchResult, SafeClient
-from .models import ErrorKind, Feed, ParsedFeed, PollOutcome
+from .models import ErrorKind, Feed, Interrupted, ParsedFeed, PollOutcome
 from .parse import parse_feed
 from .politeness import HostDeferrals, decide_poll_failure, host_key
 from .redaction import redact
@@ -109,6 +109,7 @@ class Parsers:
     def __init__(self, settings: Settings, feeds: int):
         self.settings = settings
         self._pool = None
+        self._stopped = False  # close(now=True) killed the workers: what they parsed is abandoned
         if feeds >= settings.parse_pool_min_feeds:
             from pebble import ProcessPool
 
@@ -125,16 +126,21 @@ class Parsers:
         future = self._pool.schedule(parse_feed, args=args, kwargs=kwargs, timeout=self.settings.parse_timeout)
         try:
             return future.result()
-        except FutureTimeout:
-            return ParsedFeed(entries=[], error=f"parsing took longer than {self.settings.parse_timeout:g}s; "
-                                                 "worker stopped")
-        except ProcessExpired as exc:  # the worker died (a crash in a C library, out of memory)
-            return ParsedFeed(entries=[], error=f"the parser's worker process died: {exc}")
+        except Exception as exc:
+            if self._stopped:  # the pool was stopped under it (SIGINT/SIGTERM): not the feed's fault
+                raise Interrupted("stopped while parsing") from None
+            if isinstance(exc, FutureTimeout):
+                return ParsedFeed(entries=[], error=f"parsing took longer than {self.settings.parse_timeout:g}s; "
+                                                     "worker stopped")
+            if isinstance(exc, ProcessExpired):  # the worker died (a crash in a C library, out of memory)
+                return ParsedFeed(entries=[], error=f"the parser's worker process died: {exc}")
+            raise
 
     def close(self, now: bool = False) -> None:
         """Wait for the documents being parsed, or (``now``: stopping) kill the workers."""
         if self._pool is not None:
             if now:
+                self._stopped = True
                 self._pool.stop()
             else:
                 self._pool.close()
@@ -149,6 +155,8 @@ def _poll_guarded(connections: ConnectionPool, parsers: Parsers, settings: Setti
         return None
     try:
         return _poll_one(connections, parsers, settings, client, feed, deferrals, stop)
+    except Interrupted:
+        return None  # stopping: nothing written, the feed stays due
     except dberrors.RetriesExhausted as exc:
         # a deadlock or a lock/statement timeout that outlasted its retries: not the
         # feed's fault (no failure counted, it stays due), but shown on it, with the cause
@@ -214,6 +222,8 @@ def _poll_one(connections: ConnectionPool, parsers: Parsers, settings: Settings,
     if answered and body_hash != feed.body_hash:
         parsed = parsers.parse(result.body, result.final_url, feed.guid_mode, result.content_type,
                                settings=settings)
+        if stop.is_set():
+            return None  # stopped while parsing: nothing written, the feed stays due
         hosts = [host_key(e.link) if e.link else None for e in parsed.entries]
     if result.failed:
         outcome.error = result.error or f"HTTP {result.status}"

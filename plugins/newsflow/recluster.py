@@ -18,11 +18,13 @@ order, so the same articles always give the same stories:
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from typing import Callable
 
 from . import db, dedup, stories
 from .config import Settings
+from .models import Interrupted
 from .storage import articles as article_store
 from .storage import dedup_index
 from .storage import stories as story_store
@@ -44,9 +46,13 @@ class _ContentOrderIndex(dedup_index.PgIndex):
 
 
 def rebuild(url: str, settings: Settings, since: datetime | None = None,
-            progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-    with db.transaction(url) as conn:
-        take_write_locks(conn)
+            progress: Callable[[int, int], None] | None = None,
+            stop: threading.Event | None = None) -> dict[str, int]:
+    """Re-cluster the articles (since ``since``) in one transaction under the write locks
+    (waits bounded by NEWSFLOW_LOCK_TIMEOUT). A set ``stop`` ends the wait or the work
+    (``Interrupted``): everything is rolled back, the stories stay as they were."""
+    with db.transaction(url, settings.lock_timeout) as conn:
+        take_write_locks(conn, timeout=settings.lock_timeout, stop=stop)
         rows = article_store.in_content_order(conn, since)
         ids = [r.id for r in rows]
         old_stories = article_store.detach(conn, ids)
@@ -68,6 +74,9 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
 
         rebuilt: set[int] = set()
         for i, row in enumerate(rows, start=1):
+            if stop is not None and stop.is_set():
+                raise Interrupted(f"stopped after re-clustering {i - 1} of {len(rows)} articles (rolled back)")
+
             def new_story(previous: int | None = row.story_id) -> int:
                 # the emptied story this article was in, unless an earlier one took it
                 if previous in reusable:

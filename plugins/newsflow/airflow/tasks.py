@@ -92,8 +92,8 @@ def sync_feeds(feeds_file: str | None = None) -> dict[str, Any]:
         return _finish({"file": None, "feeds_added": 0, "feeds_updated": 0},
                        "no feeds file: the feeds table is used as it is", None)
     with metrics.stage("sync_feeds"):
-        _, url = _context()
-        result = sync_file(url, path)
+        settings, url = _context()
+        result = sync_file(url, path, lock_timeout=settings.lock_timeout)
         for warning in result.warnings:
             log.warning("%s", warning)
         for feed_id in result.disabled_ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime
 from typing import Sequence
 
@@ -21,9 +22,10 @@ _FEED_COLUMNS = """id, url, publisher, etag, last_modified, body_hash, poll_inte
 FILE_DISABLED = "disabled in the feeds file (enabled: false)"
 
 
-def lock_for_sync(conn: psycopg.Connection) -> None:
-    """Serialise syncs (two runs starting together on a new feeds file)."""
-    locks.take(conn, locks.FEEDS_SYNC)
+def lock_for_sync(conn: psycopg.Connection, timeout: float, stop: threading.Event | None = None) -> None:
+    """Serialise syncs (two runs starting together on a new feeds file); the wait is
+    bounded by ``timeout`` and ended by ``stop`` (storage.locks)."""
+    locks.take(conn, locks.FEEDS_SYNC, timeout=timeout, stop=stop)
 
 
 def declared(conn: psycopg.Connection) -> list[dict]:

@@ -15,6 +15,11 @@ transaction takes, in this order and never back up,
 The changes lock is also taken by the triggers of migration 010 (``news.changes_lock()``)
 the moment a transaction writes a change; a writer that takes it explicitly (to stamp
 its rows with the clock under it) does so right after the load lock, before anything else.
+
+Every wait here is bounded and can be left (docs/politeness.md, "Lock waits"): the row is
+tried every 50 ms with ``SKIP LOCKED`` (the wait holds nothing), up to ``timeout`` seconds
+(NEWSFLOW_LOCK_TIMEOUT), then :class:`LockBusy` (55P03) naming the lock; a set ``stop``
+(SIGINT/SIGTERM) ends it with ``Interrupted``.
 """
 
 from __future__ import annotations
@@ -27,23 +32,35 @@ import psycopg.errors
 
 from ..models import Interrupted
 
-# rows of news.locks taken by name here; the "changes" row is locked only by news.changes_lock()
-LOAD, FEEDS_SYNC = "load", "feeds_sync"
-_WAIT_STEP = 0.05  # seconds between two tries of a lock taken with a stop event
+# rows of news.locks taken by name (the "changes" row also by news.changes_lock(), migration 012)
+LOAD, CHANGES, FEEDS_SYNC = "load", "changes", "feeds_sync"
+_WAIT_STEP = 0.05  # seconds between two tries of a coordination lock
+
+# who takes each lock, for the one line an operator reads when it stayed busy
+_HOLDERS = {
+    LOAD: "held by ingest writes, `newsflow purge`, `newsflow dedup rebuild`, `newsflow events rebuild` and retention",
+    CHANGES: "held by every transaction that changes articles, stories or entries",
+    FEEDS_SYNC: "held while a feeds file is synced (`newsflow run`, `newsflow feeds sync`, the poll DAG)",
+}
 
 
-def take(conn: psycopg.Connection, name: str, *, timeout: float | None = None,
+class LockBusy(psycopg.errors.LockNotAvailable):
+    """A coordination lock still held by another session after ``timeout`` seconds
+    (SQLSTATE 55P03, like a server-side lock_timeout: dberrors treats it alike)."""
+
+    def __init__(self, name: str, timeout: float):
+        super().__init__(f"the {name} lock (news.locks '{name}', {_HOLDERS.get(name, 'a newsflow lock')}) "
+                         f"was held by another session for more than {timeout:g}s")
+
+
+def take(conn: psycopg.Connection, name: str, *, timeout: float,
          stop: threading.Event | None = None) -> None:
     """Lock the coordination row ``name`` until the transaction ends.
 
-    Without ``timeout``/``stop``: a plain wait (bounded by the session's lock_timeout).
-    With them: tried every 50 ms (``SKIP LOCKED``, so the wait holds nothing and can be
-    left), ``Interrupted`` when ``stop`` is set, LockNotAvailable (55P03, retried like a
-    deadlock: dberrors) after ``timeout`` seconds."""
-    if timeout is None and stop is None:
-        conn.execute("SELECT name FROM news.locks WHERE name = %s FOR UPDATE", (name,))
-        return
-    deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+    Tried every 50 ms (``SKIP LOCKED``, so the wait holds nothing and can be left):
+    ``Interrupted`` when ``stop`` is set, :class:`LockBusy` (55P03, retried like a
+    deadlock where a batch can be put back: dberrors) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     while True:
         row = conn.execute("SELECT name FROM news.locks WHERE name = %s FOR UPDATE SKIP LOCKED",
                            (name,)).fetchone()
@@ -52,27 +69,17 @@ def take(conn: psycopg.Connection, name: str, *, timeout: float | None = None,
         if stop is not None and stop.is_set():
             raise Interrupted(f"stopped while waiting for the {name} lock")
         if time.monotonic() >= deadline:
-            raise psycopg.errors.LockNotAvailable(
-                f"the {name} lock was held by another session for more than {timeout:g}s")
+            raise LockBusy(name, timeout)
         if stop is not None:
             stop.wait(_WAIT_STEP)
         else:
             time.sleep(_WAIT_STEP)
 
 
-def take_load_lock(conn: psycopg.Connection, *, timeout: float | None = None,
-                   stop: threading.Event | None = None) -> None:
-    """Wait for the load lock; it is released when the transaction ends."""
-    take(conn, LOAD, timeout=timeout, stop=stop)
-
-
-def take_changes_lock(conn: psycopg.Connection) -> None:
-    """Wait for the changes lock (after the load lock); released when the transaction ends."""
-    conn.execute("SELECT news.changes_lock()")
-
-
-def take_write_locks(conn: psycopg.Connection, *, timeout: float | None = None,
+def take_write_locks(conn: psycopg.Connection, *, timeout: float,
                      stop: threading.Event | None = None) -> None:
-    """Both, in the one order every writer of articles and stories uses."""
-    take_load_lock(conn, timeout=timeout, stop=stop)
-    take_changes_lock(conn)
+    """The load lock, then the changes lock (the one order every writer of articles and
+    stories uses), each wait bounded by ``timeout`` and ended by ``stop``. Taking the
+    changes row here is the lock ``news.changes_lock()`` takes; the triggers then find it held."""
+    take(conn, LOAD, timeout=timeout, stop=stop)
+    take(conn, CHANGES, timeout=timeout, stop=stop)
