@@ -305,6 +305,35 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     return Placement(story_id, target, previous, merged, tuple((s, sc) for _, s, sc in links))
 
 
+def place_again(conn, settings: Settings, story_ids: Sequence[int]) -> list[Placement]:
+    """Place stories whose text may have changed under them, in publication order, in the
+    caller's write transaction: after a corrected article text (``corrections.revise``) and
+    after ``newsflow dedup rebuild``. A story without an event is placed like a new one; a
+    placed story whose signature (its representative's title and lede, language, date) is
+    unchanged keeps its event; one whose signature changed leaves the candidates and is placed
+    again, keeping its event id when it still matches a story of that event or no other story
+    holds it (as :func:`rebuild` does). Stories that joined its event through it stay where
+    they are (single link is not undone here: ``newsflow events rebuild`` re-clusters all)."""
+    rows = [r for r in (event_store.story_text(conn, s) for s in sorted(set(story_ids))) if r is not None]
+    placed: list[Placement] = []
+    for row in sorted(rows, key=lambda r: (r["published_at"], r["story_id"])):
+        if row["placed"] and not row["rebuild_pending"]:
+            if _unchanged(row, story_signature(row, settings)):
+                continue
+            event_store.mark_for_placing(conn, row["story_id"])
+        placement = assign(conn, settings, row["story_id"], reuse_event_id=row["event_id"])
+        if placement is not None:
+            placed.append(placement)
+    return placed
+
+
+def _unchanged(row: dict, sig: Signature) -> bool:
+    """Whether a placed story's stored signature is the one its text gives now."""
+    return (frozenset(row["placed_terms"]) == sig.terms and frozenset(row["placed_entities"]) == sig.entities
+            and frozenset(row["placed_numbers"]) == sig.numbers and row["placed_language"] == sig.language
+            and row["placed_published_at"] == row["published_at"])
+
+
 def _log(conn, story_id: int, target: int, previous: int | None, merged: Sequence[int],
          moved: Sequence[dict], new_event: bool) -> None:
     """Change-feed rows: the story's event (when it changed), the stories a merge moved,

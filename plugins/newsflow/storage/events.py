@@ -18,10 +18,18 @@ def story_text(conn: psycopg.Connection, story_id: int) -> dict | None:
     return conn.execute("""
         SELECT s.id AS story_id, a.title, a.body, a.language,
                coalesce(s.first_published_at, a.published_at, s.first_seen_at) AS published_at,
-               es.story_id IS NOT NULL AS placed, es.event_id, es.rebuild_pending
+               es.story_id IS NOT NULL AS placed, es.event_id, es.rebuild_pending,
+               es.terms AS placed_terms, es.entities AS placed_entities, es.numbers AS placed_numbers,
+               es.language AS placed_language, es.published_at AS placed_published_at
         FROM news.stories s JOIN news.articles a ON a.id = coalesce(s.representative_id, s.origin_article_id)
         LEFT JOIN news.event_stories es ON es.story_id = s.id
         WHERE s.id = %s""", (story_id,)).fetchone()
+
+
+def mark_for_placing(conn: psycopg.Connection, story_id: int) -> None:
+    """A placed story whose signature changed is placed again: out of the candidates (as a
+    rebuild's pending stories) until :func:`place` writes its new row."""
+    conn.execute("UPDATE news.event_stories SET rebuild_pending = true WHERE story_id = %s", (story_id,))
 
 
 def story_of_article(conn: psycopg.Connection, article_id: int) -> int | None:
