@@ -274,10 +274,9 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     since, until = row["published_at"] - window, row["published_at"] + window
     days = days_between(since, until)
     plain = sig.plain_keys()
-    usable = event_store.usable_keys(conn, plain, days[0], days[-1], settings.event_key_max_stories) if plain else []
-    found = event_store.candidates(conn, story_id, sig.keys(days, usable), sorted(sig.entities),
-                                   settings.event_min_entities, sig.language, since, until,
-                                   settings.event_candidates) if usable else []
+    found = event_store.candidates(conn, story_id, plain, days, settings.event_key_max_stories,
+                                   sorted(sig.entities), settings.event_min_entities, sig.language, since, until,
+                                   settings.event_candidates)
     links: list[tuple[int, int, float]] = []  # (event, story, score)
     for cand in found:
         signals = compare(sig, _stored(cand))
@@ -292,9 +291,14 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     else:
         merged, score, linked = (), None, None
         free = reuse_event_id if reuse_event_id is not None else previous
-        target = event_store.create_event(
-            conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
+        if free is None and row["new_event_id"] is not None:
+            target = row["new_event_id"]  # reserved by story_text: created with the writes below
+        else:
+            target = event_store.create_event(
+                conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
     with conn.pipeline():  # the writes need no answer before the next: sent together, one wait
+        if not events and target == row["new_event_id"]:
+            event_store.create_event(conn, target)
         event_store.count_keys(conn, story_id, plain, sig.day(), row["placed"])
         event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
                           terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
