@@ -302,3 +302,11 @@ def test_cli_events_rebuild(sample_pass, settings, monkeypatch, capsys):
     monkeypatch.setenv("NEWSFLOW_DATABASE_URL", settings.database_url)
     assert cli.main(["events", "rebuild"]) == 0
     assert "9 stories placed into 8 events (0 changed event, 0 events merged)" in capsys.readouterr().out
+
+
+def test_the_look_up_index_has_no_pending_list(database_url):
+    """Migration 018: every GIN search scans the pending list, so the look-up index is
+    updated directly (docs/events.md: 65 ms against 1.6 ms at 1M with 3,000 pending)."""
+    options = fetch_all(database_url, """SELECT reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                         WHERE n.nspname = 'news' AND c.relname = 'event_stories_keys_idx'""")
+    assert options == [{"reloptions": ["fastupdate=off"]}]
