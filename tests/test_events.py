@@ -302,6 +302,9 @@ def test_cli_events_rebuild(sample_pass, settings, monkeypatch, capsys):
     monkeypatch.setenv("NEWSFLOW_DATABASE_URL", settings.database_url)
     assert cli.main(["events", "rebuild"]) == 0
     assert "9 stories placed into 8 events (0 changed event, 0 events merged)" in capsys.readouterr().out
+    # a dedup rebuild with the same settings keeps every story and its event: none placed again
+    assert cli.main(["dedup", "rebuild"]) == 0
+    assert "0 placed in events)" in capsys.readouterr().out
 
 
 def test_the_look_up_index_has_no_pending_list(database_url):
