@@ -10,7 +10,11 @@ holding the write locks, as ingestion does; and times the docs/consumers.md even
 Synthetic texts: this measures cost, not quality (bench/events_eval.py does quality).
 
     NEWSFLOW_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/events_speed.py --stories 100000
+        .venv/bin/python bench/events_speed.py --stories 100000 [--profile]
+
+To compare two versions of the code in the same conditions: build once and keep it
+(``--stories 1000000 --new 0 --keep``), then run each version with ``--database URL
+--rollback`` (every new story is rolled back, so each run sees the same database), alternating.
 """
 
 from __future__ import annotations
@@ -114,62 +118,147 @@ QUERIES = [
 ]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--stories", type=int, default=100_000)
-    ap.add_argument("--new", type=int, default=200)
-    args = ap.parse_args()
-    rng = random.Random(7)
-    names = vocabulary(rng, 30_000)
-    settings = Settings()
-    with server(env=("NEWSFLOW_BENCH_DATABASE_URL",), try_local=True) as srv, scratch_database(srv, prefix="nf_events") as url:
-        t0 = time.perf_counter()
-        build(url, args.stories, rng, names)
-        print(f"built {args.stories} placed stories in {time.perf_counter() - t0:.0f} s")
-        end = START + timedelta(days=args.stories / PER_DAY)
-        costs, candidates = [], []
+class Profile:
+    """Time spent in each storage call of the assignment (--profile): which round trip
+    dominates. Wraps the module's functions; ``pipeline`` is the writes sent together."""
+
+    CALLS = ("story_text", "usable_keys", "candidates", "create_event", "event_in_use")
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = {name: [] for name in self.CALLS}
+        store = events.event_store
+        for name in self.CALLS:  # (older versions of the code have other calls: compared runs)
+            if hasattr(store, name):
+                setattr(store, name, self._timed(name, getattr(store, name)))
+
+    def _timed(self, name, fn):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.ms[name].append((time.perf_counter() - started) * 1000)
+        return wrapper
+
+    def report(self, stories: int) -> None:
+        for name, runs in self.ms.items():
+            if runs:
+                print(f"  {name:14} {len(runs) / stories:4.1f} calls per story, median {statistics.median(runs):6.2f} ms, "
+                      f"total {sum(runs) / stories:6.2f} ms per story")
+
+
+def assign_new(url: str, args, rng: random.Random, names: list[str], settings: Settings) -> list[float]:
+    """Place --new stories one by one, each in its own transaction with the write locks;
+    rolled back with --rollback (the database stays as built: runs are comparable). One
+    connection for all, as an ingestion worker keeps one (a new connection per story would
+    also time the session's first planning of every statement); --connection-per-story for
+    the harsher figure."""
+    end = START + timedelta(days=args.stories / PER_DAY)
+    costs, links = [], []
+    shared = None if args.connection_per_story else db.connect(url)
+    try:
         for k in range(args.new):
-            with db.transaction(url) as conn:
+            conn = shared or db.connect(url)
+            with conn.transaction(force_rollback=args.rollback):
                 take_write_locks(conn, timeout=settings.lock_timeout)
                 story_id = new_story(conn, rng, names, end - timedelta(hours=rng.random() * 48), k)
                 started = time.perf_counter()
                 placed = events.assign(conn, settings, story_id)
                 costs.append((time.perf_counter() - started) * 1000)
-                candidates.append(len(placed.links))
-        costs.sort()
-        with db.connect(url) as conn:
-            trips = []
-            for _ in range(50):
-                s0 = time.perf_counter()
-                conn.execute("SELECT 1").fetchone()
-                trips.append((time.perf_counter() - s0) * 1000)
-        print(f"one database round trip (SELECT 1) on this machine now: median {statistics.median(trips):.2f} ms; "
-              f"an assignment makes about 10")
-        with db.connect(url) as conn:
-            common = conn.execute("SELECT count(*) AS n FROM news.event_keys WHERE stories * 7 > %s",
-                                  (settings.event_key_max_stories,)).fetchone()["n"]
+                links.append(len(placed.links))
+            if shared is None:
+                conn.close()
+    finally:
+        if shared is not None:
+            shared.close()
+    costs.sort()
+    print(f"assign, {args.new} new stories at {args.stories} stories: median {statistics.median(costs):.2f} ms, "
+          f"p95 {costs[int(len(costs) * 0.95) - 1]:.2f} ms, max {costs[-1]:.2f} ms per story "
+          f"(links accepted per story: mean {statistics.mean(links):.2f})")
+    return costs
+
+
+def explain_candidates(url: str, rng: random.Random, names: list[str], settings: Settings, stories: int) -> None:
+    """EXPLAIN ANALYZE of the look-ups for one new story (rolled back)."""
+    end = START + timedelta(days=stories / PER_DAY)
+    with db.connect(url) as conn, conn.transaction(force_rollback=True):
+        story_id = new_story(conn, rng, names, end - timedelta(hours=24), 10**6)
+        row = events.event_store.story_text(conn, story_id)
+        sig = events.story_signature(row, settings)
+        window = timedelta(hours=settings.event_window_hours)
+        days = events.days_between(row["published_at"] - window, row["published_at"] + window)
+        captured = []
+        execute = conn.execute
+
+        def capture(query, params=None, **kw):
+            captured.append((query, params))
+            return execute(query, params, **kw)
+        conn.execute = capture
+        events.event_store.candidates(conn, story_id, sig.plain_keys(), days, settings.event_key_max_stories,
+                                      sorted(sig.entities), settings.event_min_entities, sig.language,
+                                      row["published_at"] - window, row["published_at"] + window,
+                                      settings.event_candidates)
+        conn.execute = execute
+        for query, params in captured:
+            plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query, params).fetchall()
+            print("candidate query plan:\n  " + "\n  ".join(r["QUERY PLAN"] for r in plan))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stories", type=int, default=100_000)
+    ap.add_argument("--new", type=int, default=200)
+    ap.add_argument("--database", help="an already built database (built with the same --stories): no build")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
+    ap.add_argument("--rollback", action="store_true", help="roll each new story back (repeatable runs)")
+    ap.add_argument("--profile", action="store_true", help="time each storage call; EXPLAIN the look-up")
+    ap.add_argument("--connection-per-story", action="store_true", help="a new connection for each new story")
+    args = ap.parse_args()
+    rng = random.Random(7)
+    names = vocabulary(rng, 30_000)
+    settings = Settings()
+    profile = Profile() if args.profile else None
+    with server(env=("NEWSFLOW_BENCH_DATABASE_URL",), try_local=True) as srv, \
+            scratch_database(srv, prefix="nf_events", keep=args.keep) as scratch:
+        url = args.database or scratch
+        if not args.database:
+            t0 = time.perf_counter()
+            build(url, args.stories, rng, names)
+            print(f"built {args.stories} placed stories in {time.perf_counter() - t0:.0f} s")
+        if args.keep:
+            print(f"database kept: {db.redact(url)}")
+        rng = random.Random(11)  # the same new stories whether the database was built now or not
+        if args.new:
+            assign_new(url, args, rng, names, settings)
+        if profile:
+            profile.report(args.new)
+            explain_candidates(url, rng, names, settings, args.stories)
+        measure_rest(url, args, names, settings)
+    return 0
+
+
+def measure_rest(url: str, args, names: list[str], settings: Settings) -> None:
+    end = START + timedelta(days=args.stories / PER_DAY)
+    with db.connect(url) as conn:
+        trips = []
+        for _ in range(50):
+            s0 = time.perf_counter()
+            conn.execute("SELECT 1").fetchone()
+            trips.append((time.perf_counter() - s0) * 1000)
+        print(f"one database round trip (SELECT 1) on this machine now: median {statistics.median(trips):.2f} ms")
+        common = conn.execute("SELECT count(*) AS n FROM news.event_keys WHERE stories * 7 > %s",
+                              (settings.event_key_max_stories,)).fetchone()["n"]
         print(f"(keys over NEWSFLOW_EVENT_KEY_MAX_STORIES={settings.event_key_max_stories} in a 7-day window, "
               f"about: {common} key-days)")
-        print(f"assign, {args.new} new stories at {args.stories} stories: median {statistics.median(costs):.2f} ms, "
-              f"p95 {costs[int(len(costs) * 0.95) - 1]:.2f} ms, max {costs[-1]:.2f} ms per story "
-              f"(links accepted per story: mean {statistics.mean(candidates):.2f})")
-        with db.connect(url) as conn:
-            plan = conn.execute("EXPLAIN (ANALYZE, FORMAT TEXT) SELECT es.story_id FROM news.event_stories es "
-                                "WHERE es.keys && %s::text[] AND es.language = 'en' AND es.published_at BETWEEN %s AND %s",
-                                ([f"{k}@{d.isoformat()}" for k in ("e:" + names[0].lower(), "e:" + names[5].lower(), "n:11")
-                                  for d in events.days_between(end - timedelta(hours=72), end + timedelta(hours=72))],
-                                 end - timedelta(hours=72), end + timedelta(hours=72))).fetchall()
-            print("candidate look-up plan (common keys):\n  " + "\n  ".join(r["QUERY PLAN"] for r in plan[:8]))
-            params = {"event": args.stories // 6, "now": end, "story": args.stories // 2}
-            for label, sql in QUERIES:
+        params = {"event": args.stories // 6, "now": end, "story": args.stories // 2}
+        for label, sql in QUERIES:
+            conn.execute(sql, params).fetchall()
+            runs = []
+            for _ in range(5):
+                s = time.perf_counter()
                 conn.execute(sql, params).fetchall()
-                runs = []
-                for _ in range(5):
-                    s = time.perf_counter()
-                    conn.execute(sql, params).fetchall()
-                    runs.append((time.perf_counter() - s) * 1000)
-                print(f"{label:45} median {statistics.median(runs):.2f} ms")
-    return 0
+                runs.append((time.perf_counter() - s) * 1000)
+            print(f"{label:45} median {statistics.median(runs):.2f} ms")
 
 
 if __name__ == "__main__":

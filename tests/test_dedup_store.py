@@ -559,7 +559,7 @@ def test_a_commentary_heavy_credited_excerpt_is_found_by_its_quoted_passages(dat
     for a in later:  # as the extraction worker reads the credit
         a.wire_credit = wire_credit(credit_window(a.body))
     with db.transaction(database_url) as conn:
-        take_write_locks(conn)
+        take_write_locks(conn, timeout=settings.lock_timeout)
         index = dedup_index.BatchIndex(conn, settings.dedup_window_days,
                                        [(dedup.fingerprint(a.body, settings), a.published_at) for a in later])
         proposed = {k: {m.article_id for m in index.candidates(fps[k].bands, fps[k].passages)}

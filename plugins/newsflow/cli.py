@@ -352,7 +352,7 @@ def cmd_dedup(args, settings: Settings) -> int:
     result = rebuild(url, settings, since=args.since,
                      progress=lambda i, n: _echo(f"  re-clustered {i}/{n} articles"), stop=args.stop)
     print(f"{result['articles']} articles re-clustered into {result['stories']} stories "
-          f"({result['old_stories_removed']} old stories removed)")
+          f"({result['old_stories_removed']} old stories removed; {result['events_placed']} placed in events)")
     return 0
 
 

@@ -9,7 +9,9 @@ Used by ingestion's write phase (under the load lock and the changes lock):
   re-fetched because its feed item changed or an operator requeued it, or another item
   with the same canonical URL): an unchanged text changes nothing; a changed text updates
   the article in place (same id, ``revision`` + 1, the previous text kept in
-  news.article_revisions) and its story assignment is checked again (:func:`revise`);
+  news.article_revisions), its story assignment is checked again, its citations are
+  extracted again and its story's event is placed again when the signature changed
+  (:func:`revise`);
 * :func:`purge` — ``newsflow purge``: delete articles, leaving tombstones, and repair
   their stories.
 
@@ -23,7 +25,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Sequence
 
-from . import db, stories
+from . import citations, db, events, stories
 from .config import Settings
 from .models import Article, PageJob, StoredArticle
 from .storage import articles as article_store
@@ -102,6 +104,10 @@ def revise(conn, settings: Settings, target: StoredArticle, article: Article) ->
     story_store.refresh(conn, placement.story_id)
     if old_story is not None and old_story != placement.story_id:
         story_store.refresh(conn, old_story)  # deletes it when it has no member left
+    # the corrected text's own attributions, and the events of the stories whose text
+    # changed (its story, and the story it left when that got a new representative)
+    citations.record(conn, article_id, article.body)
+    events.place_again(conn, settings, [placement.story_id] + ([old_story] if old_story is not None else []))
 
 
 def purge(url: str, *, article_ids: Sequence[int] = (), article_url: str | None = None,

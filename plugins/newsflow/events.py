@@ -276,10 +276,9 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     since, until = row["published_at"] - window, row["published_at"] + window
     days = days_between(since, until)
     plain = sig.plain_keys()
-    usable = event_store.usable_keys(conn, plain, days[0], days[-1], settings.event_key_max_stories) if plain else []
-    found = event_store.candidates(conn, story_id, sig.keys(days, usable), sorted(sig.entities),
-                                   settings.event_min_entities, sig.language, since, until,
-                                   settings.event_candidates) if usable else []
+    found = event_store.candidates(conn, story_id, plain, days, settings.event_key_max_stories,
+                                   sorted(sig.entities), settings.event_min_entities, sig.language, since, until,
+                                   settings.event_candidates)
     links: list[tuple[int, int, float]] = []  # (event, story, score)
     for cand in found:
         signals = compare(sig, _stored(cand))
@@ -294,9 +293,14 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     else:
         merged, score, linked = (), None, None
         free = reuse_event_id if reuse_event_id is not None else previous
-        target = event_store.create_event(
-            conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
+        if free is None and row["new_event_id"] is not None:
+            target = row["new_event_id"]  # reserved by story_text: created with the writes below
+        else:
+            target = event_store.create_event(
+                conn, free if free is not None and not event_store.event_in_use(conn, free) else None)
     with conn.pipeline():  # the writes need no answer before the next: sent together, one wait
+        if not events and target == row["new_event_id"]:
+            event_store.create_event(conn, target)
         event_store.count_keys(conn, story_id, plain, sig.day(), row["placed"])
         event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
                           terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
@@ -305,6 +309,35 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
         _log(conn, story_id, target, previous, merged, moved, new_event=not events)
         event_store.refresh(conn, [target, *merged, *([previous] if previous else [])])
     return Placement(story_id, target, previous, merged, tuple((s, sc) for _, s, sc in links))
+
+
+def place_again(conn, settings: Settings, story_ids: Sequence[int]) -> list[Placement]:
+    """Place stories whose text may have changed under them, in publication order, in the
+    caller's write transaction: after a corrected article text (``corrections.revise``) and
+    after ``newsflow dedup rebuild``. A story without an event is placed like a new one; a
+    placed story whose signature (its representative's title and lede, language, date) is
+    unchanged keeps its event; one whose signature changed leaves the candidates and is placed
+    again, keeping its event id when it still matches a story of that event or no other story
+    holds it (as :func:`rebuild` does). Stories that joined its event through it stay where
+    they are (single link is not undone here: ``newsflow events rebuild`` re-clusters all)."""
+    rows = [r for r in (event_store.story_text(conn, s) for s in sorted(set(story_ids))) if r is not None]
+    placed: list[Placement] = []
+    for row in sorted(rows, key=lambda r: (r["published_at"], r["story_id"])):
+        if row["placed"] and not row["rebuild_pending"]:
+            if _unchanged(row, story_signature(row, settings)):
+                continue
+            event_store.mark_for_placing(conn, row["story_id"])
+        placement = assign(conn, settings, row["story_id"], reuse_event_id=row["event_id"])
+        if placement is not None:
+            placed.append(placement)
+    return placed
+
+
+def _unchanged(row: dict, sig: Signature) -> bool:
+    """Whether a placed story's stored signature is the one its text gives now."""
+    return (frozenset(row["placed_terms"]) == sig.terms and frozenset(row["placed_entities"]) == sig.entities
+            and frozenset(row["placed_numbers"]) == sig.numbers and row["placed_language"] == sig.language
+            and row["placed_published_at"] == row["published_at"])
 
 
 def _log(conn, story_id: int, target: int, previous: int | None, merged: Sequence[int],

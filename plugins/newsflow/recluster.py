@@ -13,7 +13,9 @@ order, so the same articles always give the same stories:
   (so it can still be joined), and is refreshed (count, origin, first date);
 - story ids are kept where possible: a new story re-uses the id of the emptied story
   its first article represented (else belonged to), so a rebuild with unchanged
-  settings changes nothing, ids included, and links to stories stay valid.
+  settings changes nothing, ids included, and links to stories stay valid;
+- in the same transaction, stories without an event (new ids) are placed in one, and
+  stories whose signature changed are placed again (``events.place_again``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Callable
 
-from . import db, dedup, stories
+from . import db, dedup, events, stories
 from .config import Settings
 from .models import Interrupted
 from .storage import articles as article_store
@@ -101,4 +103,8 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
         for story_id in sorted(rebuilt | set(kept)):
             story_store.refresh(conn, story_id)
         removed = story_store.delete_empty(conn, old_stories)
-        return {"articles": len(rows), "stories": len(rebuilt), "old_stories_removed": removed}
+        # new stories get their event, re-used ones whose representative changed are placed
+        # again (the deleted ones left theirs by cascade); same transaction
+        placed = events.place_again(conn, settings, sorted(rebuilt | set(kept)))
+        return {"articles": len(rows), "stories": len(rebuilt), "old_stories_removed": removed,
+                "events_placed": len(placed)}

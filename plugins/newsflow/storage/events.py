@@ -14,14 +14,26 @@ import psycopg
 
 def story_text(conn: psycopg.Connection, story_id: int) -> dict | None:
     """The text a story's event signature is computed from (its representative article),
-    with its current placement (event_id, rebuild_pending; NULL when not placed)."""
+    with its current placement (event_id, rebuild_pending; NULL when not placed). A story
+    not placed yet also gets an event id reserved (``new_event_id``), used when it founds an
+    event: the insert then needs no answer and goes with the other writes (one round trip
+    less); an id reserved by a story that joins an event is left unused (ids have gaps)."""
     return conn.execute("""
         SELECT s.id AS story_id, a.title, a.body, a.language,
                coalesce(s.first_published_at, a.published_at, s.first_seen_at) AS published_at,
-               es.story_id IS NOT NULL AS placed, es.event_id, es.rebuild_pending
+               es.story_id IS NOT NULL AS placed, es.event_id, es.rebuild_pending,
+               es.terms AS placed_terms, es.entities AS placed_entities, es.numbers AS placed_numbers,
+               es.language AS placed_language, es.published_at AS placed_published_at,
+               CASE WHEN es.story_id IS NULL THEN nextval('news.events_id_seq') END AS new_event_id
         FROM news.stories s JOIN news.articles a ON a.id = coalesce(s.representative_id, s.origin_article_id)
         LEFT JOIN news.event_stories es ON es.story_id = s.id
         WHERE s.id = %s""", (story_id,)).fetchone()
+
+
+def mark_for_placing(conn: psycopg.Connection, story_id: int) -> None:
+    """A placed story whose signature changed is placed again: out of the candidates (as a
+    rebuild's pending stories) until :func:`place` writes its new row."""
+    conn.execute("UPDATE news.event_stories SET rebuild_pending = true WHERE story_id = %s", (story_id,))
 
 
 def story_of_article(conn: psycopg.Connection, article_id: int) -> int | None:
@@ -29,37 +41,49 @@ def story_of_article(conn: psycopg.Connection, article_id: int) -> int | None:
     return row["story_id"] if row else None
 
 
-def candidates(conn: psycopg.Connection, story_id: int, keys: Sequence[str], entities: Sequence[str],
-               min_entities: int, language: str, since: datetime, until: datetime, limit: int) -> list[dict]:
-    """Placed stories of ``language`` published in [since, until] that share a key (GIN
-    look-up) and at least ``min_entities`` of ``entities`` (the rule needs as many), most
-    shared entities first. The entity count compares the candidate's ~10 entities with
-    ours, not its keys with all of the window's day-keyed ones (13 times fewer comparisons)."""
-    if not keys:
+def candidates(conn: psycopg.Connection, story_id: int, plain_keys: Sequence[str], days: Sequence,
+               max_stories: int, entities: Sequence[str], min_entities: int, language: str,
+               since: datetime, until: datetime, limit: int) -> list[dict]:
+    """Placed stories of ``language`` published in [since, until] that share a look-up key
+    and at least ``min_entities`` of ``entities`` (the rule needs as many), most shared
+    entities first. One statement (one round trip):
+
+    * the usable keys: those of ``plain_keys`` (no day) carried by at most ``max_stories``
+      placed stories over ``days`` (news.event_keys); when every key is commoner, the
+      rarest one;
+    * the look-up: those keys with each day (``e:okafor@2026-11-20``) on the GIN index; the
+      keys carry the day, so the window's time condition only trims its first and last day
+      (it is kept out of the index scan: ANDing the (language, published_at) b-tree's
+      ~16k window rows cost more than it saved);
+    * the entity count compares the candidate's ~10 entities with ours, not its keys with
+      all of the window's day-keyed ones (13 times fewer comparisons)."""
+    if not plain_keys:
         return []
     return conn.execute("""
+        WITH counts AS (
+            SELECT k.key, coalesce(sum(c.stories), 0) AS n
+            FROM unnest(%(plain)s::text[]) k (key)
+            LEFT JOIN news.event_keys c ON c.key = k.key AND c.day BETWEEN %(first)s AND %(last)s
+            GROUP BY k.key),
+        chosen AS (
+            SELECT key FROM counts WHERE n <= %(max)s
+            UNION ALL
+            (SELECT key FROM counts WHERE NOT EXISTS (SELECT 1 FROM counts WHERE n <= %(max)s)
+             ORDER BY n, key LIMIT 1))
         SELECT * FROM (
             SELECT es.story_id, es.event_id, es.terms, es.entities, es.numbers, es.published_at, es.language,
                    (SELECT count(*) FROM unnest(es.entities) e WHERE e = ANY (%(entities)s::text[])) AS shared
             FROM news.event_stories es
-            WHERE es.keys && %(keys)s::text[] AND es.language = %(language)s
-              AND es.published_at BETWEEN %(since)s AND %(until)s
+            WHERE es.keys && (SELECT array_agg(c.key || '@' || d) FROM chosen c, unnest(%(days)s::text[]) d)
+              AND es.language = %(language)s
+              AND es.published_at + interval '0 s' BETWEEN %(since)s AND %(until)s
               AND es.story_id <> %(story)s AND NOT es.rebuild_pending) c
         WHERE c.shared >= %(min)s
         ORDER BY c.shared DESC, c.published_at, c.story_id
         LIMIT %(limit)s""",
-        {"keys": list(keys), "entities": list(entities), "min": min_entities, "language": language,
-         "since": since, "until": until, "story": story_id, "limit": limit}).fetchall()
-
-
-def usable_keys(conn: psycopg.Connection, keys: Sequence[str], first_day, last_day, max_stories: int) -> list[str]:
-    """Those of ``keys`` (no day) carried by at most ``max_stories`` placed stories between
-    the two days; when every key is commoner, the rarest one."""
-    counts = {r["key"]: r["n"] for r in conn.execute("""
-        SELECT key, sum(stories) AS n FROM news.event_keys
-        WHERE key = ANY (%s::text[]) AND day BETWEEN %s AND %s GROUP BY key""", (list(keys), first_day, last_day))}
-    usable = [k for k in keys if counts.get(k, 0) <= max_stories]
-    return usable or sorted(keys, key=lambda k: (counts.get(k, 0), k))[:1]
+        {"plain": list(plain_keys), "first": days[0], "last": days[-1], "max": max_stories,
+         "days": [d.isoformat() for d in days], "entities": list(entities), "min": min_entities,
+         "language": language, "since": since, "until": until, "story": story_id, "limit": limit}).fetchall()
 
 
 def count_keys(conn: psycopg.Connection, story_id: int, keys: Sequence[str], day, placed_before: bool) -> None:
