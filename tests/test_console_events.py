@@ -12,7 +12,7 @@ from conftest import sql
 from newsflow.config import Settings
 from newsflow.pipeline import run_once
 from newsflow.sampleworld import SAMPLE_DIR, SampleServer
-from test_console_browser import ARGS, CHROMIUM, SHOTS, login, skip_without_browser
+from test_console_browser import SHOTS, signed_in, skip_without_browser
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -61,31 +61,22 @@ def test_events_api_and_pages(console, isis_event):
 
 @skip_without_browser
 def test_operator_follows_an_event_from_the_events_page(console, isis_event):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-            ctx.set_default_timeout(30_000)
-            page = ctx.new_page()
-            login(page, console.base, "viewer", "viewer-pw")
-            page.get_by_role("link", name="Newsflow", exact=True).click()
-            page.wait_for_url(re.compile(r"/plugin/newsflow"))
-            frame = page.frame_locator("iframe[title='Newsflow']")
-            frame.locator("#nav-events").click()
-            row = frame.locator("#events tr", has_text="Islamic State fighters remain")
-            expect(row).to_contain_text("The Daily Herald")
-            frame.locator("#event-filter input[name=outlet]").fill("NewsDigest")
-            frame.locator("#event-filter button").click()
-            expect(frame.locator("#events")).to_contain_text("Islamic State fighters remain")
-            page.screenshot(path=SHOTS / "10-events.png")
-            frame.locator("#events a.name", has_text="Islamic State fighters remain").click()
-            expect(frame.locator("#event-stories tbody tr")).to_have_count(2)
-            expect(frame.locator("#event-citations")).to_contain_text("Sunday Times")
-            page.screenshot(path=SHOTS / "11-event.png", full_page=True)
-            frame.locator("#event-stories a", has_text="Coalition puts Islamic State").click()
-            expect(frame.locator("#same-event")).to_contain_text("Islamic State fighters remain")
-        finally:
-            browser.close()
+    with signed_in(console, "viewer", "viewer-pw") as page:
+        page.get_by_role("link", name="Newsflow", exact=True).click()
+        page.wait_for_url(re.compile(r"/plugin/newsflow"))
+        frame = page.frame_locator("iframe[title='Newsflow']")
+        frame.locator("#nav-events").click()
+        row = frame.locator("#events tr", has_text="Islamic State fighters remain")
+        expect(row).to_contain_text("The Daily Herald")
+        frame.locator("#event-filter input[name=outlet]").fill("NewsDigest")
+        frame.locator("#event-filter button").click()
+        expect(frame.locator("#events")).to_contain_text("Islamic State fighters remain")
+        page.screenshot(path=SHOTS / "10-events.png")
+        frame.locator("#events a.name", has_text="Islamic State fighters remain").click()
+        expect(frame.locator("#event-stories tbody tr")).to_have_count(2)
+        expect(frame.locator("#event-citations")).to_contain_text("Sunday Times")
+        page.screenshot(path=SHOTS / "11-event.png", full_page=True)
+        frame.locator("#event-stories a", has_text="Coalition puts Islamic State").click()
+        expect(frame.locator("#same-event")).to_contain_text("Islamic State fighters remain")

@@ -37,10 +37,6 @@ class DatabaseError(RuntimeError):
     """A database could not be reached or set up; the message says what to do."""
 
 
-# Error classification lives in dberrors (no import of db, storage or maintenance: it
-# broke the cycle db -> maintenance -> storage.entries -> db). Kept importable from here.
-from .dberrors import RECORD_FAULTS, explain, is_record_fault  # noqa: E402,F401
-
 
 def embedded_url(data_dir: str | os.PathLike) -> str:
     """Start (or reuse) the embedded server and return its URL."""

@@ -404,7 +404,7 @@ def rebuild(url: str, settings: Settings, since: datetime | None = None,
         if progress:
             progress(done, total)
     with db.connect(url) as conn:
-        events = conn.execute("SELECT count(*) AS n FROM news.events").fetchone()["n"]
+        events = event_store.count(conn)
     return {"stories": done, "moved": moved, "merged": merged, "events": events}
 
 

@@ -191,6 +191,11 @@ def mark_pending(conn: psycopg.Connection, since: datetime | None) -> int:
     return pending_count(conn)
 
 
+def count(conn: psycopg.Connection) -> int:
+    """How many events there are."""
+    return conn.execute("SELECT count(*) AS n FROM news.events").fetchone()["n"]
+
+
 def pending_count(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) AS n FROM news.event_stories WHERE rebuild_pending").fetchone()["n"]
 
