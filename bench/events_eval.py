@@ -26,6 +26,8 @@ import time
 from collections import Counter, defaultdict
 from itertools import combinations
 
+import numpy as np
+
 from events_dataset import Item, corpus_items, handwritten_items, sample_items
 
 from newsflow import events
@@ -55,6 +57,56 @@ def cluster(items: list[Item], linked) -> dict[str, int]:
             if abs((items[j].published_at - items[i].published_at).total_seconds()) <= 72 * 3600 and linked(i, j):
                 parent[find(j)] = find(i)
     return {it.key: find(i) for i, it in enumerate(items)}
+
+
+def online(n: int, pairs: np.ndarray, values: np.ndarray, threshold: float, merge_threshold: float,
+           order: list[int] | None = None, merge_values: np.ndarray | None = None) -> np.ndarray:
+    """The assignment as ``newsflow.events.assign`` makes it, stories arriving in ``order``
+    (pairs as (earlier, later) in it): a story joins the event of its best link at or above
+    ``threshold``, and merges in every other event it links to with a ``merge_values``
+    (default: ``values``) at ``merge_threshold``."""
+    merge_values = values if merge_values is None else merge_values
+    links: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
+    for (i, j), v, m in zip(pairs.tolist(), values.tolist(), merge_values.tolist(), strict=True):
+        if v >= threshold:
+            links[j].append((i, v, m))
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for j in (order if order is not None else range(n)):
+        found = [(find(i), i, v, m) for i, v, m in links.get(j, ())]
+        if not found:
+            continue
+        best = max(found, key=lambda x: (x[2], -x[1]))[0]
+        joined = {best} | {e for e, _, _, m in found if m >= merge_threshold}
+        root = min(joined)
+        for e in joined:
+            parent[e] = root
+        parent[j] = root
+    return np.array([find(i) for i in range(n)])
+
+
+def assign(items: list[Item], score, threshold: float, merge_threshold: float, merge_value) -> dict[str, int]:
+    """Online in publication order within the window, as newsflow.events.assign (``online``):
+    ``score(i, j)`` is the link score of the later story j to i (None: no link),
+    ``merge_value(i, j)`` what a merge is judged on."""
+    pairs, values, merges = [], [], []
+    for j in range(len(items)):
+        for i in range(j):
+            if abs((items[j].published_at - items[i].published_at).total_seconds()) <= 72 * 3600:
+                value = score(i, j)
+                if value is not None:
+                    pairs.append((i, j))
+                    values.append(value)
+                    merges.append(merge_value(i, j))
+    got = online(len(items), np.array(pairs, dtype=np.int64).reshape(-1, 2), np.array(values), threshold,
+                 merge_threshold, merge_values=np.array(merges))
+    return {it.key: int(got[i]) for i, it in enumerate(items)}
 
 
 def pairwise(items: list[Item], got: dict[str, int]) -> tuple[float, float, float, int]:
@@ -126,7 +178,7 @@ def report(name: str, items: list[Item], got: dict[str, int]) -> dict:
 
 
 def main() -> int:
-    settings = Settings()
+    settings = Settings.from_env()  # NEWSFLOW_EVENT_* settings apply: compare them here
     corpus = corpus_items()
     items = stories(sample_items() + handwritten_items() + corpus)
     items.sort(key=lambda i: (i.published_at, i.key))
@@ -139,13 +191,15 @@ def main() -> int:
     sigs = [events.signature(it.title, it.body, language=it.language, published_at=it.published_at,
                              lede_chars=settings.event_lede_chars, entity_chars=settings.event_entity_chars)
             for it in items]
+    rarity = events.Rarity.of_signatures(sigs)  # every story counts as inside the window
     signals = {}
 
-    def ours(i: int, j: int) -> bool:
-        signals[i, j] = events.compare(sigs[i], sigs[j])
-        return events.same_event(signals[i, j], settings)
+    def ours(i: int, j: int) -> float | None:
+        signals[i, j] = events.compare(sigs[j], sigs[i], rarity)  # j is the new story
+        return events.link_score(signals[i, j], settings) if events.same_event(signals[i, j], settings) else None
 
-    got = cluster(items, ours)
+    got = assign(items, ours, settings.event_threshold, settings.event_merge_threshold,
+                 lambda i, j: signals[i, j].score())
     elapsed = time.perf_counter() - started
     report(f"newsflow rule (threshold {settings.event_threshold})", items, got)
 
@@ -172,8 +226,9 @@ def main() -> int:
         if best_signal[0] is not None:
             report(f"{label} (>= {best_signal[0]:.2f})", items,
                    cluster(items, lambda i, j, value=value, at=best_signal[0]: (i, j) in signals and value(signals[i, j]) >= at))
-    scored = [(sig.score(), items[i].event == items[j].event, items[i].key, items[j].key, sig)
-              for (i, j), sig in signals.items()]
+    gates = settings.replace(event_threshold=0.0)  # every condition of the rule but the threshold
+    scored = [(events.link_score(sig, settings), items[i].event == items[j].event, items[i].key, items[j].key, sig)
+              for (i, j), sig in signals.items() if events.same_event(sig, gates)]
     neg = max((x for x in scored if not x[1]), key=lambda x: x[0])
     pos = min((x for x in scored if x[1]), key=lambda x: x[0])
     print(f"\nmargin: lowest same-event score {pos[0]:.3f} ({pos[2][:40]} ~ {pos[3][:40]}); highest different-event "

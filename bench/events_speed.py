@@ -72,7 +72,8 @@ def build(url: str, n: int, rng: random.Random, names: list[str]) -> None:
             ents = {names[zipf(rng, len(names))].lower() for _ in range(8)}
             nums = {str(10 + zipf(rng, 5000)) for _ in range(3)}
             at = START + timedelta(days=(k + 1) / PER_DAY)
-            keys = sorted({f"e:{e}@{at.date().isoformat()}" for e in ents} | {f"n:{x}@{at.date().isoformat()}" for x in nums})
+            keys = sorted({f"e:{e}@{at.date().isoformat()}" for e in ents} | {f"n:{x}@{at.date().isoformat()}" for x in nums}
+                          | {f"*@{at.date().isoformat()}"})  # the day's story count (events.STORIES_KEY)
             arr = lambda xs: "{" + ",".join('"' + x + '"' for x in sorted(xs)) + "}"  # noqa: E731
             buf.write(f"{story_id}\t{k // 3 + 1}\t{at.isoformat()}\ten\t{arr(ents)}\t{arr(ents)}\t{arr(nums)}\t{arr(keys)}\n")
         buf.seek(0)
@@ -122,7 +123,7 @@ class Profile:
     """Time spent in each storage call of the assignment (--profile): which round trip
     dominates. Wraps the module's functions; ``pipeline`` is the writes sent together."""
 
-    CALLS = ("story_text", "usable_keys", "candidates", "create_event", "event_in_use")
+    CALLS = ("story_text", "usable_keys", "candidates", "key_counts", "create_event", "event_in_use")
 
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = {name: [] for name in self.CALLS}

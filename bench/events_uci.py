@@ -51,7 +51,7 @@ from scipy.sparse.csgraph import connected_components
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from events_dataset import REPO  # noqa: E402,F401  (puts plugins/ on sys.path)
-from events_eval import tfidf_vectors  # noqa: E402  (the same baseline as the main evaluation)
+from events_eval import online, tfidf_vectors  # noqa: E402  (the same baseline and assignment as the main evaluation)
 
 from newsflow import events  # noqa: E402
 from newsflow.config import Settings  # noqa: E402
@@ -142,13 +142,19 @@ def show(name: str, s: dict) -> None:
           f"B-cubed P {s['bp']:.3f} R {s['br']:.3f} F1 {s['bf1']:.3f} | {s['events']} events")
 
 
-def rule_pairs(items: list[Headline], settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+def rule_pairs(items, settings: Settings,
+               order: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair the rule could accept (it needs shared entities, so candidates come from an
-    entity index: exact, no pair is skipped), with its score; pairs failing the rule's other
-    conditions get score -1."""
+    entity index: exact, no pair is skipped), as (earlier, later) in arrival ``order``
+    (default: list order), with the rule's probability seen from the later story (the new
+    one: its ``coverage`` side), and the text's probability (merges are judged on it); pairs
+    failing the rule's other conditions get -1. The rarity of names is counted over all the
+    items (every one inside the window here)."""
     sigs = [events.signature(h.title, h.body, language="en", published_at=h.published_at,
                              lede_chars=settings.event_lede_chars, entity_chars=settings.event_entity_chars)
             for h in items]
+    rarity = events.Rarity.of_signatures(sigs)
+    rank = {i: r for r, i in enumerate(order if order is not None else range(len(items)))}
     index: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(sigs):
         for e in s.entities:
@@ -156,14 +162,17 @@ def rule_pairs(items: list[Headline], settings: Settings) -> tuple[np.ndarray, n
     shared: Counter = Counter()
     for members in index.values():
         shared.update(combinations(members, 2))
-    pairs, values = [], []
+    pairs, values, probabilities = [], [], []
     for (i, j), k in shared.items():
         if k < settings.event_min_entities:
             continue
-        sig = events.compare(sigs[i], sigs[j])
-        pairs.append((i, j))
-        values.append(sig.score() if sig.same_language and sig.entities >= settings.event_min_entities else -1.0)
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2), np.array(values)
+        first, later = (i, j) if rank[i] < rank[j] else (j, i)
+        sig = events.compare(sigs[later], sigs[first], rarity)
+        accepted = events.same_event(sig, settings)
+        pairs.append((first, later))
+        values.append(events.link_score(sig, settings) if accepted else -1.0)
+        probabilities.append(sig.score() if accepted else -1.0)
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2), np.array(values), np.array(probabilities)
 
 
 def tfidf_pairs(items: list[Headline], lede_chars: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -207,9 +216,11 @@ def run(label: str, items: list[Headline], settings: Settings) -> None:
     positives = sum(c * (c - 1) // 2 for c in Counter(gold).values())
     print(f"\n== {label}: {n} stories (distinct titles), {len(set(gold))} clusters, {positives} same-cluster pairs")
     show("everything separate", scores(gold, np.arange(n)))
-    pairs, values = rule_pairs(items, settings)
-    sweep("newsflow rule, titles", n, gold, pairs, values, [x / 100 for x in range(30, 131, 5)],
-          chosen=settings.event_threshold)
+    pairs, values, probabilities = rule_pairs(items, settings)
+    show(f"newsflow rule, titles (t={settings.event_threshold})",
+         scores(gold, online(n, pairs, values, settings.event_threshold, settings.event_merge_threshold,
+                             merge_values=probabilities)))
+    sweep("rule's probability, single link, titles", n, gold, pairs, values, [x / 100 for x in range(30, 100, 5)])
     pairs, values = tfidf_pairs(items, settings.event_lede_chars, 0.1)
     sweep("TF-IDF title", n, gold, pairs, values, [x / 100 for x in range(10, 100, 5)])
 
@@ -224,7 +235,7 @@ def main() -> int:
     rows = load(args.path)
     if args.limit:
         rows = rows[: args.limit]
-    settings = Settings()
+    settings = Settings.from_env()  # NEWSFLOW_EVENT_* settings apply: compare them here
     run("all clusters (Google News STORY labels)", stories(rows), settings)
     strict = [h for h in rows if h.story in STRICT and h.id not in STRICT[h.story][1]]
     if strict:

@@ -7,6 +7,7 @@ database on it); unset, one embedded server (pgserver) is started for the sessio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -89,6 +90,20 @@ def execute(url: str, sql: str, params=()) -> None:
     """Run one statement that returns no rows (DDL, settings), committed."""
     with db.connect(url, autocommit=True) as conn:
         conn.execute(sql, params)
+
+
+@contextlib.contextmanager
+def database_before(pg_server_url: str, tmp_path: Path, version: int):
+    """A scratch database migrated up to (not including) migration ``version``: for
+    testing what a migration does to rows an older release stored."""
+    before = tmp_path / f"before-{version}"
+    before.mkdir()
+    for number, path in db.migration_files():
+        if number < version:
+            (before / path.name).write_text(path.read_text())
+    with scratch_database(pg_server_url, migrate=False) as url:
+        db.upgrade(url, before)
+        yield url
 
 
 def fetch_all(url: str, sql: str, params=()) -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from conftest import REPO_ROOT, execute, fetch_all
+from conftest import REPO_ROOT, database_before, execute, fetch_all
 from faultserver import FaultServer, article_html, rss
 from newsflow import cli, corrections, db, readers
 from newsflow.models import Article, FeedSpec, Totals
@@ -124,7 +124,7 @@ def test_every_news_api_column_is_commented_and_the_version_is_readable(database
           AND obj_description(c.oid, 'pg_class') IS NULL""")
     assert uncommented == []
     version = fetch_all(database_url, "SELECT * FROM news_api.schema_version")[0]
-    assert version["version"] == "1.2" and version["migration"] == db.migration_files()[-1][0]
+    assert version["version"] == "1.3" and version["migration"] == db.migration_files()[-1][0]
 
 
 def test_reader_reads_news_api_and_cannot_write(database_url, reader_url):
@@ -763,15 +763,7 @@ def test_story_outlets_table_matches_what_the_view_computed(database_url, settin
 
 def test_migration_010_on_a_database_with_data(pg_server_url, tmp_path):
     """Existing rows get their outlets, counts, search vectors and a "created" change each."""
-    from tools.pgscratch import scratch_database
-
-    before = tmp_path / "before"
-    before.mkdir()
-    for version, path in db.migration_files():
-        if version < 10:
-            (before / path.name).write_text(path.read_text())
-    with scratch_database(pg_server_url, migrate=False) as url:
-        db.upgrade(url, before)
+    with database_before(pg_server_url, tmp_path, 10) as url:
         with db.connect(url) as conn:
             feeds = [conn.execute("INSERT INTO news.feeds (url, publisher) VALUES (%s, %s) RETURNING id",
                                   (f"https://{p}.test/rss", p)).fetchone()["id"] for p in ("Wire", "Daily")]

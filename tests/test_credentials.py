@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 import pytest
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
-from conftest import fetch_all
+from conftest import database_before, fetch_all
 from faultserver import FaultServer, article_html
 
 from newsflow import parse, validate
@@ -311,17 +311,10 @@ def test_migration_016_scrubs_credentials_stored_before(pg_server_url, tmp_path)
     """Rows stored before links lost their user information are cleaned, and news_api shows
     no part of a password holding '@' (news.public_url stopped at the first '@')."""
     from newsflow import db
-    from tools.pgscratch import scratch_database
 
-    before = tmp_path / "before"
-    before.mkdir()
-    for version, path in db.migration_files():
-        if version < 16:
-            (before / path.name).write_text(path.read_text())
     feed_url = "http://alice:p@ss%40Secret@creds.test/feed.xml"
     leaked = "http://alice:p@ss%40Secret@creds.test/page/1"
-    with scratch_database(pg_server_url, migrate=False) as url:
-        db.upgrade(url, before)
+    with database_before(pg_server_url, tmp_path, 16) as url:
         with db.connect(url) as conn:
             feed = conn.execute("INSERT INTO news.feeds (url, publisher) VALUES (%s, 'Creds') RETURNING id",
                                 (feed_url,)).fetchone()["id"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.events_ecb import detokenize, hard_merged, load, mean_link, parse
+from bench.events_ecb import detokenize, hard_merged, load, parse
+from bench.events_eval import online
 
 PLUS = """<?xml version="1.0" encoding="UTF-8"?>
 <Document doc_name="1_1ecbplus.xml" doc_id="DOC1">
@@ -72,19 +73,17 @@ def test_hard_merged_counts_only_pairs_of_one_topics_two_events():
     assert hard_merged(arts, np.array([0, 0, 1, 0, 0])) == 0
 
 
-def test_mean_link_joins_an_event_only_when_the_mean_over_its_stories_reaches_the_threshold():
-    # 0~1 score 0.9, 0~2 score 0.6, 1~2 nothing (single link would join all three in any order)
-    pairs = np.array([[0, 1], [0, 2]])
-    values = np.array([0.9, 0.6])
-    # 2 meets the event {0, 1}: mean (0.6 + 0) / 2 = 0.3 < 0.5, it stays apart
-    got = mean_link(3, pairs, values, 0.5, [0, 1, 2]).tolist()
-    assert got[0] == got[1] != got[2]
-    # 1 meets the event {0, 2}: mean (0.9 + 0) / 2 = 0.45 < 0.5, it stays apart
-    got = mean_link(3, pairs, values, 0.5, [0, 2, 1]).tolist()
-    assert got[0] == got[2] != got[1]
-    # 0 comes last and reaches both one-story events (0.9 and 0.6): it bridges them
-    got = mean_link(3, pairs, values, 0.5, [2, 1, 0]).tolist()
+def test_the_benches_assignment_joins_the_best_link_and_merges_only_strong_bridges():
+    # 0~2 at 0.7 and 1~2 at 0.9: story 2 joins 1's event (its best link) and leaves 0 alone;
+    # at a merge threshold of 0.6 it bridges both events
+    pairs = np.array([[0, 2], [1, 2]])
+    values = np.array([0.7, 0.9])
+    got = online(3, pairs, values, 0.6, 0.99).tolist()
+    assert got[2] == got[1] != got[0]
+    got = online(3, pairs, values, 0.6, 0.6).tolist()
     assert got[0] == got[1] == got[2]
+    # below the threshold nothing joins
+    assert len(set(online(3, pairs, values, 0.95, 0.99).tolist())) == 3
 
 
 def parse_like(key: str, topic: int, event: str):

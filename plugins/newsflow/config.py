@@ -109,8 +109,11 @@ class Settings:
 
     # --- events (docs/events.md) ----------------------------------------------------
     event_window_hours: int = 72  # a story is compared with stories published within +/- this many hours
-    event_threshold: float = 0.55  # same event when the combined score reaches this (docs/events.md) ...
-    event_min_entities: int = 2  # ... and at least this many named entities are shared
+    event_threshold: float = 0.8  # same event when the link score (probability, time-weighted) reaches this (docs/events.md) ...
+    event_min_entities: int = 1  # ... and at least this many named entities are shared
+    event_min_lexical: float = 0.1  # ... and the titles + ledes share at least this much (word-set cosine)
+    event_merge_threshold: float = 0.99  # a story that matches stories of two events this well merges them
+    event_half_life_hours: float = 72  # a link's probability halves every this many hours between the stories (0: off)
     event_candidates: int = 200  # stories compared per new story at most (most shared entities/numbers first)
     event_key_max_stories: int = 300  # an entity or number carried by more stories than this in the window is not looked up by
     event_lede_chars: int = 400  # characters of the body (after the title) compared word by word

@@ -10,12 +10,14 @@ Stages, top to bottom:
 1. :func:`signature` (pure): from a story's representative article, its title + lede
    content words, its named entities (capitalised phrases) and its numbers;
 2. :func:`compare` (pure): the signals of two signatures (lexical cosine, shared
-   entities, shared numbers, hours apart) and :func:`same_event`, the conservative rule;
+   entities and numbers, how rare those are in the window, hours apart), their probability
+   of one happening (a logistic model fitted on real articles), and :func:`same_event`,
+   the rule;
 3. :func:`assign` (in the write transaction): candidates within ±NEWSFLOW_EVENT_WINDOW_HOURS
    found through the GIN index on the stored entity/number keys (``storage.events``), the
-   story joins the event of every candidate the rule accepts; when those are several
-   events, they merge into the oldest (the new story bridges them); change-feed rows record
-   every membership change;
+   rarity of the story's names in the window, and :func:`joined_events`: the story joins
+   the event of its best link, and merges in the events it matches almost surely (it
+   bridges them); change-feed rows record every membership change;
 4. :func:`rebuild`: every story again in publication order (``newsflow events rebuild``).
 """
 
@@ -27,7 +29,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from . import citations, db
 from .config import Settings
@@ -198,27 +200,87 @@ def base_language(language: str | None) -> str:
 # --- 2. signals and the rule ---------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Rarity:
+    """How many stories of the window carry each look-up key ("e:okafor", "n:950"), and how
+    many stories the window holds, both counting the story being placed. A name carried by
+    few stories of the window says more than one carried by many ("Jamal Williams" against
+    "San Diego"). From news.event_keys in production, from the evaluated set in the benches."""
+    counts: Mapping[str, int]
+    stories: int
+
+    def of(self, key: str) -> float:
+        """Inverse document frequency scaled to [0, 1] by the window's size (near 1: a name
+        only a few stories of a big window carry; 0: every story does), so that the weights
+        fitted on a set of 500 articles mean about the same in a window of 16,000 stories."""
+        n = max(self.stories, FITTED_WINDOW)
+        df = min(max(self.counts.get(key, 1), 1), n)
+        return math.log((n + 1) / (df + 1)) / math.log(n + 1)
+
+    @classmethod
+    def of_signatures(cls, sigs: Sequence[Signature]) -> "Rarity":
+        """The rarity of keys among these signatures (every one in the window)."""
+        counts: dict[str, int] = {}
+        for sig in sigs:
+            for key in sig.plain_keys():
+                counts[key] = counts.get(key, 0) + 1
+        return cls(counts, len(sigs))
+
+
+@dataclass(frozen=True)
 class Signals:
     lexical: float        # cosine of the content-word sets of title + lede
     entities: int         # shared capitalised phrases
     numbers: int          # shared numbers
     hours: float          # time between the two publications
     same_language: bool
+    rare_names: float = 0.0     # summed rarity of the shared entities
+    rarest_name: float = 0.0    # rarity of the rarest shared entity
+    rare_numbers: float = 0.0   # summed rarity of the shared numbers
+    coverage: float = 0.0       # share of the new story's entity rarity that the other carries
+
+    def features(self) -> tuple[float, ...]:
+        return (self.lexical, float(min(self.entities, 6)), float(min(self.numbers, 4)), self.rare_names,
+                self.rarest_name, self.rare_numbers, self.coverage)
 
     def score(self) -> float:
-        """One number: lexical similarity plus capped evidence from shared entities and
-        numbers (weights in docs/events.md, measured by bench/events_eval.py)."""
-        return self.lexical + 0.05 * min(self.entities, 6) + 0.08 * min(self.numbers, 4)
+        """The probability that the two stories report one happening: a logistic model of
+        the signals, fitted on real articles (``WEIGHTS``; docs/events.md#the-rule)."""
+        z = WEIGHTS[-1] + sum(w * x for w, x in zip(WEIGHTS[:-1], self.features(), strict=True))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
 
 
-def compare(a: Signature, b: Signature) -> Signals:
+# Rarity is measured against at least this many stories: about the number the weights were
+# fitted on. A young database's window of a few dozen stories would make every shared name
+# look common and keep all its happenings apart; with few stories, a name carried by three
+# is taken to be as rare as three in a day of news.
+FITTED_WINDOW = 500
+
+# Weights of Signals.features() and the intercept: a logistic regression fitted by
+# ``bench/events_ecb.py --fit`` on the odd topics of ECB+ (6,949 pairs of real articles
+# sharing a name, two happenings of one kind per topic, no time signal); the even topics
+# are the held-out measurement (docs/events.md#quality-on-real-article-texts-benchevents_ecbpy).
+# The lexical cosine carries most of the weight; rare shared names and numbers and how
+# much of the new story's names the other carries add to it; the raw counts come out
+# slightly negative beside their rarity (they overlap).
+WEIGHTS: tuple[float, ...] = (11.14, -1.67, -1.48, 3.08, 0.73, 4.92, 2.63, -4.05)
+
+
+def compare(a: Signature, b: Signature, rarity: Rarity) -> Signals:
+    """The signals of the new story ``a`` against a placed story ``b`` (``coverage`` is a's
+    side: how much of a's names b carries)."""
     inter = len(a.terms & b.terms)
     denom = math.sqrt(len(a.terms) * len(b.terms)) or 1.0
     hours = (abs((a.published_at - b.published_at).total_seconds()) / 3600
              if a.published_at and b.published_at else 0.0)
-    return Signals(lexical=inter / denom, entities=len(a.entities & b.entities),
+    shared = a.entities & b.entities
+    names = [rarity.of("e:" + e) for e in shared]
+    own = sum(rarity.of("e:" + e) for e in a.entities)
+    return Signals(lexical=inter / denom, entities=len(shared),
                    numbers=len(a.numbers & b.numbers), hours=hours,
-                   same_language=a.language == b.language)
+                   same_language=a.language == b.language,
+                   rare_names=sum(names), rarest_name=max(names, default=0.0),
+                   rare_numbers=sum(rarity.of("n:" + k) for k in a.numbers & b.numbers),
+                   coverage=sum(names) / own if own else 0.0)
 
 
 def days_between(since: datetime, until: datetime) -> list[date]:
@@ -227,13 +289,23 @@ def days_between(since: datetime, until: datetime) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def link_score(s: Signals, settings: Settings) -> float:
+    """The text's probability, halved every NEWSFLOW_EVENT_HALF_LIFE_HOURS between the two
+    publications: a happening's own coverage comes within a day or two, a story days later
+    with words in common is more often a follow-up with new facts (kept apart: docs/events.md).
+    Not fitted (the real set has no times): a prior, 0 turns it off."""
+    if settings.event_half_life_hours <= 0:
+        return s.score()
+    return s.score() * 0.5 ** (s.hours / settings.event_half_life_hours)
+
+
 def same_event(s: Signals, settings: Settings) -> bool:
-    """The conservative rule: same language (an unknown language is a language of its
-    own), within the window, enough shared entities, and a combined score at or above the
-    threshold."""
+    """The rule: same language (an unknown language is a language of its own), within the
+    window, enough shared entities, some words of title and lede in common (shared names
+    and numbers alone are coincidences as often), and a link score at or above the threshold."""
     return (s.same_language and s.hours <= settings.event_window_hours
-            and s.entities >= settings.event_min_entities
-            and s.score() >= settings.event_threshold)
+            and s.entities >= settings.event_min_entities and s.lexical >= settings.event_min_lexical
+            and link_score(s, settings) >= settings.event_threshold)
 
 
 # --- 3. assignment (in the write transaction) --------------------------------------------------
@@ -261,8 +333,9 @@ def _stored(row: dict) -> Signature:
 
 
 def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None = None) -> Placement | None:
-    """Put a story in its event: the event of every candidate the rule accepts (merging
-    them when there are several: the story bridges them), else a new event. A story
+    """Put a story in its event: the event of its best link the rule accepts (merging in
+    the events it matches at the merge threshold: the story bridges them), else a new
+    event. A story
     already placed keeps its event (a copy joining a story changes nothing; re-clustering
     is :func:`rebuild`'s). ``reuse_event_id``: the id a new event takes if free (rebuild).
     None when the story does not exist (any more)."""
@@ -279,13 +352,15 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     found = event_store.candidates(conn, story_id, plain, days, settings.event_key_max_stories,
                                    sorted(sig.entities), settings.event_min_entities, sig.language, since, until,
                                    settings.event_candidates)
-    links: list[tuple[int, int, float]] = []  # (event, story, score)
-    for cand in found:
-        signals = compare(sig, _stored(cand))
-        if same_event(signals, settings):
-            links.append((cand["event_id"], cand["story_id"], signals.score()))
+    links: list[tuple[int, int, float, float]] = []  # (event, story, link score, text probability)
+    if found:
+        rarity = window_rarity(conn, plain, days)
+        for cand in found:
+            signals = compare(sig, _stored(cand), rarity)
+            if same_event(signals, settings):
+                links.append((cand["event_id"], cand["story_id"], link_score(signals, settings), signals.score()))
     previous = row["event_id"]
-    events = sorted({e for e, _, _ in links})
+    events = joined_events(links, settings.event_merge_threshold)
     if events:
         target, merged = events[0], tuple(events[1:])
         best = max(links, key=lambda link: (link[2], -link[1]))
@@ -301,14 +376,41 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     with conn.pipeline():  # the writes need no answer before the next: sent together, one wait
         if not events and target == row["new_event_id"]:
             event_store.create_event(conn, target)
-        event_store.count_keys(conn, story_id, plain, sig.day(), row["placed"])
+        event_store.count_keys(conn, story_id, [*plain, STORIES_KEY], sig.day(), row["placed"])
         event_store.place(conn, story_id, target, published_at=row["published_at"], language=sig.language,
-                          terms=sig.terms, entities=sig.entities, numbers=sig.numbers, keys=sig.keys(),
-                          score=score, linked_story_id=linked)
+                          terms=sig.terms, entities=sig.entities, numbers=sig.numbers,
+                          keys=sig.keys(plain=[*plain, STORIES_KEY]), score=score, linked_story_id=linked)
         moved = event_store.move_stories(conn, merged, target) if merged else []
         _log(conn, story_id, target, previous, merged, moved, new_event=not events)
         event_store.refresh(conn, [target, *merged, *([previous] if previous else [])])
-    return Placement(story_id, target, previous, merged, tuple((s, sc) for _, s, sc in links))
+    return Placement(story_id, target, previous, merged, tuple((s, sc) for _, s, sc, _ in links))
+
+
+# news.event_keys counts the window's stories under this key, beside the names and numbers
+# (stored with its day in every placed story's keys, so a story placed again un-counts it
+# like the others; never looked up: the candidates' look-up uses names and numbers only)
+STORIES_KEY = "*"
+
+
+def window_rarity(conn, plain_keys: Sequence[str], days: Sequence[date]) -> Rarity:
+    """The rarity of the new story's keys in its window (news.event_keys), the story itself
+    counted (it is not counted there yet)."""
+    counts = event_store.key_counts(conn, [*plain_keys, STORIES_KEY], days[0], days[-1])
+    return Rarity({k: n + 1 for k, n in counts.items() if k != STORIES_KEY}, counts.get(STORIES_KEY, 0) + 1)
+
+
+def joined_events(links: Sequence[tuple[int, int, float, float]], merge_threshold: float) -> list[int]:
+    """The events a story goes into, the surviving (oldest) first: the event of its best
+    link (highest link score), and every other event one of whose stories its text matches
+    with a probability of at least ``merge_threshold`` (the story bridges them: they merge;
+    the text's probability, not the link score, so that a bridge an hour later still
+    merges). Joining only the best link's event keeps one loose match from chaining two
+    happenings together (docs/events.md#the-rule). ``links``: (event, story, link score,
+    probability)."""
+    if not links:
+        return []
+    best = max(links, key=lambda link: (link[2], -link[1]))
+    return sorted({best[0]} | {link[0] for link in links if link[3] >= merge_threshold})
 
 
 def place_again(conn, settings: Settings, story_ids: Sequence[int]) -> list[Placement]:

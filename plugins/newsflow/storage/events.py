@@ -86,6 +86,16 @@ def candidates(conn: psycopg.Connection, story_id: int, plain_keys: Sequence[str
          "language": language, "since": since, "until": until, "story": story_id, "limit": limit}).fetchall()
 
 
+def key_counts(conn: psycopg.Connection, keys: Sequence[str], first_day, last_day) -> dict[str, int]:
+    """How many placed stories carry each of ``keys`` (no day: "e:okafor", "*" for all
+    stories) on the days ``first_day``..``last_day``: the rarity of a new story's names."""
+    rows = conn.execute("""
+        SELECT k.key, coalesce(sum(c.stories), 0)::int AS n FROM unnest(%s::text[]) k (key)
+        LEFT JOIN news.event_keys c ON c.key = k.key AND c.day BETWEEN %s AND %s
+        GROUP BY k.key""", (list(keys), first_day, last_day)).fetchall()
+    return {r["key"]: r["n"] for r in rows}
+
+
 def count_keys(conn: psycopg.Connection, story_id: int, keys: Sequence[str], day, placed_before: bool) -> None:
     """Count a placed story's keys on its day, after un-counting what its row counted before
     (``placed_before``: a story placed again by a rebuild). Two statements: one statement
@@ -185,7 +195,17 @@ def mark_pending(conn: psycopg.Connection, since: datetime | None) -> int:
         SELECT s.id, NULL, s.sort_at, '', '{}', '{}', '{}', '{}', true FROM news.stories s
         WHERE NOT EXISTS (SELECT 1 FROM news.event_stories es WHERE es.story_id = s.id)
           AND (%(since)s::timestamptz IS NULL OR s.sort_at >= %(since)s)""", {"since": since})
-    conn.execute("""UPDATE news.event_stories SET rebuild_pending = true
+    # the stories to place again leave the counts (news.event_keys) with their keys, so that a
+    # story is compared with the stories placed before it and only those, as they arrived
+    conn.execute("""
+        UPDATE news.event_keys k SET stories = k.stories - old.n
+        FROM (SELECT split_part(x, '@', 1) AS key, split_part(x, '@', 2)::date AS day, count(*) AS n
+              FROM news.event_stories es, unnest(es.keys) x
+              WHERE NOT es.rebuild_pending AND split_part(x, '@', 2) <> ''
+                AND (%(since)s::timestamptz IS NULL OR es.published_at >= %(since)s)
+              GROUP BY 1, 2) old
+        WHERE k.key = old.key AND k.day = old.day""", {"since": since})
+    conn.execute("""UPDATE news.event_stories SET rebuild_pending = true, keys = '{}'
                     WHERE NOT rebuild_pending AND (%(since)s::timestamptz IS NULL OR published_at >= %(since)s)""",
                  {"since": since})
     return pending_count(conn)
