@@ -45,12 +45,14 @@ def test_one_rate_decision_written_twice_is_one_event_and_two_quakes_of_one_day_
     assert events.link_score(same, settings) > events.link_score(other, settings)
 
 
-def test_the_link_score_halves_every_half_life_and_a_zero_half_life_turns_it_off():
-    s = events.Signals(lexical=0.5, entities=2, numbers=1, hours=72.0, same_language=True, rare_names=1.2,
-                       rarest_name=0.8, rare_numbers=0.7, coverage=0.6)
-    settings = Settings(event_half_life_hours=72)
-    assert abs(events.link_score(s, settings) - s.score() / 2) < 1e-12
-    assert events.link_score(s, Settings(event_half_life_hours=0)) == s.score()
+def test_the_link_score_halves_every_half_life_after_the_grace_and_a_zero_half_life_turns_it_off():
+    def at(hours: float) -> events.Signals:
+        return events.Signals(lexical=0.5, entities=2, numbers=1, hours=hours, same_language=True, rare_names=1.2,
+                              rarest_name=0.8, rare_numbers=0.7, coverage=0.6)
+    settings = Settings(event_grace_hours=24, event_half_life_hours=72)
+    assert events.link_score(at(20), settings) == at(20).score()  # within the grace: the text alone
+    assert abs(events.link_score(at(96), settings) - at(96).score() / 2) < 1e-12
+    assert events.link_score(at(96), Settings(event_half_life_hours=0)) == at(96).score()
 
 
 def test_the_gates_language_window_names_and_words_come_before_the_score():

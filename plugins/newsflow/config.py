@@ -113,7 +113,8 @@ class Settings:
     event_min_entities: int = 1  # ... and at least this many named entities are shared
     event_min_lexical: float = 0.1  # ... and the titles + ledes share at least this much (word-set cosine)
     event_merge_threshold: float = 0.99  # a story that matches stories of two events this well merges them
-    event_half_life_hours: float = 72  # a link's probability halves every this many hours between the stories (0: off)
+    event_grace_hours: float = 0  # stories this close in time are compared on their text alone ...
+    event_half_life_hours: float = 72  # ... further apart, a link's probability halves every this many hours (0: off)
     event_candidates: int = 200  # stories compared per new story at most (most shared entities/numbers first)
     event_key_max_stories: int = 300  # an entity or number carried by more stories than this in the window is not looked up by
     event_lede_chars: int = 400  # characters of the body (after the title) compared word by word

@@ -290,13 +290,15 @@ def days_between(since: datetime, until: datetime) -> list[date]:
 
 
 def link_score(s: Signals, settings: Settings) -> float:
-    """The text's probability, halved every NEWSFLOW_EVENT_HALF_LIFE_HOURS between the two
-    publications: a happening's own coverage comes within a day or two, a story days later
-    with words in common is more often a follow-up with new facts (kept apart: docs/events.md).
-    Not fitted (the real set has no times): a prior, 0 turns it off."""
-    if settings.event_half_life_hours <= 0:
+    """The text's probability, halved every NEWSFLOW_EVENT_HALF_LIFE_HOURS by which the two
+    publications lie more than NEWSFLOW_EVENT_GRACE_HOURS apart: a happening's own coverage
+    comes within a day or so; a story days later with words in common is more often a
+    follow-up with new facts (kept apart: docs/events.md). Not fitted (the real set has no
+    times): a prior; a half-life of 0 turns it off."""
+    late = max(0.0, s.hours - settings.event_grace_hours)
+    if settings.event_half_life_hours <= 0 or late == 0:
         return s.score()
-    return s.score() * 0.5 ** (s.hours / settings.event_half_life_hours)
+    return s.score() * 0.5 ** (late / settings.event_half_life_hours)
 
 
 def same_event(s: Signals, settings: Settings) -> bool:
@@ -421,7 +423,7 @@ def place_again(conn, settings: Settings, story_ids: Sequence[int]) -> list[Plac
     unchanged keeps its event; one whose signature changed leaves the candidates and is placed
     again, keeping its event id when it still matches a story of that event or no other story
     holds it (as :func:`rebuild` does). Stories that joined its event through it stay where
-    they are (single link is not undone here: ``newsflow events rebuild`` re-clusters all)."""
+    they are (their links are not re-checked here: ``newsflow events rebuild`` re-clusters all)."""
     rows = [r for r in (event_store.story_text(conn, s) for s in sorted(set(story_ids))) if r is not None]
     placed: list[Placement] = []
     for row in sorted(rows, key=lambda r: (r["published_at"], r["story_id"])):
