@@ -123,7 +123,7 @@ class Profile:
     """Time spent in each storage call of the assignment (--profile): which round trip
     dominates. Wraps the module's functions; ``pipeline`` is the writes sent together."""
 
-    CALLS = ("story_text", "usable_keys", "candidates", "key_counts", "create_event", "event_in_use")
+    CALLS = ("story_text", "key_counts", "candidates", "create_event", "event_in_use")
 
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = {name: [] for name in self.CALLS}
@@ -195,8 +195,10 @@ def explain_candidates(url: str, rng: random.Random, names: list[str], settings:
             captured.append((query, params))
             return execute(query, params, **kw)
         conn.execute = capture
-        events.event_store.candidates(conn, story_id, sig.plain_keys(), days, settings.event_key_max_stories,
-                                      sorted(sig.entities), settings.event_min_entities, sig.language,
+        plain = sig.plain_keys()
+        counts = events.event_store.key_counts(conn, [*plain, events.STORIES_KEY], days[0], days[-1])
+        events.event_store.candidates(conn, story_id, events.usable_keys(plain, counts, settings.event_key_max_stories),
+                                      days, sorted(sig.entities), settings.event_min_entities, sig.language,
                                       row["published_at"] - window, row["published_at"] + window,
                                       settings.event_candidates)
         conn.execute = execute

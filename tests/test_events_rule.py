@@ -74,3 +74,13 @@ def test_a_story_joins_its_best_links_event_and_merges_only_events_it_matches_st
     # a bridge is judged on its text: a link score lowered by hours apart still merges
     assert events.joined_events([(3, 30, 0.9, 0.9), (9, 90, 0.8, 0.999)], 0.99) == [3, 9]
     assert events.joined_events([], 0.99) == []
+
+
+def test_candidates_are_looked_up_by_the_keys_rare_enough_and_else_by_the_rarest():
+    counts = {"e:okafor": 3, "e:iraq": 900, "n:950": 2, "e:syria": 700, "*": 16_000}
+    assert events.usable_keys(["e:iraq", "e:okafor", "n:950"], counts, 300) == ["e:okafor", "n:950"]
+    assert events.usable_keys(["e:iraq", "e:syria"], counts, 300) == ["e:syria"]  # all common: the rarest
+    assert events.usable_keys(["e:new name"], counts, 300) == ["e:new name"]  # never counted: rare
+    assert events.usable_keys([], counts, 300) == []
+    rarity = events.window_rarity(counts)  # the story itself counted
+    assert rarity.stories == 16_001 and rarity.counts["e:okafor"] == 4 and "*" not in rarity.counts

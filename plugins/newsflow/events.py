@@ -27,6 +27,7 @@ import math
 import re
 import threading
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Mapping, Sequence
@@ -207,23 +208,24 @@ class Rarity:
     "San Diego"). From news.event_keys in production, from the evaluated set in the benches."""
     counts: Mapping[str, int]
     stories: int
+    # computed values by key: compare() asks for the new story's keys once per candidate
+    _known: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def of(self, key: str) -> float:
         """Inverse document frequency scaled to [0, 1] by the window's size (near 1: a name
         only a few stories of a big window carry; 0: every story does), so that the weights
         fitted on a set of 500 articles mean about the same in a window of 16,000 stories."""
-        n = max(self.stories, FITTED_WINDOW)
-        df = min(max(self.counts.get(key, 1), 1), n)
-        return math.log((n + 1) / (df + 1)) / math.log(n + 1)
+        value = self._known.get(key)
+        if value is None:
+            n = max(self.stories, FITTED_WINDOW)
+            df = min(max(self.counts.get(key, 1), 1), n)
+            value = self._known[key] = math.log((n + 1) / (df + 1)) / math.log(n + 1)
+        return value
 
     @classmethod
     def of_signatures(cls, sigs: Sequence[Signature]) -> "Rarity":
         """The rarity of keys among these signatures (every one in the window)."""
-        counts: dict[str, int] = {}
-        for sig in sigs:
-            for key in sig.plain_keys():
-                counts[key] = counts.get(key, 0) + 1
-        return cls(counts, len(sigs))
+        return cls(Counter(key for sig in sigs for key in sig.plain_keys()), len(sigs))
 
 
 @dataclass(frozen=True)
@@ -351,12 +353,14 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     since, until = row["published_at"] - window, row["published_at"] + window
     days = days_between(since, until)
     plain = sig.plain_keys()
-    found = event_store.candidates(conn, story_id, plain, days, settings.event_key_max_stories,
+    # the window's counts of the story's keys, read once: which keys to look up by, and how rare
+    counts = event_store.key_counts(conn, [*plain, STORIES_KEY], days[0], days[-1]) if plain else {}
+    found = event_store.candidates(conn, story_id, usable_keys(plain, counts, settings.event_key_max_stories), days,
                                    sorted(sig.entities), settings.event_min_entities, sig.language, since, until,
                                    settings.event_candidates)
     links: list[tuple[int, int, float, float]] = []  # (event, story, link score, text probability)
     if found:
-        rarity = window_rarity(conn, plain, days)
+        rarity = window_rarity(counts)
         for cand in found:
             signals = compare(sig, _stored(cand), rarity)
             if same_event(signals, settings):
@@ -365,8 +369,7 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
     events = joined_events(links, settings.event_merge_threshold)
     if events:
         target, merged = events[0], tuple(events[1:])
-        best = max(links, key=lambda link: (link[2], -link[1]))
-        score, linked = best[2], best[1]
+        _, linked, score, _ = best_link(links)
     else:
         merged, score, linked = (), None, None
         free = reuse_event_id if reuse_event_id is not None else previous
@@ -394,25 +397,37 @@ def assign(conn, settings: Settings, story_id: int, reuse_event_id: int | None =
 STORIES_KEY = "*"
 
 
-def window_rarity(conn, plain_keys: Sequence[str], days: Sequence[date]) -> Rarity:
-    """The rarity of the new story's keys in its window (news.event_keys), the story itself
-    counted (it is not counted there yet)."""
-    counts = event_store.key_counts(conn, [*plain_keys, STORIES_KEY], days[0], days[-1])
+def usable_keys(plain_keys: Sequence[str], counts: Mapping[str, int], max_stories: int) -> list[str]:
+    """The keys to look candidates up by: those carried by at most ``max_stories`` placed
+    stories of the window; when every key is commoner, the rarest one. A famous name would
+    cost a scan of its thousands of stories and says little: its stories share little but it."""
+    usable = [k for k in plain_keys if counts.get(k, 0) <= max_stories]
+    if usable or not plain_keys:
+        return usable
+    return [min(plain_keys, key=lambda k: (counts.get(k, 0), k))]
+
+
+def window_rarity(counts: Mapping[str, int]) -> Rarity:
+    """The rarity of the new story's keys in its window, from their counts
+    (:func:`event_store.key_counts`), the story itself counted (it is not counted there yet)."""
     return Rarity({k: n + 1 for k, n in counts.items() if k != STORIES_KEY}, counts.get(STORIES_KEY, 0) + 1)
 
 
+def best_link(links: Sequence[tuple[int, int, float, float]]) -> tuple[int, int, float, float]:
+    """The link a story follows: the highest link score, the oldest story on a tie."""
+    return max(links, key=lambda link: (link[2], -link[1]))
+
+
 def joined_events(links: Sequence[tuple[int, int, float, float]], merge_threshold: float) -> list[int]:
-    """The events a story goes into, the surviving (oldest) first: the event of its best
-    link (highest link score), and every other event one of whose stories its text matches
-    with a probability of at least ``merge_threshold`` (the story bridges them: they merge;
-    the text's probability, not the link score, so that a bridge an hour later still
-    merges). Joining only the best link's event keeps one loose match from chaining two
-    happenings together (docs/events.md#the-rule). ``links``: (event, story, link score,
-    probability)."""
+    """The events a story goes into, the surviving (oldest) first: the event of its
+    :func:`best_link`, and every other event one of whose stories its text matches with a
+    probability of at least ``merge_threshold`` (the story bridges them: they merge; the
+    text's probability, not the link score, so that a bridge an hour later still merges).
+    Joining only the best link's event keeps one loose match from chaining two happenings
+    together (docs/events.md#the-rule). ``links``: (event, story, link score, probability)."""
     if not links:
         return []
-    best = max(links, key=lambda link: (link[2], -link[1]))
-    return sorted({best[0]} | {link[0] for link in links if link[3] >= merge_threshold})
+    return sorted({best_link(links)[0]} | {link[0] for link in links if link[3] >= merge_threshold})
 
 
 def place_again(conn, settings: Settings, story_ids: Sequence[int]) -> list[Placement]:

@@ -41,54 +41,43 @@ def story_of_article(conn: psycopg.Connection, article_id: int) -> int | None:
     return row["story_id"] if row else None
 
 
-def candidates(conn: psycopg.Connection, story_id: int, plain_keys: Sequence[str], days: Sequence,
-               max_stories: int, entities: Sequence[str], min_entities: int, language: str,
+def candidates(conn: psycopg.Connection, story_id: int, keys: Sequence[str], days: Sequence,
+               entities: Sequence[str], min_entities: int, language: str,
                since: datetime, until: datetime, limit: int) -> list[dict]:
-    """Placed stories of ``language`` published in [since, until] that share a look-up key
+    """Placed stories of ``language`` published in [since, until] that share one of
+    ``keys`` (no day: "e:okafor"; the caller chose them by their counts, :func:`key_counts`)
     and at least ``min_entities`` of ``entities`` (the rule needs as many), most shared
-    entities first. One statement (one round trip):
+    entities first. One statement:
 
-    * the usable keys: those of ``plain_keys`` (no day) carried by at most ``max_stories``
-      placed stories over ``days`` (news.event_keys); when every key is commoner, the
-      rarest one;
     * the look-up: those keys with each day (``e:okafor@2026-11-20``) on the GIN index; the
       keys carry the day, so the window's time condition only trims its first and last day
       (it is kept out of the index scan: ANDing the (language, published_at) b-tree's
       ~16k window rows cost more than it saved);
     * the entity count compares the candidate's ~10 entities with ours, not its keys with
       all of the window's day-keyed ones (13 times fewer comparisons)."""
-    if not plain_keys:
+    if not keys:
         return []
     return conn.execute("""
-        WITH counts AS (
-            SELECT k.key, coalesce(sum(c.stories), 0) AS n
-            FROM unnest(%(plain)s::text[]) k (key)
-            LEFT JOIN news.event_keys c ON c.key = k.key AND c.day BETWEEN %(first)s AND %(last)s
-            GROUP BY k.key),
-        chosen AS (
-            SELECT key FROM counts WHERE n <= %(max)s
-            UNION ALL
-            (SELECT key FROM counts WHERE NOT EXISTS (SELECT 1 FROM counts WHERE n <= %(max)s)
-             ORDER BY n, key LIMIT 1))
         SELECT * FROM (
             SELECT es.story_id, es.event_id, es.terms, es.entities, es.numbers, es.published_at, es.language,
                    (SELECT count(*) FROM unnest(es.entities) e WHERE e = ANY (%(entities)s::text[])) AS shared
             FROM news.event_stories es
-            WHERE es.keys && (SELECT array_agg(c.key || '@' || d) FROM chosen c, unnest(%(days)s::text[]) d)
+            WHERE es.keys && %(lookup)s::text[]
               AND es.language = %(language)s
               AND es.published_at + interval '0 s' BETWEEN %(since)s AND %(until)s
               AND es.story_id <> %(story)s AND NOT es.rebuild_pending) c
         WHERE c.shared >= %(min)s
         ORDER BY c.shared DESC, c.published_at, c.story_id
         LIMIT %(limit)s""",
-        {"plain": list(plain_keys), "first": days[0], "last": days[-1], "max": max_stories,
-         "days": [d.isoformat() for d in days], "entities": list(entities), "min": min_entities,
-         "language": language, "since": since, "until": until, "story": story_id, "limit": limit}).fetchall()
+        {"lookup": [f"{k}@{d.isoformat()}" for k in keys for d in days], "entities": list(entities),
+         "min": min_entities, "language": language, "since": since, "until": until, "story": story_id,
+         "limit": limit}).fetchall()
 
 
 def key_counts(conn: psycopg.Connection, keys: Sequence[str], first_day, last_day) -> dict[str, int]:
     """How many placed stories carry each of ``keys`` (no day: "e:okafor", "*" for all
-    stories) on the days ``first_day``..``last_day``: the rarity of a new story's names."""
+    stories) on the days ``first_day``..``last_day``: which of a new story's keys are rare
+    enough to look up by, and how rare its names are."""
     rows = conn.execute("""
         SELECT k.key, coalesce(sum(c.stories), 0)::int AS n FROM unnest(%s::text[]) k (key)
         LEFT JOIN news.event_keys c ON c.key = k.key AND c.day BETWEEN %s AND %s
