@@ -58,7 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from events_dataset import REPO  # noqa: E402,F401  (puts plugins/ on sys.path)
 from events_eval import online  # noqa: E402
-from events_uci import components, rule_pairs, scores, show, tfidf_pairs  # noqa: E402
+from events_uci import components, rule_pairs, scores, show, signatures, tfidf_pairs  # noqa: E402
 
 from newsflow import events  # noqa: E402
 from newsflow.config import Settings  # noqa: E402
@@ -139,9 +139,7 @@ def fit(items: list[Article], settings: Settings, l2: float = 0.1) -> np.ndarray
     """The weights of ``events.Signals.features()`` and the intercept: an L2-regularised
     logistic regression (Newton's method) on every pair sharing at least
     ``event_min_entities`` names, each seen from both sides, labelled same event or not."""
-    sigs = [events.signature(it.title, it.body, language="en", published_at=it.published_at,
-                             lede_chars=settings.event_lede_chars, entity_chars=settings.event_entity_chars)
-            for it in items]
+    sigs = signatures(items, settings)
     rarity = events.Rarity.of_signatures(sigs)
     rows, labels = [], []
     for i, j in combinations(range(len(items)), 2):

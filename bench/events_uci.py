@@ -142,6 +142,13 @@ def show(name: str, s: dict) -> None:
           f"B-cubed P {s['bp']:.3f} R {s['br']:.3f} F1 {s['bf1']:.3f} | {s['events']} events")
 
 
+def signatures(items, settings: Settings) -> list[events.Signature]:
+    """Each item's signature as production computes it (English: these sets are)."""
+    return [events.signature(h.title, h.body, language="en", published_at=h.published_at,
+                             lede_chars=settings.event_lede_chars, entity_chars=settings.event_entity_chars)
+            for h in items]
+
+
 def rule_pairs(items, settings: Settings,
                order: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair the rule could accept (it needs shared entities, so candidates come from an
@@ -150,9 +157,7 @@ def rule_pairs(items, settings: Settings,
     one: its ``coverage`` side), and the text's probability (merges are judged on it); pairs
     failing the rule's other conditions get -1. The rarity of names is counted over all the
     items (every one inside the window here)."""
-    sigs = [events.signature(h.title, h.body, language="en", published_at=h.published_at,
-                             lede_chars=settings.event_lede_chars, entity_chars=settings.event_entity_chars)
-            for h in items]
+    sigs = signatures(items, settings)
     rarity = events.Rarity.of_signatures(sigs)
     rank = {i: r for r, i in enumerate(order if order is not None else range(len(items)))}
     index: dict[str, list[int]] = defaultdict(list)
